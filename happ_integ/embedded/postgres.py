@@ -41,7 +41,9 @@ def _ensure_system_user() -> str | None:
     try:
         pwd.getpwnam(SYSTEM_USER)
     except KeyError:
-        subprocess.run(["useradd", "--system", "--no-create-home", SYSTEM_USER], check=True, capture_output=True)
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", SYSTEM_USER], check=True, capture_output=True
+        )
     return SYSTEM_USER
 
 
@@ -81,8 +83,21 @@ class EmbeddedPostgres:
         if not (self.data_dir / "PG_VERSION").exists():
             self._initdb(bin_dir, user)
         self._proc = spawn(
-            [str(bin_dir / "postgres"), "-D", str(self.data_dir), "-h", self.host, "-p", str(self.port),
-             "-k", str(self.data_dir), "-c", "max_connections=200", "-c", "fsync=off" if os.environ.get("CI") else "fsync=on"],
+            [
+                str(bin_dir / "postgres"),
+                "-D",
+                str(self.data_dir),
+                "-h",
+                self.host,
+                "-p",
+                str(self.port),
+                "-k",
+                str(self.data_dir),
+                "-c",
+                "max_connections=200",
+                "-c",
+                "fsync=off" if os.environ.get("CI") else "fsync=on",
+            ],
             log_path=self.log_path,
             user=user,
         )
@@ -97,9 +112,20 @@ class EmbeddedPostgres:
             entry = pwd.getpwnam(user)
             os.chown(self.data_dir, entry.pw_uid, entry.pw_gid)
         subprocess.run(
-            [str(bin_dir / "initdb"), "-D", str(self.data_dir), "--auth=trust", "-U", "postgres", "-E", "UTF8",
-             "--locale=C"],
-            check=True, capture_output=True, user=user,
+            [
+                str(bin_dir / "initdb"),
+                "-D",
+                str(self.data_dir),
+                "--auth=trust",
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--locale=C",
+            ],
+            check=True,
+            capture_output=True,
+            user=user,
         )
 
     def _clear_stale_pidfile(self) -> None:
@@ -117,9 +143,24 @@ class EmbeddedPostgres:
             pass
 
     def _ensure_database(self, bin_dir: Path) -> None:
-        psql = [str(bin_dir / "psql"), "-h", self.host, "-p", str(self.port), "-U", "postgres", "-d", "postgres", "-tAc"]
-        exists = subprocess.run([*psql, f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'"],
-                                check=True, capture_output=True, text=True).stdout.strip()
+        psql = [
+            str(bin_dir / "psql"),
+            "-h",
+            self.host,
+            "-p",
+            str(self.port),
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-tAc",
+        ]
+        exists = subprocess.run(
+            [*psql, f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
         if exists != "1":
             subprocess.run([*psql, f"CREATE DATABASE {DATABASE}"], check=True, capture_output=True)
 

@@ -20,9 +20,11 @@ def _die_with_parent() -> None:
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def spawn(args: list[str], *, log_path: Path, user: str | None = None, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+def spawn(
+    args: list[str], *, log_path: Path, user: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    log = open(log_path, "ab")  # noqa: SIM115 - handed to the child, closed when it ends
+    log = open(log_path, "ab")
     try:
         return subprocess.Popen(
             args,
@@ -55,12 +57,16 @@ def port_is_open(host: str, port: int) -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
-def wait_for_port(host: str, port: int, proc: subprocess.Popen[bytes], what: str, log_path: Path, timeout: float = 60.0) -> None:
+def wait_for_port(
+    host: str, port: int, proc: subprocess.Popen[bytes], what: str, log_path: Path, timeout: float = 60.0
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             tail = log_path.read_text(errors="replace")[-2000:] if log_path.exists() else ""
-            raise RuntimeError(f"{what} exited with code {proc.returncode} while starting; log {log_path}:\n{tail}")
+            raise RuntimeError(
+                f"{what} exited with code {proc.returncode} while starting; log {log_path}:\n{tail}"
+            )
         if port_is_open(host, port):
             return
         time.sleep(0.05)

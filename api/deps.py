@@ -1,0 +1,40 @@
+"""Dependencies as named `Annotated` aliases, so route signatures read like prose."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from api.runtime import ApiRuntime
+from happ_integ.errors import Unauthorized
+
+
+def get_runtime(request: Request) -> ApiRuntime:
+    runtime: ApiRuntime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[ApiRuntime, Depends(get_runtime)]
+
+
+def bearer_token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def require_admin(request: Request, runtime: RuntimeDep) -> None:
+    """Admin routes need `Authorization: Bearer $HAPP_ADMIN_TOKEN`."""
+    expected = runtime.settings.admin_token
+    token = bearer_token(request)
+    if expected is None:
+        raise Unauthorized("admin routes are disabled: HAPP_ADMIN_TOKEN is not set")
+    if token is None:
+        raise Unauthorized("missing admin token: send Authorization: Bearer <HAPP_ADMIN_TOKEN>")
+    if not hmac.compare_digest(token.encode(), expected.get_secret_value().encode()):
+        raise Unauthorized("wrong admin token")
+
+
+AdminDep = Annotated[None, Depends(require_admin)]

@@ -1,0 +1,94 @@
+"""One error shape for every failure: `{"success": false, "error": ..., ...}`, never a bare 500."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import asyncpg
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from temporalio.service import RPCError, RPCStatusCode
+
+from happ_integ.errors import DependencyUnavailable, HappError
+
+log = logging.getLogger("happ.api")
+
+_UNAVAILABLE = {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED}
+
+
+def error_body(message: str, **extra: Any) -> dict[str, Any]:
+    return {"success": False, "error": message, **{k: v for k, v in extra.items() if v is not None}}
+
+
+def error_response(exc: BaseException, trace_id: str | None = None) -> JSONResponse:
+    """The JSON answer for any exception: its status, a message, and which dependency if one is down."""
+    headers: dict[str, str] = {}
+    if isinstance(exc, DependencyUnavailable):
+        headers["Retry-After"] = "5"
+        return JSONResponse(
+            error_body(exc.message, dependency=exc.dependency, trace_id=trace_id), 503, headers
+        )
+    if isinstance(exc, HappError):
+        return JSONResponse(error_body(exc.message, trace_id=trace_id), exc.status_code)
+    if isinstance(
+        exc,
+        OSError
+        | asyncpg.PostgresConnectionError
+        | asyncpg.InterfaceError
+        | asyncpg.CannotConnectNowError
+        | asyncpg.TooManyConnectionsError,
+    ):
+        return JSONResponse(
+            error_body("PostgreSQL is unavailable", dependency="PostgreSQL", trace_id=trace_id),
+            503,
+            {"Retry-After": "5"},
+        )
+    if isinstance(exc, RPCError) and exc.status in _UNAVAILABLE:
+        return JSONResponse(
+            error_body("Temporal is unavailable", dependency="Temporal", trace_id=trace_id),
+            503,
+            {"Retry-After": "5"},
+        )
+    log.exception("unhandled error", exc_info=exc)
+    return JSONResponse(error_body(f"internal error ({type(exc).__name__})", trace_id=trace_id), 500)
+
+
+def _validation_detail(exc: RequestValidationError) -> list[dict[str, Any]]:
+    detail = []
+    for err in exc.errors():
+        loc = [str(part) for part in err.get("loc", ())]
+        detail.append(
+            {
+                "field": ".".join(loc[1:] if loc and loc[0] in {"body", "query", "path"} else loc) or "body",
+                "loc": loc,
+                "message": err.get("msg", ""),
+                "type": err.get("type", ""),
+            }
+        )
+    return detail
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def on_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        detail = _validation_detail(exc)
+        first = detail[0] if detail else {"field": "body", "message": "invalid"}
+        return JSONResponse(error_body(f"invalid {first['field']}: {first['message']}", detail=detail), 422)
+
+    async def on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        if exc.status_code == 404 and message == "Not Found":
+            message = f"no route {request.method} {request.url.path}"
+        return JSONResponse(error_body(message), exc.status_code, headers=getattr(exc, "headers", None))
+
+    async def on_any(request: Request, exc: Exception) -> JSONResponse:
+        return error_response(exc, getattr(request.state, "trace_id", None))
+
+    app.add_exception_handler(RequestValidationError, on_validation)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, on_http)  # type: ignore[arg-type]
+    # Named classes go through Starlette's exception middleware (a response, no re-raise); the bare
+    # Exception entry is the last resort for bugs, still answered as JSON.
+    for cls in (HappError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError, RPCError, Exception):
+        app.add_exception_handler(cls, on_any)

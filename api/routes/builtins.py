@@ -1,0 +1,53 @@
+"""Built-ins every integration has: /setup, /health, /cron/trigger."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Body
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.deps import AdminDep, RuntimeDep
+from happ_integ.health import HealthReport, check_health
+from happ_integ.integration import Integration
+from happ_integ.schedules import trigger_schedules
+from happ_integ.setup import SetupReport, setup_integration
+
+
+class CronTrigger(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    handler_name: str | None = Field(default=None, alias="handlerName")
+
+
+class CronTriggered(BaseModel):
+    success: bool = True
+    triggered: list[str]
+
+
+def builtins_router(integration: Integration) -> APIRouter:
+    router = APIRouter(tags=["Built-ins"])
+
+    @router.post("/setup", response_model=SetupReport)
+    async def setup(runtime: RuntimeDep, _: AdminDep) -> SetupReport:
+        """Migrations, placeholder secrets, default configs and Schedules; safe to run again."""
+        return await setup_integration(runtime.resources, await runtime.temporal(), integration)
+
+    @router.get(
+        "/health", response_model=HealthReport, responses={503: {"description": "A dependency is down"}}
+    )
+    async def health(runtime: RuntimeDep) -> JSONResponse:
+        """PostgreSQL, cache, secrets, Temporal and a worker polling this integration's task queue."""
+        report = await check_health(runtime.resources_or_none, await runtime.temporal_or_none(), integration)
+        return JSONResponse(report.model_dump(mode="json"), 200 if report.ok else 503)
+
+    @router.post("/cron/trigger", response_model=CronTriggered)
+    async def cron_trigger(
+        runtime: RuntimeDep, _: AdminDep, body: CronTrigger | None = Body(default=None)
+    ) -> CronTriggered:
+        """Fire every scheduled handler now, or the one named `handlerName`, through its Schedule."""
+        handler = body.handler_name if body else None
+        return CronTriggered(
+            triggered=await trigger_schedules(await runtime.temporal(), integration, handler)
+        )
+
+    return router

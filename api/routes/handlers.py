@@ -1,0 +1,180 @@
+"""The integration's own routes: one per handler endpoint, plus `POST /webhook/{name}` for event-only handlers.
+
+Each route: authenticate → rate limit → dedup → run (inline or durable) → answer. The payload
+model is the route's body (or query, for GET), so FastAPI validates it (422 with the field path)
+and the OpenAPI document shows it.
+"""
+
+import inspect
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from api.auth import authenticate
+from api.deps import get_runtime
+from api.dispatch import run_for_request
+from api.errors import error_body, error_response
+from api.guards import claim_dedup, complete_dedup, release_dedup, take_rate_slot
+from api.runtime import ApiRuntime
+from happ_integ.handler import HandlerDefinition
+from happ_integ.integration import Integration
+
+MAX_WAIT_SECONDS = 60.0
+DEFAULT_WAIT_SECONDS = 30.0
+
+
+def handler_router(integration: Integration) -> APIRouter:
+    router = APIRouter()
+    for definition in integration.handlers.values():
+        if definition.endpoint is not None:
+            _add_route(
+                router,
+                integration,
+                definition,
+                definition.endpoint.method,
+                definition.endpoint.path,
+                durable=definition.durable,
+            )
+        else:
+            # The seed's `webhook/:action`: an event-only handler, always run durably.
+            _add_route(router, integration, definition, "POST", f"/webhook/{definition.name}", durable=True)
+    return router
+
+
+def _add_route(
+    router: APIRouter,
+    integration: Integration,
+    definition: HandlerDefinition,
+    method: str,
+    path: str,
+    durable: bool,
+) -> None:
+    name = integration.name
+    model = definition.payload_model
+
+    async def endpoint(request: Request, payload: BaseModel) -> JSONResponse:
+        runtime: ApiRuntime = get_runtime(request)
+        trace_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        request.state.trace_id = trace_id
+        headers = {"X-Trace-Id": trace_id}
+        await authenticate(request, runtime, name, definition.auth)
+        if definition.rate_limit is not None:
+            decision = await take_rate_slot(
+                runtime.resources.pool, name, definition.name, definition.rate_limit
+            )
+            if not decision.allowed:
+                return JSONResponse(
+                    error_body(
+                        f"rate limit of {definition.rate_limit.requests} per "
+                        f"{definition.rate_limit.per_seconds}s reached"
+                    ),
+                    429,
+                    {**headers, "Retry-After": str(decision.retry_after_seconds)},
+                )
+        key = request.headers.get("idempotency-key") or (
+            definition.dedup.key_of(payload.model_dump(mode="json")) if definition.dedup else None
+        )
+        if definition.dedup is not None and key is not None:
+            claim = await claim_dedup(runtime.resources.pool, name, definition.name, key, definition.dedup)
+            if not claim.first:
+                if claim.response is not None:
+                    return JSONResponse(claim.response, claim.status_code, {**headers, "X-Happ-Dedup": "hit"})
+                if not durable:
+                    return JSONResponse(
+                        error_body("the first delivery with this key is still running"),
+                        409,
+                        {**headers, "Retry-After": "1"},
+                    )
+                # Durable: fall through; the same workflow id attaches to the run in progress.
+        wait = _wait_seconds(request)
+        try:
+            outcome = await run_for_request(runtime, name, definition, payload, trace_id, key, durable, wait)
+        except Exception as exc:
+            if definition.dedup is not None and key is not None:
+                await release_dedup(runtime.resources.pool, name, definition.name, key)
+            response = error_response(exc, trace_id)
+            response.headers.update(headers)
+            return response
+        if outcome.workflow_id:
+            headers["X-Workflow-Id"] = outcome.workflow_id
+        if definition.dedup is not None and key is not None:
+            if outcome.status_code == 200:
+                await complete_dedup(runtime.resources.pool, name, definition.name, key, outcome.body, 200)
+            elif outcome.status_code != 202:
+                await release_dedup(runtime.resources.pool, name, definition.name, key)
+        return JSONResponse(outcome.body, outcome.status_code, headers)
+
+    source = Annotated[model, Query()] if method == "GET" else Annotated[model, Body()]  # type: ignore[valid-type]
+    endpoint.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [
+            inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Request),
+            inspect.Parameter("payload", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=source),
+        ]
+    )
+    endpoint.__name__ = definition.name.replace("-", "_")
+    options = definition.openapi
+    router.add_api_route(
+        path,
+        endpoint,
+        methods=[method],
+        name=f"{name}:{definition.name}",
+        summary=options.summary or definition.name,
+        description=options.description or (definition.fn.__doc__ or "").strip() or None,
+        tags=list(options.tags),
+        deprecated=options.deprecated or None,
+        response_model=definition.response_model,
+        responses=_responses(definition),
+        openapi_extra=_openapi_extra(definition),
+    )
+
+
+def _wait_seconds(request: Request) -> float:
+    raw = request.query_params.get("wait")
+    try:
+        value = float(raw) if raw is not None else DEFAULT_WAIT_SECONDS
+    except ValueError:
+        value = DEFAULT_WAIT_SECONDS
+    return max(0.0, min(value, MAX_WAIT_SECONDS))
+
+
+def _responses(definition: HandlerDefinition) -> dict[int | str, dict[str, Any]]:
+    responses: dict[int | str, dict[str, Any]] = {
+        422: {"description": "Invalid payload: the field path and message"},
+    }
+    if definition.auth is not None:
+        responses[401] = {"description": "Missing or wrong credentials"}
+    if definition.rate_limit is not None:
+        responses[429] = {"description": "Rate limit reached; see Retry-After"}
+    if definition.durable or definition.event_only:
+        responses[202] = {"description": "Accepted: the durable run is still going (see X-Workflow-Id)"}
+        responses[503] = {"description": "Temporal or PostgreSQL unavailable: retry"}
+    for status, spec in (definition.openapi.responses or {}).items():
+        entry: dict[str, Any] = {"description": spec.get("description", "")}
+        if "schema" in spec:
+            entry["content"] = {"application/json": {"schema": spec["schema"]}}
+        responses[status] = entry
+    return responses
+
+
+def _openapi_extra(definition: HandlerDefinition) -> dict[str, Any] | None:
+    body = definition.openapi.request_body
+    examples = definition.openapi.examples
+    if not body and not examples:
+        return None
+    request_body: dict[str, Any] = {}
+    if body:
+        if "description" in body:
+            request_body["description"] = body["description"]
+        if "required" in body:
+            request_body["required"] = body["required"]
+    content: dict[str, Any] = {}
+    if body and "schema" in body:
+        content["schema"] = body["schema"]
+    if examples:
+        content["examples"] = {k: {"value": v} for k, v in examples.items()}
+    if content:
+        request_body["content"] = {"application/json": content}
+    return {"requestBody": request_body}

@@ -1,0 +1,73 @@
+"""What the gateway holds for its lifetime: settings, integrations, resources, a Temporal client.
+
+The PostgreSQL pool opens lazily and the Temporal client reconnects on demand, so the API starts
+and answers 503 naming the dependency while either is down, then recovers by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+
+from temporalio.client import Client
+
+from happ_integ.errors import DependencyUnavailable
+from happ_integ.integration import Integration
+from happ_integ.logs import LogSink, make_sink
+from happ_integ.ops import Resources
+from happ_integ.runtime import close_resources, open_resources
+from happ_integ.settings import Settings
+from happ_integ.temporal import connect_client
+
+
+class ApiRuntime:
+    def __init__(
+        self, settings: Settings, integrations: Mapping[str, Integration], sink: LogSink | None = None
+    ) -> None:
+        self.settings = settings
+        self.integrations = dict(integrations)
+        self.sink = sink or make_sink(settings.log_format)
+        self._resources: Resources | None = None
+        self._client: Client | None = None
+        self._lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        self._resources = await open_resources(self.settings, self.integrations, lazy_pool=True, max_pool=20)
+
+    async def stop(self) -> None:
+        if self._resources is not None:
+            await close_resources(self._resources)
+
+    @property
+    def resources(self) -> Resources:
+        if self._resources is None:
+            raise DependencyUnavailable("PostgreSQL", "the database pool is not open")
+        return self._resources
+
+    @property
+    def resources_or_none(self) -> Resources | None:
+        return self._resources
+
+    async def temporal(self) -> Client:
+        if self._client is not None:
+            return self._client
+        async with self._lock:
+            if self._client is None:
+                if not self.settings.temporal_address:
+                    raise DependencyUnavailable("Temporal", "TEMPORAL_ADDRESS is not set")
+                try:
+                    self._client = await asyncio.wait_for(
+                        connect_client(self.settings.temporal_address, self.settings.temporal_namespace), 5
+                    )
+                except Exception as exc:  # any connect failure means the same thing to a caller
+                    raise DependencyUnavailable(
+                        "Temporal",
+                        f"Temporal is unreachable at {self.settings.temporal_address}: {type(exc).__name__}",
+                    ) from None
+            return self._client
+
+    async def temporal_or_none(self) -> Client | None:
+        try:
+            return await self.temporal()
+        except DependencyUnavailable:
+            return None

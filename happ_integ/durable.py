@@ -1,0 +1,92 @@
+"""Durable mode: inside a `HandlerRun` workflow every operation is a Temporal activity.
+
+    executor = DurableExecutor(retries=definition.retries, timeout_seconds=definition.timeout_seconds)
+
+The activity is named after the operation (`db.insert`), its summary is the enclosing step's name,
+and the handler's `retries` is its retry policy. Errors come back as the same `HappError` classes
+an inline run raises, so one handler source behaves the same in both modes.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Literal, TypeVar
+
+from pydantic import BaseModel
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+from happ_integ import errors
+from happ_integ.steps import current_step
+
+R = TypeVar("R", bound=BaseModel)
+
+
+class DurableExecutor:
+    mode: Literal["inline", "durable"] = "durable"
+
+    def __init__(self, retries: int, timeout_seconds: float) -> None:
+        self._retry = RetryPolicy(
+            maximum_attempts=retries + 1,
+            initial_interval=timedelta(seconds=1),
+            backoff_coefficient=2.0,
+            maximum_interval=timedelta(seconds=60),
+        )
+        self._timeout = timedelta(seconds=timeout_seconds)
+
+    async def call(self, op: str, arg: BaseModel, result_type: type[R]) -> R:
+        try:
+            return await workflow.execute_activity(
+                op,
+                arg,
+                result_type=result_type,
+                start_to_close_timeout=self._timeout,
+                retry_policy=self._retry,
+                summary=current_step() or op,
+            )
+        except ActivityError as exc:
+            raise error_from_failure(exc.cause) from None
+
+    def now(self) -> datetime:
+        return workflow.now()
+
+    def uuid(self) -> str:
+        return str(workflow.uuid4())
+
+
+def error_to_failure(exc: BaseException) -> ApplicationError:
+    """What an activity raises for a `HappError`: its class name as type, retryable or not."""
+    if isinstance(exc, errors.HappError):
+        details = {
+            "status_code": exc.status_code,
+            **{k: v for k, v in exc.details.items() if isinstance(v, str | int)},
+        }
+        return ApplicationError(
+            exc.message, details, type=type(exc).__name__, non_retryable=not exc.retryable
+        )
+    return ApplicationError(str(exc) or type(exc).__name__, type=type(exc).__name__)
+
+
+def error_from_failure(cause: BaseException | None) -> errors.HappError:
+    if isinstance(cause, ApplicationError):
+        cls = getattr(errors, cause.type or "", None)
+        if isinstance(cls, type) and issubclass(cls, errors.HappError):
+            err = cls.__new__(cls)
+            errors.HappError.__init__(err, cause.message)
+            if isinstance(err, errors.DependencyUnavailable):
+                detail = cause.details[0] if cause.details else {}
+                err.dependency = (
+                    detail.get("dependency", "unknown") if isinstance(detail, dict) else "unknown"
+                )
+            return err
+        return (
+            errors.UpstreamError(cause.message)
+            if not cause.non_retryable
+            else errors.NonRetryableError(cause.message)
+        )
+    return errors.HappError(str(cause) if cause else "activity failed")
+
+
+def workflow_clock() -> float:
+    return workflow.time()

@@ -1,0 +1,177 @@
+"""`Integration`: one client's handlers, migrations, secrets, configs and schedules.
+
+    integration = Integration(
+        name="sofa",
+        handlers=handlers_from(handlers_package),     # or a list of @define_handler functions
+        migrations=MIGRATIONS,
+        secrets=["NETHUNT_EMAIL", "NETHUNT_API_KEY"],
+        default_configs={"crm_fields": CrmFields()},
+        scheduled=[Scheduled(cron="0 * * * *", handler="retry")],
+    )
+
+Integrations are discovered as packages under `integrations/` that expose `integration`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+from croniter import croniter
+from pydantic import BaseModel
+
+from happ_integ.errors import HandlerDefinitionError
+from happ_integ.handler import HandlerDefinition, handler_definition, is_handler
+from happ_integ.stores.migrations import Migration
+from happ_integ.temporal import task_queue_for
+
+# The name prefixes tables (`sofa_calls`), so it must be a plain SQL identifier piece.
+_INTEGRATION_NAME = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
+CALL_FLOW_SECRETS = (
+    "SAAS_AUTH_TOKEN",
+    "SAAS_SIP_ID",
+    "SAAS_ASSISTANT_ID",
+    "ELEVENLABS_WEBHOOK_SECRET",
+    "WEBHOOK_TOKEN",
+)
+
+
+@dataclass(frozen=True)
+class Scheduled:
+    """A cron entry: becomes the Temporal Schedule `{integration}:{handler}`."""
+
+    cron: str
+    handler: str
+    payload: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not croniter.is_valid(self.cron):
+            raise HandlerDefinitionError(
+                f"scheduled {self.handler!r}: {self.cron!r} is not a valid cron expression "
+                "(five fields: minute hour day month weekday)"
+            )
+
+
+@dataclass(frozen=True)
+class CallFlow:
+    """The handlers an outbound call runs: CRM lookup before dialling, CRM update after."""
+
+    lookup: str | None = None
+    postcall: str | None = None
+
+
+class Integration:
+    def __init__(
+        self,
+        name: str,
+        handlers: Iterable[Any] = (),
+        migrations: Sequence[Migration] = (),
+        secrets: Sequence[str] = (),
+        default_configs: Mapping[str, BaseModel | Mapping[str, Any]] | None = None,
+        scheduled: Sequence[Scheduled] = (),
+        call_flow: CallFlow | None = None,
+    ) -> None:
+        if not isinstance(name, str) or not _INTEGRATION_NAME.match(name):
+            raise HandlerDefinitionError(
+                f"integration name {name!r} must be lower-case letters, digits and '_', starting with a letter, "
+                "at most 31 characters: it prefixes table names"
+            )
+        self.name = name
+        self.handlers: dict[str, HandlerDefinition] = {}
+        endpoints: dict[str, str] = {}
+        for fn in handlers:
+            definition = handler_definition(fn)
+            if definition.name in self.handlers:
+                raise HandlerDefinitionError(
+                    f"integration {name!r}: two handlers are named {definition.name!r}"
+                )
+            if definition.endpoint is not None:
+                key = str(definition.endpoint)
+                if key in endpoints:
+                    raise HandlerDefinitionError(
+                        f"integration {name!r}: handlers {endpoints[key]!r} and {definition.name!r} both serve {key}"
+                    )
+                endpoints[key] = definition.name
+            self.handlers[definition.name] = definition
+        self.migrations = tuple(migrations)
+        ids = [mig.id for mig in self.migrations]
+        if len(set(ids)) != len(ids):
+            raise HandlerDefinitionError(f"integration {name!r}: migration ids must be unique, got {ids}")
+        self.secrets = tuple(secrets)
+        self.default_configs = dict(default_configs or {})
+        self.scheduled = tuple(scheduled)
+        self.call_flow = call_flow
+        for entry in self.scheduled:
+            self._require_handler(entry.handler, "scheduled")
+        if call_flow:
+            for role in ("lookup", "postcall"):
+                if getattr(call_flow, role):
+                    self._require_handler(getattr(call_flow, role), f"call_flow.{role}")
+
+    def _require_handler(self, handler: str, where: str) -> None:
+        if handler not in self.handlers:
+            raise HandlerDefinitionError(
+                f"integration {self.name!r}: {where} names handler {handler!r}, which is not among its handlers "
+                f"({', '.join(sorted(self.handlers)) or 'none'})"
+            )
+
+    @property
+    def task_queue(self) -> str:
+        return task_queue_for(self.name)
+
+    def handler(self, name: str) -> HandlerDefinition:
+        from happ_integ.errors import NotFound
+
+        try:
+            return self.handlers[name]
+        except KeyError:
+            raise NotFound(f"integration {self.name!r} has no handler {name!r}") from None
+
+    def all_secret_names(self) -> list[str]:
+        names = list(self.secrets)
+        if self.call_flow:
+            names += [n for n in CALL_FLOW_SECRETS if n not in names]
+        return names
+
+    def __repr__(self) -> str:
+        return f"Integration({self.name!r}, handlers={sorted(self.handlers)})"
+
+
+def handlers_from(package: ModuleType) -> list[Any]:
+    """Every @define_handler function in a package and its modules (the seed's barrel export)."""
+    modules = [package]
+    if hasattr(package, "__path__"):
+        for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
+            modules.append(importlib.import_module(f"{package.__name__}.{info.name}"))
+    found: dict[int, Any] = {}
+    for module in modules:
+        for value in vars(module).values():
+            if is_handler(value):
+                found.setdefault(id(value), value)
+    return list(found.values())
+
+
+def discover_integrations(
+    names: Sequence[str] | None = None, package: str = "integrations"
+) -> dict[str, Integration]:
+    """Import `integrations.<name>` packages and return their `integration` objects by name."""
+    root = importlib.import_module(package)
+    available = sorted(info.name for info in pkgutil.iter_modules(root.__path__) if info.ispkg)
+    wanted = list(names) if names else available
+    result: dict[str, Integration] = {}
+    for name in wanted:
+        if name not in available:
+            raise HandlerDefinitionError(
+                f"no integration {name!r} under {package}/ (found: {', '.join(available)})"
+            )
+        module = importlib.import_module(f"{package}.{name}")
+        integration = getattr(module, "integration", None)
+        if not isinstance(integration, Integration):
+            raise HandlerDefinitionError(f"{package}.{name} must define `integration = Integration(...)`")
+        result[integration.name] = integration
+    return result

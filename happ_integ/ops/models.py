@@ -1,0 +1,168 @@
+"""Inputs and results of the context operations: what crosses an activity boundary.
+
+One model per operation keeps each activity's signature a single, extensible argument. Secret
+values never appear here: a credential travels as a `{{secret:NAME}}` placeholder and is
+resolved inside the activity that uses it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+
+class Scoped(BaseModel):
+    integration: str
+
+
+# db.*
+class DbInsert(Scoped):
+    table: str
+    row: dict[str, Any]
+
+
+class DbUpdate(Scoped):
+    table: str
+    values: dict[str, Any]
+    where: dict[str, Any]
+
+
+class DbSelect(Scoped):
+    table: str
+    where: dict[str, Any] | None = None
+    order_by: str | list[str] | None = None
+    limit: int | None = None
+    offset: int | None = None
+
+
+class DbDelete(Scoped):
+    table: str
+    where: dict[str, Any]
+
+
+class DbQuery(Scoped):
+    sql: str
+    params: list[Any] = Field(default_factory=list)
+
+
+class QueryResult(BaseModel):
+    data: list[dict[str, Any]]
+    row_count: int = 0
+
+
+class Count(BaseModel):
+    count: int
+
+
+class Rows(BaseModel):
+    rows: list[dict[str, Any]]
+
+
+class Row(BaseModel):
+    row: dict[str, Any]
+
+
+# cache.*
+class CacheGet(Scoped):
+    key: str
+
+
+class CacheSet(Scoped):
+    key: str
+    value: Any
+    ttl_seconds: int | None = None
+
+
+class CacheDelete(Scoped):
+    key: str
+
+
+class CacheValue(BaseModel):
+    found: bool
+    value: Any = None
+
+
+# config.* / creds.*
+class ConfigGet(Scoped):
+    key: str
+
+
+class ConfigValue(BaseModel):
+    value: dict[str, Any] | None
+
+
+class CredsGet(Scoped):
+    pass
+
+
+class SecretStatus(BaseModel):
+    """Which secrets are set: names only, never values."""
+
+    names: dict[str, bool]
+
+
+# http.request
+class HttpRequest(Scoped):
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"] = "GET"
+    url: str
+    headers: dict[str, str] = Field(default_factory=dict)
+    params: dict[str, str] = Field(default_factory=dict)
+    json_body: Any = None
+    content: str | None = None
+    timeout_seconds: float = 30.0
+
+
+class HttpResponse(BaseModel):
+    status_code: int
+    headers: dict[str, str] = Field(default_factory=dict)
+    text: str = ""
+    json_body: Any = None
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status_code < 300
+
+    # httpx's name for the decoded body, so handler code reads like the seed's fetch.
+    def json(self) -> Any:  # type: ignore[override]
+        return self.json_body
+
+
+# crm.* (NetHunt); email/api_key are secret placeholders, resolved in the activity
+class CrmAuth(Scoped):
+    email: str = "{{secret:NETHUNT_EMAIL}}"
+    api_key: str = "{{secret:NETHUNT_API_KEY}}"
+
+
+class CrmSearchRecords(CrmAuth):
+    folder_id: str
+    query: str
+    limit: int = 10
+
+
+class CrmGetRecord(CrmAuth):
+    folder_id: str
+    record_id: str
+
+
+class CrmUpdateRecord(CrmAuth):
+    record_id: str
+    fields: dict[str, Any]
+    overwrite: bool = False
+
+
+class CrmCreateRecord(CrmAuth):
+    folder_id: str
+    fields: dict[str, Any]
+
+
+class CrmRecord(BaseModel):
+    record: dict[str, Any] | None
+
+
+class CrmRecords(BaseModel):
+    records: list[dict[str, Any]]
+
+
+class Empty(BaseModel):
+    pass

@@ -1,0 +1,66 @@
+"""What operations run against: the pool, the secret box, one shared HTTP client, the settings."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+import httpx
+
+from happ_integ.settings import Settings
+
+if TYPE_CHECKING:
+    from happ_integ.integration import Integration
+    from happ_integ.stores.cache import Cache
+    from happ_integ.stores.config import ConfigStore
+    from happ_integ.stores.creds import CredsStore, SecretBox
+    from happ_integ.stores.db import Db
+
+
+@dataclass
+class Resources:
+    pool: asyncpg.Pool
+    settings: Settings
+    http: httpx.AsyncClient
+    box: SecretBox
+    integrations: Mapping[str, Integration]
+    _dbs: dict[str, Db] = field(default_factory=dict)
+
+    def integration(self, name: str) -> Integration:
+        from happ_integ.errors import NotFound
+
+        try:
+            return self.integrations[name]
+        except KeyError:
+            raise NotFound(f"unknown integration {name!r}") from None
+
+    def db(self, integration: str) -> Db:
+        # One Db per integration keeps its cache of column types across calls.
+        from happ_integ.stores.db import Db
+
+        if integration not in self._dbs:
+            self._dbs[integration] = Db(self.pool, integration)
+        return self._dbs[integration]
+
+    def cache(self, integration: str) -> Cache:
+        from happ_integ.stores.cache import Cache
+
+        return Cache(self.pool, integration)
+
+    def config(self, integration: str) -> ConfigStore:
+        from happ_integ.stores.config import ConfigStore
+
+        defaults: Mapping[str, Any] = (
+            self.integrations[integration].default_configs if integration in self.integrations else {}
+        )
+        return ConfigStore(self.pool, integration, defaults)
+
+    def creds(self, integration: str) -> CredsStore:
+        from happ_integ.stores.creds import CredsStore
+
+        return CredsStore(self.pool, integration, self.box)
+
+    async def aclose(self) -> None:
+        await self.http.aclose()

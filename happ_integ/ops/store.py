@@ -1,0 +1,70 @@
+"""db.*, cache.*, config.* and creds.* operations over the PostgreSQL stores."""
+
+from __future__ import annotations
+
+from happ_integ.ops import models as m
+from happ_integ.ops import operation
+from happ_integ.ops.resources import Resources
+
+
+@operation("db.insert", m.DbInsert, m.Row)
+async def db_insert(res: Resources, arg: m.DbInsert) -> m.Row:
+    return m.Row(row=await res.db(arg.integration).insert(arg.table, arg.row))
+
+
+@operation("db.update", m.DbUpdate, m.Count)
+async def db_update(res: Resources, arg: m.DbUpdate) -> m.Count:
+    return m.Count(count=await res.db(arg.integration).update(arg.table, arg.values, arg.where))
+
+
+@operation("db.select", m.DbSelect, m.Rows)
+async def db_select(res: Resources, arg: m.DbSelect) -> m.Rows:
+    rows = await res.db(arg.integration).select(
+        arg.table, arg.where, order_by=arg.order_by, limit=arg.limit, offset=arg.offset
+    )
+    return m.Rows(rows=rows)
+
+
+@operation("db.delete", m.DbDelete, m.Count)
+async def db_delete(res: Resources, arg: m.DbDelete) -> m.Count:
+    return m.Count(count=await res.db(arg.integration).delete(arg.table, arg.where))
+
+
+@operation("db.query", m.DbQuery, m.QueryResult)
+async def db_query(res: Resources, arg: m.DbQuery) -> m.QueryResult:
+    result = await res.db(arg.integration).query(arg.sql, *arg.params)
+    return m.QueryResult(data=result.data, row_count=result.row_count)
+
+
+@operation("cache.get", m.CacheGet, m.CacheValue)
+async def cache_get(res: Resources, arg: m.CacheGet) -> m.CacheValue:
+    value = await res.cache(arg.integration).get(arg.key)
+    return m.CacheValue(found=value is not None, value=value)
+
+
+@operation("cache.set", m.CacheSet, m.Empty)
+async def cache_set(res: Resources, arg: m.CacheSet) -> m.Empty:
+    await res.cache(arg.integration).set(arg.key, arg.value, arg.ttl_seconds)
+    return m.Empty()
+
+
+@operation("cache.delete", m.CacheDelete, m.Empty)
+async def cache_delete(res: Resources, arg: m.CacheDelete) -> m.Empty:
+    await res.cache(arg.integration).delete(arg.key)
+    return m.Empty()
+
+
+@operation("config.get", m.ConfigGet, m.ConfigValue)
+async def config_get(res: Resources, arg: m.ConfigGet) -> m.ConfigValue:
+    value = await res.config(arg.integration).get(arg.key)
+    if value is not None and not isinstance(value, dict):
+        value = value.model_dump(mode="json")
+    return m.ConfigValue(value=value)
+
+
+@operation("creds.get", m.CredsGet, m.SecretStatus)
+async def creds_get(res: Resources, arg: m.CredsGet) -> m.SecretStatus:
+    status = await res.creds(arg.integration).status()
+    for name in res.integration(arg.integration).all_secret_names():
+        status.setdefault(name, False)
+    return m.SecretStatus(names=status)

@@ -1,0 +1,60 @@
+"""Opening what a process needs: the pool, the secret box, the HTTP client, the Temporal client.
+
+resources = await open_resources(settings, integrations)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import httpx
+
+from happ_integ.integration import Integration
+from happ_integ.ops import Resources
+from happ_integ.settings import Settings
+from happ_integ.stores.creds import SecretBox
+from happ_integ.stores.pool import create_pool
+
+
+def require_database_url(settings: Settings) -> str:
+    if not settings.database_url:
+        raise RuntimeError(
+            "DATABASE_URL is not set: run `happ dev`, or point DATABASE_URL at a PostgreSQL server"
+        )
+    return settings.database_url
+
+
+def require_temporal_address(settings: Settings) -> str:
+    if not settings.temporal_address:
+        raise RuntimeError(
+            "TEMPORAL_ADDRESS is not set: run `happ dev`, or point TEMPORAL_ADDRESS at a Temporal frontend"
+        )
+    return settings.temporal_address
+
+
+async def open_resources(
+    settings: Settings,
+    integrations: Mapping[str, Integration],
+    *,
+    lazy_pool: bool = False,
+    max_pool: int = 10,
+) -> Resources:
+    """`lazy_pool` opens no connection yet, so an API can start (and answer 503) while PostgreSQL is down."""
+    pool = await create_pool(
+        require_database_url(settings), min_size=0 if lazy_pool else 1, max_size=max_pool
+    )
+    http = httpx.AsyncClient(
+        timeout=httpx.Timeout(30.0), follow_redirects=False, headers={"User-Agent": "happ-integ/0.1"}
+    )
+    return Resources(
+        pool=pool,
+        settings=settings,
+        http=http,
+        box=SecretBox(settings.require_secret_key()),
+        integrations=dict(integrations),
+    )
+
+
+async def close_resources(resources: Resources) -> None:
+    await resources.http.aclose()
+    await resources.pool.close()

@@ -1,0 +1,213 @@
+"""An integration's secrets, encrypted at rest with the key in HAPP_SECRET_KEY.
+
+    box = SecretBox(settings.require_secret_key())      # "new_key,old_key" while rotating
+    creds = CredsStore(pool, "sofa", box)
+    await creds.ensure_placeholders(["NETHUNT_EMAIL", "NETHUNT_API_KEY"])
+    await creds.set_many({"NETHUNT_API_KEY": "…", "NETHUNT_EMAIL": ""})   # "" clears a value
+    await creds.status()                                 # {"NETHUNT_API_KEY": True, "NETHUNT_EMAIL": False}
+    api_key = await creds.reveal("NETHUNT_API_KEY")
+
+No value ever appears in an exception, a log line or `status()`. Each CredsStore sees its own
+integration's rows only.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from typing import ClassVar
+
+import asyncpg
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from pydantic import SecretStr
+
+from happ_integ.errors import NonRetryableError, ValidationFailed
+from happ_integ.stores.db import check_integration
+from happ_integ.stores.schema import with_core_schema
+
+SECRET_NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
+
+_UPSERT = """
+INSERT INTO happ_secrets (integration, name, ciphertext) VALUES ($1, $2, $3)
+ON CONFLICT (integration, name) DO UPDATE SET ciphertext = EXCLUDED.ciphertext, updated_at = now()
+"""
+_PLACEHOLDER = """
+INSERT INTO happ_secrets (integration, name, ciphertext) VALUES ($1, $2, NULL)
+ON CONFLICT (integration, name) DO NOTHING RETURNING name
+"""
+
+
+class SecretKeyMismatch(NonRetryableError):
+    """A stored secret cannot be decrypted with HAPP_SECRET_KEY: the key changed without rotation."""
+
+    status_code: ClassVar[int] = 500
+
+
+class SecretBox:
+    """Fernet encryption with key rotation: the first key encrypts, every key decrypts.
+
+    box = SecretBox(SecretBox.generate_key())
+    box.decrypt(box.encrypt("s3cret"))   # → "s3cret"
+    """
+
+    def __init__(self, key: str | SecretStr) -> None:
+        raw = key.get_secret_value() if isinstance(key, SecretStr) else key
+        parts = [part.strip() for part in (raw or "").split(",") if part.strip()]
+        try:
+            fernets = [Fernet(part.encode()) for part in parts]
+        except (ValueError, TypeError):
+            raise ValidationFailed(
+                "HAPP_SECRET_KEY is not a Fernet key (or a comma-separated list of them): "
+                "generate one with SecretBox.generate_key()"
+            ) from None
+        if not fernets:
+            raise ValidationFailed("HAPP_SECRET_KEY is empty")
+        self._fernet = MultiFernet(fernets)
+
+    def __repr__(self) -> str:
+        return "SecretBox(<redacted>)"
+
+    @staticmethod
+    def generate_key() -> str:
+        return Fernet.generate_key().decode()
+
+    def encrypt(self, plaintext: str) -> bytes:
+        return self._fernet.encrypt(plaintext.encode())
+
+    def decrypt(self, token: bytes, *, name: str = "a secret") -> str:
+        try:
+            return self._fernet.decrypt(bytes(token)).decode()
+        except InvalidToken:
+            raise SecretKeyMismatch(
+                f"cannot decrypt {name}: HAPP_SECRET_KEY does not match the key it was encrypted with "
+                "(while rotating, set HAPP_SECRET_KEY=new_key,old_key)"
+            ) from None
+
+    def rotate(self, token: bytes) -> bytes:
+        """Re-encrypt `token` with the first key (it may have been made with any of them)."""
+        try:
+            return self._fernet.rotate(bytes(token))
+        except InvalidToken:
+            raise SecretKeyMismatch("cannot rotate a secret: HAPP_SECRET_KEY does not match") from None
+
+
+def _check_name(name: str) -> str:
+    if not isinstance(name, str) or not SECRET_NAME.match(name):
+        raise ValidationFailed(f"invalid secret name {name!r}: use A-Z, 0-9 and _, starting with a letter")
+    return name
+
+
+class CredsStore:
+    """One integration's secrets; see the module docstring for usage.
+
+    `on_reveal` is called with every value read, e.g. to let a log redactor mask it.
+    """
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        integration: str,
+        box: SecretBox,
+        *,
+        on_reveal: Callable[[str], None] | None = None,
+    ) -> None:
+        self.pool = pool
+        self.integration = check_integration(integration)
+        self.box = box
+        self._on_reveal = on_reveal
+
+    async def set_many(self, values: Mapping[str, str]) -> list[str]:
+        """Set (or with "" clear) each named secret, all or none; return the names written."""
+        rows: list[tuple[str, str, bytes | None]] = []
+        for name, value in values.items():
+            _check_name(name)
+            if not isinstance(value, str):
+                raise ValidationFailed(f"secret {name} must be a string, not {type(value).__name__}")
+            rows.append((self.integration, name, self.box.encrypt(value) if value else None))
+
+        async def write() -> None:
+            async with self.pool.acquire() as conn, conn.transaction():
+                await conn.executemany(_UPSERT, rows)
+
+        if rows:
+            await with_core_schema(self.pool, write, redact=True)
+        return [name for _, name, _ in rows]
+
+    async def status(self) -> dict[str, bool]:
+        """Name → whether a value is set; never the values."""
+        rows = await with_core_schema(
+            self.pool,
+            lambda: self.pool.fetch(
+                "SELECT name, ciphertext IS NOT NULL AS is_set FROM happ_secrets"
+                " WHERE integration = $1 ORDER BY name",
+                self.integration,
+            ),
+            redact=True,
+        )
+        return {r["name"]: r["is_set"] for r in rows}
+
+    async def reveal(self, name: str) -> str | None:
+        """The plaintext of one secret, or None when it is missing or cleared."""
+        _check_name(name)
+        token = await with_core_schema(
+            self.pool,
+            lambda: self.pool.fetchval(
+                "SELECT ciphertext FROM happ_secrets WHERE integration = $1 AND name = $2",
+                self.integration,
+                name,
+            ),
+            redact=True,
+        )
+        return None if token is None else self._open(name, token)
+
+    async def reveal_all(self) -> dict[str, str]:
+        """Every secret that is set, name → plaintext."""
+        rows = await with_core_schema(
+            self.pool,
+            lambda: self.pool.fetch(
+                "SELECT name, ciphertext FROM happ_secrets"
+                " WHERE integration = $1 AND ciphertext IS NOT NULL ORDER BY name",
+                self.integration,
+            ),
+            redact=True,
+        )
+        return {r["name"]: self._open(r["name"], r["ciphertext"]) for r in rows}
+
+    async def ensure_placeholders(self, names: Iterable[str]) -> list[str]:
+        """Add an unset row for each name that has none; return the names added."""
+        checked = [_check_name(name) for name in names]
+
+        async def insert() -> list[str]:
+            created: list[str] = []
+            async with self.pool.acquire() as conn, conn.transaction():
+                for name in checked:
+                    if await conn.fetchval(_PLACEHOLDER, self.integration, name):
+                        created.append(name)
+            return created
+
+        return await with_core_schema(self.pool, insert, redact=True)
+
+    async def rotate_all(self) -> int:
+        """Re-encrypt every set secret with the first key of the box; return how many.
+
+        Run after putting a new key first in HAPP_SECRET_KEY; then the old key can be dropped.
+        """
+
+        async def rotate() -> int:
+            async with self.pool.acquire() as conn, conn.transaction():
+                rows = await conn.fetch(
+                    "SELECT name, ciphertext FROM happ_secrets"
+                    " WHERE integration = $1 AND ciphertext IS NOT NULL FOR UPDATE",
+                    self.integration,
+                )
+                fresh = [(self.integration, r["name"], self.box.rotate(r["ciphertext"])) for r in rows]
+                await conn.executemany(_UPSERT, fresh)
+                return len(fresh)
+
+        return await with_core_schema(self.pool, rotate, redact=True)
+
+    def _open(self, name: str, token: bytes) -> str:
+        value = self.box.decrypt(token, name=f"secret {name} of {self.integration}")
+        if self._on_reveal is not None:
+            self._on_reveal(value)
+        return value

@@ -1,0 +1,1 @@
+"""Integrations written with the framework; each package exposes `integration = Integration(...)`."""

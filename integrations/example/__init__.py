@@ -1,0 +1,15 @@
+"""The seed's example handlers, ported: `make dev` serves them under /example."""
+
+from happ_integ import Integration, Scheduled, handlers_from
+from integrations.example import handlers
+from integrations.example.config import DEFAULT_CONFIGS
+from integrations.example.migrations import MIGRATIONS
+
+integration = Integration(
+    name="example",
+    handlers=handlers_from(handlers),
+    migrations=MIGRATIONS,
+    secrets=["SAAS_AUTH_TOKEN", "SAAS_ASSISTANT_ID", "NETHUNT_EMAIL", "NETHUNT_API_KEY", "NETHUNT_FOLDER_ID"],
+    default_configs=DEFAULT_CONFIGS,
+    scheduled=[Scheduled(cron="0 * * * *", handler="retry", payload={})],
+)

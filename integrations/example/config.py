@@ -1,0 +1,24 @@
+"""Config models and their defaults (the seed's config/types.ts + defaults.ts)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+
+class CallHandling(BaseModel):
+    concurrency_limit: int = 3
+    short_call_seconds: int = 5
+    max_attempts: int = 3
+    retry_delays_seconds: list[int] = [600, 1800, 3600]
+
+
+class CrmFields(BaseModel):
+    """NetHunt field names: from config, never hard-coded in handlers."""
+
+    phone: str = "Телефон"
+    name: str = "Ім'я"
+    company: str = "Компанія"
+    source: str = "Джерело"
+
+
+DEFAULT_CONFIGS = {"call_handling": CallHandling(), "crm_fields": CrmFields()}

@@ -1,0 +1,43 @@
+"""create-order: the seed's OpenAPI example: an order stored and answered with its id."""
+
+from __future__ import annotations
+
+from happ_integ import Context, define_handler
+from integrations.example.models import CreateOrderPayload, CreateOrderResponse
+
+OPENAPI = {
+    "summary": "Create new order",
+    "description": "Creates a new order and sends it to CRM",
+    "tags": ["Orders"],
+    "requestBody": {
+        "description": "Order details",
+        "schema": {
+            "type": "object",
+            "required": ["phone", "product_id"],
+            "properties": {
+                "phone": {"type": "string", "description": "Customer phone", "example": "+380991234567"},
+                "product_id": {"type": "string", "description": "Product ID"},
+                "quantity": {"type": "number", "description": "Quantity", "example": 1},
+            },
+        },
+    },
+    "responses": {
+        "200": {
+            "description": "Order created successfully",
+            "schema": {
+                "type": "object",
+                "properties": {"success": {"type": "boolean"}, "orderId": {"type": "string"}},
+            },
+        },
+    },
+}
+
+
+@define_handler(name="create-order", endpoint="POST /webhook/create-order", openapi=OPENAPI)
+async def create_order(ctx: Context[CreateOrderPayload]) -> CreateOrderResponse:
+    p = ctx.payload
+    order_id = f"ord_{ctx.uuid().replace('-', '')[:12]}"
+    await ctx.db.insert(
+        "orders", {"id": order_id, "phone": p.phone, "product_id": p.product_id, "quantity": p.quantity}
+    )
+    return CreateOrderResponse(success=True, orderId=order_id)

@@ -1,0 +1,153 @@
+"""All simulated peers on one port, for `happ dev --simulate` and manual demos.
+
+    run_simulator("127.0.0.1", 3100)                   # or: python -m simulator.app --port 3100
+    # HAPP_NETHUNT_API_URL=http://127.0.0.1:3100/nethunt/api/v1/zapier
+    # HAPP_KEYCRM_API_URL=http://127.0.0.1:3100/keycrm/v1
+    # HAPP_SAAS_API_URL=http://127.0.0.1:3100/voice
+
+    states = SimulatorStates.demo(gateway="http://127.0.0.1:3001/sofa", auto_play=Outcome.answered(30))
+    app = create_simulator_app(states)                 # states.nethunt / .keycrm / .voice stay inspectable
+
+With `auto_play` every originated call plays itself a moment later (to the configured webhook
+URLs); without it, `POST /voice/_sim/calls/{call_id}/play {"outcome": "busy"}` plays one call
+(`outcome`: answered | short | no_answer | busy | failed, `duration` seconds). `GET /voice/_sim/calls`
+lists the calls. The demo data: a NetHunt folder "Leads" and a KeyCRM pipeline "Sales" with one
+contact, +380994829573 ("Іван Петренко").
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from simulator.keycrm import KeyCrmState, create_keycrm_app
+from simulator.nethunt import NetHuntState, create_nethunt_app
+from simulator.voice import Outcome, SimCall, VoiceState, create_voice_app, play_call
+
+PREFIXES = {"nethunt": "/nethunt/api/v1/zapier", "keycrm": "/keycrm/v1", "voice": "/voice"}
+DEMO_PHONE = "+380994829573"
+
+
+@dataclass
+class SimulatorStates:
+    """The three peers' states, plus what dev mode needs: auto-play and background-task bookkeeping."""
+
+    nethunt: NetHuntState = field(default_factory=NetHuntState)
+    keycrm: KeyCrmState = field(default_factory=KeyCrmState)
+    voice: VoiceState = field(default_factory=VoiceState)
+    auto_play: Outcome | None = None
+    pause_seconds: float = 0.5
+    errors: list[str] = field(default_factory=list)
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set, repr=False)
+
+    @classmethod
+    def demo(cls, gateway: str | None = None, auto_play: Outcome | None = None) -> SimulatorStates:
+        """Seeded states; `gateway` (e.g. `http://127.0.0.1:3001/sofa`) points the voice webhooks at it."""
+        states = cls(auto_play=auto_play)
+        folder = states.nethunt.add_folder("Leads", folder_id="leads")
+        states.nethunt.add_record(
+            folder,
+            {"Name": "Іван Петренко", "Phone": [DEMO_PHONE], "Company": "ТОВ Компанія", "Source": "Facebook"},
+        )
+        _, (new, *_) = states.keycrm.add_pipeline("Sales", ["New", "Called", "Interested", "Not reached"])
+        buyer = states.keycrm.add_buyer("Іван Петренко", DEMO_PHONE)
+        states.keycrm.add_card(new, {"full_name": "Іван Петренко", "phone": DEMO_PHONE, "client_id": buyer})
+        if gateway:
+            base = gateway.rstrip("/")
+            states.voice.call_events_url = f"{base}/webhook/call-events"
+            states.voice.agent_init_url = f"{base}/webhook/agent-init"
+            states.voice.postcall_url = f"{base}/webhook/agent-postcall"
+        return states
+
+    def play_in_background(self, call: SimCall, outcome: Outcome) -> None:
+        """Play `call` on a fresh HTTP client after `pause_seconds`; failures land in `errors`."""
+
+        async def run() -> None:
+            try:
+                await asyncio.sleep(self.pause_seconds)
+                async with httpx.AsyncClient(timeout=30) as http:
+                    await play_call(self.voice, call, outcome, http, pause=self.pause_seconds)
+            except Exception as exc:  # dev helper: keep serving, remember why a call did not play
+                self.errors.append(f"{call.call_id}: {type(exc).__name__}: {exc}")
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+def _add_dev_routes(voice_app: FastAPI, states: SimulatorStates) -> None:
+    @voice_app.get("/_sim/calls")
+    async def list_calls() -> dict[str, Any]:
+        calls = [{"call_id": c.call_id, "provider_call_id": c.provider_call_id} for c in states.voice.calls]
+        return {"calls": calls, "errors": states.errors}
+
+    @voice_app.post("/_sim/calls/{call_id}/play", status_code=202)
+    async def play(call_id: str, request: Request) -> Any:
+        spec = await request.json() if await request.body() else {}
+        kind = spec.get("outcome", "answered")
+        if kind not in ("answered", "short", "no_answer", "busy", "failed"):
+            return JSONResponse({"detail": f"unknown outcome {kind!r}"}, status_code=422)
+        try:
+            call = states.voice.call(call_id)
+        except StopIteration:
+            return JSONResponse({"detail": "no such call"}, status_code=404)
+        duration = (
+            int(spec.get("duration", 45 if kind == "answered" else 2)) if kind in ("answered", "short") else 0
+        )
+        states.play_in_background(call, Outcome(kind, duration))
+        return {"playing": call.call_id, "outcome": kind, "duration": duration}
+
+
+def create_simulator_app(states: SimulatorStates | None = None) -> FastAPI:
+    """NetHunt under `/nethunt/api/v1/zapier`, KeyCRM under `/keycrm/v1`, the voice SaaS under `/voice`."""
+    states = states or SimulatorStates()
+    if states.auto_play is not None:
+        outcome = states.auto_play
+        states.voice.on_originate = lambda call: states.play_in_background(call, outcome)
+    voice_app = create_voice_app(states.voice)
+    _add_dev_routes(voice_app, states)
+    app = FastAPI(title="happ-integ simulator")
+    app.state.sims = states
+    app.mount("/nethunt", create_nethunt_app(states.nethunt))
+    app.mount("/keycrm", create_keycrm_app(states.keycrm))
+    app.mount("/voice", voice_app)
+
+    @app.get("/")
+    async def index(request: Request) -> dict[str, str]:
+        root = str(request.base_url).rstrip("/")
+        return {name: root + prefix for name, prefix in PREFIXES.items()}
+
+    return app
+
+
+def run_simulator(host: str = "127.0.0.1", port: int = 3100, states: SimulatorStates | None = None) -> None:
+    """Serve `create_simulator_app(states)` with uvicorn until interrupted."""
+    uvicorn.run(
+        create_simulator_app(states or SimulatorStates.demo()), host=host, port=port, log_level="info"
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m simulator.app --port 3100 --gateway http://127.0.0.1:3001/sofa --auto-play answered`."""
+    parser = argparse.ArgumentParser(description="happ-integ loopback peers (NetHunt, KeyCRM, voice SaaS)")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=3100)
+    parser.add_argument("--gateway", help="integration base URL the voice webhooks go to")
+    parser.add_argument("--auto-play", choices=["answered", "short", "no_answer", "busy", "failed"])
+    parser.add_argument("--duration", type=int, default=30)
+    args = parser.parse_args(argv)
+    outcome = None
+    if args.auto_play:
+        outcome = Outcome(args.auto_play, args.duration if args.auto_play in ("answered", "short") else 0)
+    run_simulator(args.host, args.port, SimulatorStates.demo(args.gateway, outcome))
+
+
+if __name__ == "__main__":
+    main()

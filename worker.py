@@ -1,0 +1,103 @@
+"""Entry point of a worker process (`happ worker`): one Temporal worker per integration task queue.
+
+python worker.py                     # every integration under integrations/
+happ worker --integration sofa
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Mapping, Sequence
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+from activities.context_ops import context_activities
+from happ_integ import registry
+from happ_integ.integration import Integration, discover_integrations
+from happ_integ.logs import LogSink, ReplaySafeSink, make_sink
+from happ_integ.ops import Resources
+from happ_integ.runtime import close_resources, open_resources, require_temporal_address
+from happ_integ.settings import Settings
+from happ_integ.temporal import connect_client
+from workflows.handler_run import HandlerRun
+
+# Our pure modules and pydantic pass through the sandbox: integration code is imported once per
+# process, not once per workflow run, and pydantic's import-time machinery stays outside.
+PASSTHROUGH = (
+    "happ_integ",
+    "integrations",
+    "pydantic",
+    "pydantic_core",
+    "annotated_types",
+    "croniter",
+    "asyncpg",
+    "httpx",
+    "cryptography",
+)
+
+
+def workflow_runner() -> SandboxedWorkflowRunner:
+    return SandboxedWorkflowRunner(
+        restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)
+    )
+
+
+def build_workers(
+    client: Client,
+    resources: Resources,
+    integrations: Mapping[str, Integration],
+    sink: LogSink,
+    task_queue: str | None = None,
+) -> list[Worker]:
+    """One worker per integration; `task_queue` overrides the queue name (tests use a fresh one)."""
+    # Replay-safe whatever sink is given: a durable run logs each step once, not once per replay.
+    registry.install(integrations, ReplaySafeSink(sink), resources.settings)
+    activities = context_activities(resources)
+    queues = [task_queue] if task_queue else [i.task_queue for i in integrations.values()]
+    return [
+        Worker(
+            client,
+            task_queue=queue,
+            workflows=[HandlerRun],
+            activities=activities,
+            workflow_runner=workflow_runner(),
+            max_concurrent_activities=50,
+        )
+        for queue in queues
+    ]
+
+
+async def run_workers(
+    settings: Settings, names: Sequence[str] | None = None, stop: asyncio.Event | None = None
+) -> None:
+    integrations = discover_integrations(names or settings.integrations)
+    client = await connect_client(require_temporal_address(settings), settings.temporal_namespace)
+    resources = await open_resources(settings, integrations, max_pool=20)
+    workers = build_workers(client, resources, integrations, make_sink(settings.log_format))
+    stop = stop or asyncio.Event()
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            for worker in workers:
+                await stack.enter_async_context(worker)
+            await stop.wait()
+    finally:
+        await close_resources(resources)
+
+
+def main(names: Sequence[str] | None = None) -> None:
+    async def serve() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await run_workers(Settings(), names, stop)
+
+    asyncio.run(serve())
+
+
+if __name__ == "__main__":
+    main()

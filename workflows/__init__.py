@@ -1,0 +1,1 @@
+"""Temporal workflows: HandlerRun (a handler run durably); OutboundCall and CallQueue follow."""

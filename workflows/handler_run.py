@@ -1,0 +1,67 @@
+"""`HandlerRun`: one handler run durably; each context operation is an activity.
+
+Workflow id `{integration}:handler:{name}:{key}`; search attributes `Integration`, `HandlerName`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from happ_integ import registry
+    from happ_integ.context import Context
+    from happ_integ.durable import DurableExecutor, error_to_failure, workflow_clock
+    from happ_integ.errors import HappError
+    from happ_integ.logs import HandlerLogger
+    from happ_integ.runner import execute_handler
+    from happ_integ.steps import StepRunner
+    from happ_integ.temporal import HANDLER_RUN_WORKFLOW, HandlerRunInput, HandlerRunResult
+
+
+@workflow.defn(name=HANDLER_RUN_WORKFLOW)
+class HandlerRun:
+    @workflow.run
+    async def run(self, inp: HandlerRunInput) -> HandlerRunResult:
+        try:
+            definition = registry.handler(inp.integration, inp.handler)
+            payload = definition.payload_model.model_validate(inp.payload)
+        except HappError as exc:
+            raise error_to_failure(exc) from None
+        except ValidationError as exc:
+            raise ApplicationError(
+                f"invalid payload for {inp.handler!r}: {exc}", type="ValidationFailed", non_retryable=True
+            ) from None
+        trace_id = inp.trace_id or workflow.info().workflow_id
+        log = HandlerLogger(
+            integration=inp.integration,
+            handler=inp.handler,
+            trace_id=trace_id,
+            sink=registry.sink(),
+            clock=workflow.now,
+        )
+        ctx: Context[Any] = Context(
+            payload=payload,
+            executor=DurableExecutor(definition.retries, definition.timeout_seconds),
+            integration_name=inp.integration,
+            handler_name=inp.handler,
+            trace_id=trace_id,
+            log=log,
+            step=StepRunner(log, workflow_clock),
+            env=registry.settings(),
+        )
+        try:
+            response = await execute_handler(definition, ctx, workflow_clock)
+        except (workflow.NondeterminismError, ApplicationError):
+            raise
+        except HappError as exc:
+            raise error_to_failure(exc) from None
+        except Exception as exc:
+            # A bug in handler code fails this run visibly instead of retrying the task forever.
+            raise ApplicationError(
+                f"{type(exc).__name__}: {exc}", type="HandlerFailed", non_retryable=True
+            ) from None
+        return HandlerRunResult(response=response.model_dump(mode="json"))

@@ -1,0 +1,132 @@
+"""The seed's example handlers, run inline and durably from one source, give the same answers."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from pydantic import BaseModel
+
+from happ_integ.handler import HandlerDefinition
+from happ_integ.inline import run_inline
+from happ_integ.temporal import HandlerRunInput, HandlerRunResult
+from integrations.example import integration
+from tests.e2e.conftest import PHONE, Stack
+
+
+async def run_one(stack: Stack, name: str, payload: dict[str, Any], mode: str) -> tuple[dict[str, Any] | None,
+                                                                                  dict[str, Any] | None]:
+    definition: HandlerDefinition = integration.handler(name)
+    model: BaseModel = definition.payload_model.model_validate(payload)
+    if mode == "inline":
+        inline = await run_inline(stack.resources, "example", definition, model, f"inline-{name}", stack.capture)
+        return inline.model_dump(mode="json"), None
+    durable = await stack.temporal.execute_workflow(
+        "HandlerRun", HandlerRunInput(integration="example", handler=name, payload=model.model_dump(mode="json")),
+        id=f"example:handler:{name}:test-{uuid.uuid4().hex}", task_queue=integration.task_queue,
+        result_type=HandlerRunResult)
+    return None, durable.response
+
+
+async def both(stack: Stack, name: str, payload: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    inline, _ = await run_one(stack, name, payload, "inline")
+    _, durable = await run_one(stack, name, payload, "durable")
+    assert inline is not None and durable is not None
+    return inline, durable
+
+
+async def test_agent_init_reads_crm_through_creds_and_caches(stack: Stack) -> None:
+    await stack.resources.pool.execute("DELETE FROM happ_cache WHERE integration = 'example'")
+    inline, durable = await both(stack, "agent-init", {"phone": PHONE, "conversationId": "conv-1"})
+    assert inline == durable
+    assert inline["context"]["clientName"] == "Іван"
+    assert inline["context"]["company"] == "ТОВ Компанія"
+    # The second run was served from the cache the first one wrote: NetHunt saw one search.
+    searches = [r for r in stack.sims.nethunt.requests if "find-record" in r.path and r.query.get("query")]
+    assert len(searches) == 1
+
+
+async def test_agent_init_without_fields_answers_the_default(stack: Stack) -> None:
+    inline, durable = await both(stack, "agent-init", {"phone": PHONE})
+    assert inline == durable == {"firstMessage": "Привет! Чем могу помочь?", "context": {"clientName": "Клиент",
+                                                                                       "company": None, "email": None}}
+
+
+async def test_retry_requeues_due_calls(stack: Stack) -> None:
+    async def seed() -> None:
+        await stack.reset_calls()
+        await stack.resources.pool.execute(
+            "INSERT INTO example_calls (id, status, next_retry_at) VALUES "
+            "('due1', 'failed', now() - interval '1 minute'), ('due2', 'failed', now() - interval '1 hour'),"
+            "('later', 'failed', now() + interval '1 hour')")
+
+    answers = []
+    for mode in ("inline", "durable"):
+        await seed()
+        inline, durable = await run_one(stack, "retry", {}, mode)
+        answers.append(inline or durable)
+        rows = await stack.resources.pool.fetch("SELECT id, status FROM example_calls ORDER BY id")
+        assert [(r["id"], r["status"]) for r in rows] == [("due1", "initiated"), ("due2", "initiated"),
+                                                          ("later", "failed")]
+    assert answers[0] == answers[1] == {"success": True, "error": None, "processed": 2}
+
+
+async def test_test_call_originates_and_respects_the_configured_limit(stack: Stack) -> None:
+    await stack.reset_calls()
+    stack.sims.voice.calls.clear()
+    payload = {"phoneNumber": PHONE, "sip": "sip-1"}
+    inline, durable = await both(stack, "test-call", payload)
+    for answer in (inline, durable):
+        assert answer["success"] is True and answer["message"] == "Call initiated"
+        assert answer["callId"].startswith("call_")
+    rows = await stack.resources.pool.fetch("SELECT id, status, callee FROM example_calls ORDER BY id")
+    assert {r["id"] for r in rows} == {inline["callId"], durable["callId"]}
+    assert {r["status"] for r in rows} == {"in_progress"} and {r["callee"] for r in rows} == {PHONE}
+    # The voice SaaS got the real bearer (resolved inside the activity) and our call ids.
+    assert len(stack.sims.voice.calls) == 2
+    originates = stack.sims.voice.requests_to("POST", "/sip-1/originate/")
+    assert all(r.header("authorization") == f"Bearer {stack.sims.voice.token}" for r in originates)
+
+    # Config says 3 concurrent calls; a third fills the limit and a fourth is refused, in both modes.
+    await stack.resources.pool.execute("INSERT INTO example_calls (id, status) VALUES ('busy', 'initiated')")
+    inline, durable = await both(stack, "test-call", payload)
+    assert inline == durable == {"success": False, "error": "Max calls limit reached (3)", "callId": None,
+                                 "message": None}
+
+
+async def test_test_call_reports_a_voice_api_error(stack: Stack) -> None:
+    await stack.reset_calls()
+    stack.sims.voice.fail_next(503, times=2)
+    inline, durable = await both(stack, "test-call", {"phoneNumber": PHONE, "sip": "sip-1"})
+    for answer in (inline, durable):
+        assert answer["success"] is False and answer["error"] == "API error: 503"
+    rows = await stack.resources.pool.fetch("SELECT status FROM example_calls")
+    assert [r["status"] for r in rows] == ["failed", "failed"]
+
+
+async def test_nethunt_creates_a_call_from_a_cached_crm_record(stack: Stack) -> None:
+    await stack.reset_calls()
+    await stack.resources.pool.execute("DELETE FROM happ_cache WHERE integration = 'example'")
+    before = len(stack.sims.nethunt.requests)
+    inline, durable = await both(stack, "nethunt", {"recordId": stack.record_id, "phone": PHONE})
+    for answer in (inline, durable):
+        assert answer["success"] is True and answer["callId"].startswith("call_")
+    rows = await stack.resources.pool.fetch("SELECT lead_id, phone, status FROM example_calls")
+    assert [(r["lead_id"], r["phone"], r["status"]) for r in rows] == [(stack.record_id, PHONE, "initiated")] * 2
+    assert len(stack.sims.nethunt.requests) - before == 1, "the second run reads the record from the cache"
+
+
+async def test_nethunt_reports_a_missing_record_and_missing_fields(stack: Stack) -> None:
+    inline, durable = await both(stack, "nethunt", {"recordId": "f" * 24, "phone": PHONE})
+    assert inline == durable == {"success": False, "error": "CRM record not found", "callId": None}
+    inline, durable = await both(stack, "nethunt", {"phone": PHONE})
+    assert inline == durable == {"success": False, "error": "recordId and phone are required", "callId": None}
+
+
+async def test_create_order_stores_the_order(stack: Stack) -> None:
+    inline, durable = await both(stack, "create-order", {"phone": PHONE, "product_id": "p1", "quantity": 2})
+    for answer in (inline, durable):
+        assert answer["success"] is True and answer["orderId"].startswith("ord_")
+    rows = await stack.resources.pool.fetch("SELECT id, quantity FROM example_orders WHERE id = ANY($1)",
+                                            [inline["orderId"], durable["orderId"]])
+    assert sorted(r["quantity"] for r in rows) == [2, 2]

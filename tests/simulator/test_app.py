@@ -1,0 +1,124 @@
+"""All peers on one app: the three clients through their prefixes, and dev-mode auto-play."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI, Request
+
+from happ_integ.clients.happ_voice import HappVoiceApi
+from happ_integ.clients.keycrm import KeyCrmApi
+from happ_integ.clients.nethunt import NetHuntApi
+from simulator.app import DEMO_PHONE, SimulatorStates, create_simulator_app, main
+from simulator.voice import Outcome, verify_elevenlabs
+
+
+def transport(states: SimulatorStates) -> httpx.ASGITransport:
+    return httpx.ASGITransport(app=create_simulator_app(states))
+
+
+async def test_clients_work_through_the_prefixes() -> None:
+    states = SimulatorStates.demo()
+    async with httpx.AsyncClient(transport=transport(states), base_url="http://sim") as http:
+        index = (await http.get("/")).json()
+        assert index == {
+            "nethunt": "http://sim/nethunt/api/v1/zapier",
+            "keycrm": "http://sim/keycrm/v1",
+            "voice": "http://sim/voice",
+        }
+        nethunt = NetHuntApi(http, index["nethunt"], states.nethunt.email, states.nethunt.api_key)
+        [record] = await nethunt.search_records("leads", f'"Phone":{DEMO_PHONE}')
+        assert record.fields["Company"] == "ТОВ Компанія"
+        assert states.nethunt.requests[-1].path == "/api/v1/zapier/searches/find-record/leads"
+        keycrm = KeyCrmApi(http, index["keycrm"], states.keycrm.api_key)
+        [card] = await keycrm.find_cards_by_phone(DEMO_PHONE)
+        assert card.contact and card.contact.full_name == "Іван Петренко"
+        assert states.keycrm.requests[-1].path == "/v1/pipelines/cards"
+        voice = HappVoiceApi(http, index["voice"], states.voice.token)
+        result = await voice.originate("sip-1", DEMO_PHONE, 1, call_id="sofa-9")
+        assert states.voice.calls[-1].provider_call_id == result.provider_call_id
+        assert states.voice.requests[-1].path == "/sip-1/originate/"
+        listed = (await http.get("/voice/_sim/calls")).json()
+        assert listed["calls"][0]["call_id"] == "sofa-9"
+        assert (await http.post("/voice/_sim/calls/nope/play")).status_code == 404
+        bad = await http.post("/voice/_sim/calls/sofa-9/play", json={"outcome": "weird"})
+        assert bad.status_code == 422
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+async def gateway() -> AsyncIterator[tuple[str, list[tuple[str, dict[str, str], bytes]]]]:
+    hits: list[tuple[str, dict[str, str], bytes]] = []
+    app = FastAPI()
+
+    @app.post("/sofa/webhook/{name}")
+    async def hook(name: str, request: Request) -> dict[str, object]:
+        hits.append((name, dict(request.headers), await request.body()))
+        return {"dynamic_variables": {"client_name": "Іван"}} if name == "agent-init" else {"success": True}
+
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
+    yield f"http://127.0.0.1:{port}/sofa", hits
+    server.should_exit = True
+    await task
+
+
+async def wait_for(hits: list[object], count: int) -> None:
+    for _ in range(300):
+        if len(hits) >= count:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"expected {count} webhooks, got {len(hits)}")
+
+
+async def test_auto_play_sends_a_whole_call(
+    gateway: tuple[str, list[tuple[str, dict[str, str], bytes]]],
+) -> None:
+    url, hits = gateway
+    states = SimulatorStates.demo(gateway=url, auto_play=Outcome.answered(5))
+    states.pause_seconds = 0.01
+    async with httpx.AsyncClient(transport=transport(states), base_url="http://sim") as http:
+        voice = HappVoiceApi(http, "http://sim/voice", states.voice.token)
+        await voice.originate("sip-1", DEMO_PHONE, 1, call_id="sofa-1")
+        await wait_for(hits, 4)
+        assert [h[0] for h in hits] == ["call-events", "agent-init", "call-events", "agent-postcall"]
+        _, headers, raw = hits[-1]
+        assert verify_elevenlabs(states.voice.webhook_secret, raw, headers["elevenlabs-signature"])
+        variables = json.loads(raw)["data"]["conversation_initiation_client_data"]["dynamic_variables"]
+        assert variables["call_id"] == "sofa-1" and variables["client_name"] == "Іван"
+        states.auto_play = None
+        played = await http.post("/voice/_sim/calls/sofa-1/play", json={"outcome": "busy"})
+        assert played.status_code == 202 and played.json()["duration"] == 0
+        await wait_for(hits, 6)
+        assert json.loads(hits[-1][2])["data"]["failure_reason"] == "busy"
+        assert states.errors == []
+
+
+def test_main_parses_arguments(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: dict[str, object] = {}
+
+    def fake_run(host: str, port: int, states: SimulatorStates | None = None) -> None:
+        seen.update(host=host, port=port, states=states)
+
+    monkeypatch.setattr("simulator.app.run_simulator", fake_run)
+    main(["--port", "3999", "--gateway", "http://gw/sofa", "--auto-play", "short", "--duration", "3"])
+    states = seen["states"]
+    assert isinstance(states, SimulatorStates) and seen["port"] == 3999
+    assert states.auto_play == Outcome("short", 3)
+    assert states.voice.postcall_url == "http://gw/sofa/webhook/agent-postcall"

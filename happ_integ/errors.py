@@ -2,6 +2,7 @@
 
     HappError
     ├── HandlerDefinitionError        a define_handler/Integration mistake, raised at import time
+    ├── HandlerFailed                 handler code raised something else; the message names it (HTTP 500)
     ├── RetryableError                transient: Temporal retries the activity, a sender retries the webhook
     │   ├── DependencyUnavailable     PostgreSQL or Temporal unreachable (HTTP 503, names which)
     │   └── UpstreamError             an outside API timed out or answered 5xx/429 (HTTP 502)
@@ -35,6 +36,12 @@ class HappError(Exception):
 
 class HandlerDefinitionError(HappError, ValueError):
     """A handler or integration is declared wrongly; the message names the fix."""
+
+
+class HandlerFailed(HappError):
+    """Handler code raised an exception that is not a HappError: `"RuntimeError: kaboom"`."""
+
+    status_code = 500
 
 
 class RetryableError(HappError):

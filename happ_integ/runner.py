@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from happ_integ.context import Context, reset_current, set_current
-from happ_integ.errors import HappError
+from happ_integ.errors import HandlerFailed, HappError
 from happ_integ.handler import HandlerDefinition
 
 
@@ -30,9 +30,12 @@ async def execute_handler(
     try:
         result = await definition.fn(ctx)
         response = _coerce_response(definition, result)
-    except Exception as exc:
+    except HappError as exc:
         ctx.log.handler_end(round((clock() - started) * 1000, 3), error=exc)
         raise
+    except Exception as exc:
+        ctx.log.handler_end(round((clock() - started) * 1000, 3), error=exc)
+        raise HandlerFailed(f"{type(exc).__name__}: {exc}") from exc
     finally:
         reset_current(token)
     ctx.log.handler_end(round((clock() - started) * 1000, 3))

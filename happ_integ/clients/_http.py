@@ -7,6 +7,7 @@
 Mapping (every client uses it, so a workflow sees the same errors from every peer):
 
 - timeout, connection refused/reset, any transport failure, 5xx, 429 → `UpstreamError` (retryable)
+- a base URL whose scheme httpx cannot speak → `UpstreamRejected`
 - 401 → `Unauthorized`, 403 → `Forbidden`, 404 → `NotFound`
 - any other 4xx → `UpstreamRejected` (retrying cannot help)
 - a 2xx whose body is not JSON → `UpstreamError`
@@ -96,18 +97,15 @@ def error_for_response(
     return UpstreamRejected(message, **details)
 
 
-def error_for_transport(exc: httpx.TransportError, *, service: str, method: str, path: str) -> UpstreamError:
-    """A timeout or connection failure as a retryable `UpstreamError` (the message has no URL query)."""
-    kind = (
-        "timed out" if isinstance(exc, httpx.TimeoutException) else f"was unreachable ({type(exc).__name__})"
-    )
-    return UpstreamError(
-        f"{service} {kind} on {method} {path}",
-        service=service,
-        method=method,
-        path=path,
-        timeout=isinstance(exc, httpx.TimeoutException),
-    )
+def error_for_transport(exc: httpx.RequestError, *, service: str, method: str, path: str) -> HappError:
+    """A timeout or connection failure as a retryable `UpstreamError` (the message has no URL query);
+    a URL scheme httpx cannot speak is a configuration mistake, so `UpstreamRejected`."""
+    details: dict[str, Any] = {"service": service, "method": method, "path": path}
+    if isinstance(exc, httpx.UnsupportedProtocol):
+        return UpstreamRejected(f"{service} base URL has an unsupported scheme ({method} {path})", **details)
+    timed_out = isinstance(exc, httpx.TimeoutException)
+    kind = "timed out" if timed_out else f"was unreachable ({type(exc).__name__})"
+    return UpstreamError(f"{service} {kind} on {method} {path}", timeout=timed_out, **details)
 
 
 class JsonApi:
@@ -151,7 +149,7 @@ class JsonApi:
             response = await self.http.request(
                 method, url, params=query or None, json=json, headers=self.headers, timeout=self.timeout
             )
-        except httpx.TransportError as exc:
+        except httpx.RequestError as exc:
             raise error_for_transport(
                 exc, service=self.service, method=method, path=httpx.URL(url).path
             ) from None

@@ -103,3 +103,10 @@ async def test_body_decoding_and_timeout_passthrough() -> None:
     assert str(seen[0].url) == "http://peer.test/base/a?flag=true&n=2"
     assert seen[0].extensions["timeout"] == {"connect": 3.5, "read": 3.5, "write": 3.5, "pool": 3.5}
     assert seen[0].headers["accept"] == "application/json"
+
+
+async def test_unsupported_scheme_is_not_retried() -> None:
+    async with httpx.AsyncClient() as http:
+        api = JsonApi(http, "htp://peer.test", service="Peer")
+        with pytest.raises(UpstreamRejected, match="unsupported scheme"):
+            await api.request("GET", "/x")

@@ -27,11 +27,14 @@ from happ_integ.ops import Resources
 from happ_integ.runtime import close_resources, open_resources
 from happ_integ.settings import Settings
 from simulator.app import SimulatorStates, create_simulator_app
+from tests.e2e.gw_integration import gw
 from worker import build_workers
 
 ADMIN_TOKEN = "admin-" + uuid.uuid4().hex
 CANARY_NETHUNT_KEY = "canary-nethunt-" + uuid.uuid4().hex
 CANARY_VOICE_TOKEN = "canary-voice-" + uuid.uuid4().hex
+GW_WEBHOOK_TOKEN = "hook-" + uuid.uuid4().hex
+GW_ELEVENLABS_SECRET = "wsec_" + uuid.uuid4().hex
 CANARIES = (CANARY_NETHUNT_KEY, CANARY_VOICE_TOKEN)
 FOLDER = "leads"
 PHONE = "+380994829573"
@@ -82,7 +85,7 @@ async def stack(pg_url: str, temporal_dev: EmbeddedTemporal, temporal_client: Cl
         HAPP_NETHUNT_API_URL=f"{sim}/nethunt/api/v1/zapier", HAPP_KEYCRM_API_URL=f"{sim}/keycrm/v1",
         HAPP_LOG_FORMAT="json", HAPP_INTEGRATIONS="example",
     )
-    integrations = discover_integrations(["example"])
+    integrations = {**discover_integrations(["example"]), "gw": gw}
     capture, json_log = CaptureSink(), io.StringIO()
     sink = MultiSink(capture, JsonTransport(json_log))
     app = create_app(settings, integrations, sink=sink)
@@ -98,6 +101,9 @@ async def stack(pg_url: str, temporal_dev: EmbeddedTemporal, temporal_client: Cl
     secrets = {"NETHUNT_EMAIL": sims.nethunt.email, "NETHUNT_API_KEY": CANARY_NETHUNT_KEY,
                "NETHUNT_FOLDER_ID": FOLDER, "SAAS_AUTH_TOKEN": CANARY_VOICE_TOKEN, "SAAS_ASSISTANT_ID": "42"}
     assert (await http.put("/example/secrets", json=secrets, headers=stack.admin)).status_code == 200
+    assert (await http.post("/gw/setup", headers=stack.admin)).status_code == 200
+    gw_secrets = {"WEBHOOK_TOKEN": GW_WEBHOOK_TOKEN, "ELEVENLABS_WEBHOOK_SECRET": GW_ELEVENLABS_SECRET}
+    assert (await http.put("/gw/secrets", json=gw_secrets, headers=stack.admin)).status_code == 200
     yield stack
     await http.aclose()
     for w in workers:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 
 import httpx
 import pytest
@@ -57,6 +57,18 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+async def wait_until(condition: Callable[[], bool], seconds: float = 3.0) -> None:
+    for _ in range(int(seconds * 100)):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition not met in time")
+
+
+async def wait_for(hits: Sequence[object], count: int) -> None:
+    await wait_until(lambda: len(hits) >= count)
+
+
 @pytest.fixture
 async def gateway() -> AsyncIterator[tuple[str, list[tuple[str, dict[str, str], bytes]]]]:
     hits: list[tuple[str, dict[str, str], bytes]] = []
@@ -72,19 +84,10 @@ async def gateway() -> AsyncIterator[tuple[str, list[tuple[str, dict[str, str], 
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
     )
     task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.01)
+    await wait_until(lambda: server.started)
     yield f"http://127.0.0.1:{port}/sofa", hits
     server.should_exit = True
     await task
-
-
-async def wait_for(hits: list[object], count: int) -> None:
-    for _ in range(300):
-        if len(hits) >= count:
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"expected {count} webhooks, got {len(hits)}")
 
 
 async def test_auto_play_sends_a_whole_call(

@@ -143,7 +143,7 @@ async def test_answered_call(setup: tuple[VoiceState, Receiver, Any, httpx.Async
 
 
 async def test_short_call(setup: tuple[VoiceState, Receiver, Any, httpx.AsyncClient]) -> None:
-    state, receiver, _, gateway = setup
+    state, _, _, gateway = setup
     sent = await play_call(state, state.calls[0], Outcome.short(2, postcall=False), gateway)
     assert [d.kind for d in sent] == ["call_start", "agent_init", "call_end"]
     assert sent[-1].payload["duration"] == 2
@@ -174,7 +174,7 @@ async def test_unanswered_calls(
 
 
 async def test_unset_urls_are_skipped(setup: tuple[VoiceState, Receiver, Any, httpx.AsyncClient]) -> None:
-    state, receiver, _, gateway = setup
+    state, _, _, gateway = setup
     state.agent_init_url = state.call_events_url = None
     sent = await play_call(state, state.calls[0], Outcome.answered(10), gateway)
     assert [d.kind for d in sent] == ["post_call_transcription"]

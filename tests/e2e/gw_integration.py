@@ -1,0 +1,89 @@
+"""A small integration that exercises the gateway's guards: rate limit, dedup, auth, errors."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from happ_integ import BearerAuth, Context, Dedup, ElevenLabsAuth, Integration, Migration, RateLimit, define_handler
+
+
+class Echo(BaseModel):
+    id: str | None = None
+    text: str = Field(min_length=1)
+    count: int = 1
+
+
+class Echoed(BaseModel):
+    success: bool = True
+    text: str
+    runs: int = 0
+
+
+class Item(BaseModel):
+    name: str
+    qty: int = Field(ge=1)
+
+
+class Order(BaseModel):
+    customer: str
+    items: list[Item] = Field(min_length=1)
+
+
+@define_handler(name="echo", endpoint="POST /echo", durable=False, rate_limit=RateLimit(requests=3, per_seconds=60))
+async def echo(ctx: Context[Echo]) -> Echoed:
+    return Echoed(text=ctx.payload.text * ctx.payload.count)
+
+
+@define_handler(name="order", endpoint="POST /order", durable=False)
+async def order(ctx: Context[Order]) -> Echoed:
+    return Echoed(text=ctx.payload.customer)
+
+
+async def _count_run(ctx: Context[Echo]) -> Echoed:
+    await ctx.db.insert("runs", {"id": ctx.uuid(), "key": ctx.payload.id, "handler": ctx.handler_name})
+    result = await ctx.db.query("SELECT count(*)::int AS n FROM {{runs}} WHERE key = $1", ctx.payload.id)
+    return Echoed(text=ctx.payload.text, runs=result.data[0]["n"])
+
+
+@define_handler(name="once-inline", endpoint="POST /once-inline", durable=False, dedup=Dedup(ttl_seconds=60))
+async def once_inline(ctx: Context[Echo]) -> Echoed:
+    return await _count_run(ctx)
+
+
+@define_handler(name="once-durable", endpoint="POST /once-durable", dedup=Dedup(ttl_seconds=60))
+async def once_durable(ctx: Context[Echo]) -> Echoed:
+    return await _count_run(ctx)
+
+
+@define_handler(name="boom", endpoint="POST /boom", durable=False)
+async def boom(ctx: Context[Echo]) -> Echoed:
+    raise RuntimeError(f"kaboom: {ctx.payload.text}")
+
+
+@define_handler(name="boom-durable", endpoint="POST /boom-durable", retries=0)
+async def boom_durable(ctx: Context[Echo]) -> Echoed:
+    await ctx.db.insert("runs", {"id": ctx.uuid(), "key": ctx.payload.id, "handler": ctx.handler_name})
+    raise RuntimeError(f"kaboom: {ctx.payload.text}")
+
+
+@define_handler(name="secure", endpoint="POST /secure", durable=False, auth=BearerAuth("WEBHOOK_TOKEN"))
+async def secure(ctx: Context[Echo]) -> Echoed:
+    return Echoed(text=ctx.payload.text)
+
+
+@define_handler(name="signed", endpoint="POST /signed", durable=False, auth=ElevenLabsAuth())
+async def signed(ctx: Context[Echo]) -> Echoed:
+    return Echoed(text=ctx.payload.text)
+
+
+@define_handler(name="lookup", endpoint="GET /lookup", durable=False)
+async def lookup(ctx: Context[Echo]) -> Echoed:
+    return Echoed(text=ctx.payload.text, runs=ctx.payload.count)
+
+
+gw = Integration(
+    name="gw",
+    handlers=[echo, order, once_inline, once_durable, boom, boom_durable, secure, signed, lookup],
+    migrations=[Migration("001_runs", "CREATE TABLE {{runs}} (id text PRIMARY KEY, key text, handler text)")],
+    secrets=["WEBHOOK_TOKEN", "ELEVENLABS_WEBHOOK_SECRET"],
+)

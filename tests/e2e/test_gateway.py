@@ -1,0 +1,168 @@
+"""The gateway through HTTP: what a caller sees for good and bad requests."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+from simulator import sign_elevenlabs
+from tests.e2e.conftest import GW_ELEVENLABS_SECRET, GW_WEBHOOK_TOKEN, Stack
+
+
+async def runs_of(stack: Stack, key: str) -> int:
+    return int(await stack.resources.pool.fetchval("SELECT count(*) FROM gw_runs WHERE key = $1", key))
+
+
+async def test_invalid_payload_is_422_with_the_field_path(stack: Stack) -> None:
+    resp = await stack.http.post("/gw/order", json={"customer": "Ann", "items": [{"name": "tea", "qty": 0}]})
+    assert resp.status_code == 422
+    body = resp.json()
+    assert body["success"] is False
+    assert body["detail"][0]["field"] == "items.0.qty"
+    assert "items.0.qty" in body["error"]
+
+
+async def test_malformed_json_is_422(stack: Stack) -> None:
+    resp = await stack.http.post("/gw/order", content=b'{"customer": ', headers={"Content-Type": "application/json"})
+    assert resp.status_code == 422
+    assert resp.json()["success"] is False
+
+
+async def test_get_handler_takes_its_payload_from_the_query(stack: Stack) -> None:
+    resp = await stack.http.get("/gw/lookup", params={"text": "hi", "count": 4})
+    assert resp.status_code == 200 and resp.json() == {"success": True, "text": "hi", "runs": 4}
+    assert (await stack.http.get("/gw/lookup", params={"count": "x", "text": "a"})).status_code == 422
+
+
+async def test_unknown_integration_route_and_method(stack: Stack) -> None:
+    assert (await stack.http.post("/nosuch/webhook/agent-init", json={})).status_code == 404
+    missing = await stack.http.post("/gw/nosuch", json={})
+    assert missing.status_code == 404 and missing.json()["success"] is False
+    assert (await stack.http.get("/gw/order")).status_code == 405
+
+
+async def test_body_over_one_mib_is_413(stack: Stack) -> None:
+    resp = await stack.http.post("/gw/order", content=b'{"customer":"' + b"x" * (1024 * 1024 + 10) + b'"}',
+                                 headers={"Content-Type": "application/json"})
+    assert resp.status_code == 413 and resp.json()["success"] is False
+
+
+async def test_inline_handler_error_answers_success_false_and_is_logged(stack: Stack) -> None:
+    resp = await stack.http.post("/gw/boom", json={"text": "inline"})
+    assert resp.status_code == 500
+    assert resp.json()["success"] is False and "kaboom: inline" in resp.json()["error"]
+    assert "Traceback" not in resp.text
+    ends = [e for e in stack.capture.named("handler:end") if e.handler == "boom"]
+    assert ends and "kaboom: inline" in (ends[-1].error or "")
+
+
+async def test_durable_handler_error_fails_the_run_and_answers_success_false(stack: Stack) -> None:
+    key = uuid.uuid4().hex
+    resp = await stack.http.post("/gw/boom-durable", json={"id": key, "text": "durable"})
+    assert resp.status_code == 500
+    assert resp.json()["success"] is False and "kaboom: durable" in resp.json()["error"]
+    workflow_id = resp.headers["x-workflow-id"]
+    description = await stack.temporal.get_workflow_handle(workflow_id).describe()
+    assert description.status is not None and description.status.name == "FAILED"
+
+
+async def test_admin_routes_need_the_admin_token(stack: Stack) -> None:
+    assert (await stack.http.get("/gw/secrets")).status_code == 401
+    assert (await stack.http.get("/gw/secrets", headers={"Authorization": "Bearer wrong"})).status_code == 401
+    assert (await stack.http.post("/gw/setup")).status_code == 401
+    assert (await stack.http.post("/gw/cron/trigger")).status_code == 401
+    ok = await stack.http.get("/gw/secrets", headers=stack.admin)
+    assert ok.status_code == 200
+    assert ok.json() == {"secrets": {"ELEVENLABS_WEBHOOK_SECRET": True, "WEBHOOK_TOKEN": True}}
+    assert GW_WEBHOOK_TOKEN not in ok.text
+
+
+async def test_config_routes_validate_against_the_default_model(stack: Stack) -> None:
+    default = await stack.http.get("/example/config/call_handling", headers=stack.admin)
+    assert default.status_code == 200 and default.json()["value"]["concurrency_limit"] == 3
+    bad = await stack.http.put("/example/config/call_handling", json={"concurrency_limit": "many"},
+                               headers=stack.admin)
+    assert bad.status_code == 422
+    good = await stack.http.put("/example/config/call_handling", json={"concurrency_limit": 5}, headers=stack.admin)
+    assert good.status_code == 200 and good.json()["value"]["concurrency_limit"] == 5
+    assert good.json()["value"]["short_call_seconds"] == 5
+    await stack.http.put("/example/config/call_handling", json={"concurrency_limit": 3}, headers=stack.admin)
+    assert (await stack.http.get("/example/config/nosuch", headers=stack.admin)).status_code == 404
+
+
+async def test_rate_limit_answers_429_with_retry_after(stack: Stack) -> None:
+    await stack.resources.pool.execute("DELETE FROM happ_rate_limits WHERE integration = 'gw'")
+    codes = [(await stack.http.post("/gw/echo", json={"text": "a"})).status_code for _ in range(3)]
+    limited = await stack.http.post("/gw/echo", json={"text": "a"})
+    assert codes == [200, 200, 200]
+    assert limited.status_code == 429
+    assert 1 <= int(limited.headers["retry-after"]) <= 60
+    assert limited.json()["success"] is False
+
+
+async def test_dedup_inline_answers_the_first_response_and_runs_once(stack: Stack) -> None:
+    key = uuid.uuid4().hex
+    first = await stack.http.post("/gw/once-inline", json={"id": key, "text": "one"})
+    again = await stack.http.post("/gw/once-inline", json={"id": key, "text": "two"})
+    assert first.status_code == again.status_code == 200
+    assert again.json() == first.json() == {"success": True, "text": "one", "runs": 1}
+    assert again.headers["x-happ-dedup"] == "hit"
+    assert await runs_of(stack, key) == 1
+
+
+async def test_dedup_durable_attaches_to_one_workflow(stack: Stack) -> None:
+    key = uuid.uuid4().hex
+    first = await stack.http.post("/gw/once-durable", json={"id": key, "text": "one"})
+    assert first.status_code == 200, first.text
+    assert first.headers["x-workflow-id"] == f"gw:handler:once-durable:{key}"
+    # Even past the dedup table (expired), the workflow id reuse policy returns the first run's result.
+    await stack.resources.pool.execute("DELETE FROM happ_dedup WHERE key = $1", key)
+    again = await stack.http.post("/gw/once-durable", json={"id": key, "text": "two"})
+    assert again.status_code == 200 and again.json() == first.json() == {"success": True, "text": "one", "runs": 1}
+    assert await runs_of(stack, key) == 1
+
+
+async def test_bearer_auth(stack: Stack) -> None:
+    assert (await stack.http.post("/gw/secure", json={"text": "a"})).status_code == 401
+    wrong = await stack.http.post("/gw/secure", json={"text": "a"}, headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 401
+    ok = await stack.http.post("/gw/secure", json={"text": "a"},
+                               headers={"Authorization": f"Bearer {GW_WEBHOOK_TOKEN}"})
+    assert ok.status_code == 200
+
+
+async def test_elevenlabs_signature(stack: Stack) -> None:
+    body = json.dumps({"text": "signed"}).encode()
+    now = int(time.time())
+    good = {"ElevenLabs-Signature": sign_elevenlabs(GW_ELEVENLABS_SECRET, body, now),
+            "Content-Type": "application/json"}
+    assert (await stack.http.post("/gw/signed", content=body, headers=good)).status_code == 200
+    tampered = await stack.http.post("/gw/signed", content=body.replace(b"signed", b"forged"), headers=good)
+    assert tampered.status_code == 401
+    stale = {**good, "ElevenLabs-Signature": sign_elevenlabs(GW_ELEVENLABS_SECRET, body, now - 3600)}
+    assert (await stack.http.post("/gw/signed", content=body, headers=stale)).status_code == 401
+    assert (await stack.http.post("/gw/signed", content=body, headers={"Content-Type": "application/json"})
+            ).status_code == 401
+
+
+async def test_health_checks_each_dependency(stack: Stack) -> None:
+    resp = await stack.http.get("/example/health")
+    assert resp.status_code == 200, resp.text
+    checks = resp.json()["checks"]
+    assert set(checks) == {"postgres", "temporal", "cache", "creds", "worker"}
+    assert all(c["ok"] for c in checks.values())
+    assert (await stack.http.get("/health")).status_code == 200
+
+
+async def test_openapi_per_integration_carries_models_and_the_seed_block(stack: Stack) -> None:
+    doc = (await stack.http.get("/example/openapi.json")).json()
+    op = doc["paths"]["/webhook/create-order"]["post"]
+    assert op["summary"] == "Create new order" and op["tags"] == ["Orders"]
+    assert op["requestBody"]["description"] == "Order details"
+    assert op["requestBody"]["content"]["application/json"]["schema"]["required"] == ["phone", "product_id"]
+    assert op["responses"]["200"]["description"] == "Order created successfully"
+    init = doc["paths"]["/webhook/agent-init"]["post"]
+    assert init["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("InitWebhookPayload")
+    assert "/webhook/retry" in doc["paths"] and "/webhook/nethunt" in doc["paths"]
+    assert (await stack.http.get("/example/docs")).status_code == 200

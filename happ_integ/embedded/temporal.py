@@ -11,6 +11,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from happ_integ.embedded.process import spawn, stop, wait_for_port
@@ -61,8 +62,9 @@ class EmbeddedTemporal:
         self.host = host
         self.namespace = namespace
         self.codec_endpoint = codec_endpoint
-        base = self.db_file.parent if self.db_file else Path(".")
-        self.log_path = base / "temporal.log"
+        # Without a db file (tests), the log goes to the temp folder rather than the working tree.
+        base = self.db_file.parent if self.db_file else Path(tempfile.gettempdir())
+        self.log_path = base / ("temporal.log" if self.db_file else f"happ-temporal-{port}.log")
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property

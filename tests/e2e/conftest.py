@@ -61,7 +61,9 @@ class Stack:
 
 
 async def _serve(app: Any, port: int) -> tuple[EmbeddedServer, asyncio.Task[None]]:
-    server = EmbeddedServer(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    server = EmbeddedServer(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
     task = asyncio.create_task(server.serve())
     while not server.started:
         await asyncio.sleep(0.02)
@@ -74,16 +76,23 @@ async def stack(pg_url: str, temporal_dev: EmbeddedTemporal, temporal_client: Cl
     sims.nethunt.api_key = CANARY_NETHUNT_KEY
     sims.voice.token = CANARY_VOICE_TOKEN
     sims.nethunt.add_folder("Leads", folder_id=FOLDER)
-    record_id = sims.nethunt.add_record(FOLDER, {"Ім'я": "Іван", "Телефон": [PHONE], "Компанія": "ТОВ Компанія"})
+    record_id = sims.nethunt.add_record(
+        FOLDER, {"Ім'я": "Іван", "Телефон": [PHONE], "Компанія": "ТОВ Компанія"}
+    )
     sim_port = free_port()
     sim_server, sim_task = await _serve(create_simulator_app(sims), sim_port)
     sim = f"http://127.0.0.1:{sim_port}"
 
     settings = Settings(
-        DATABASE_URL=pg_url, TEMPORAL_ADDRESS=temporal_dev.address, HAPP_ADMIN_TOKEN=ADMIN_TOKEN,
-        HAPP_SECRET_KEY=Fernet.generate_key().decode(), HAPP_SAAS_API_URL=f"{sim}/voice",
-        HAPP_NETHUNT_API_URL=f"{sim}/nethunt/api/v1/zapier", HAPP_KEYCRM_API_URL=f"{sim}/keycrm/v1",
-        HAPP_LOG_FORMAT="json", HAPP_INTEGRATIONS="example",
+        DATABASE_URL=pg_url,
+        TEMPORAL_ADDRESS=temporal_dev.address,
+        HAPP_ADMIN_TOKEN=ADMIN_TOKEN,
+        HAPP_SECRET_KEY=Fernet.generate_key().decode(),
+        HAPP_SAAS_API_URL=f"{sim}/voice",
+        HAPP_NETHUNT_API_URL=f"{sim}/nethunt/api/v1/zapier",
+        HAPP_KEYCRM_API_URL=f"{sim}/keycrm/v1",
+        HAPP_LOG_FORMAT="json",
+        HAPP_INTEGRATIONS="example",
     )
     integrations = {**discover_integrations(["example"]), "gw": gw}
     capture, json_log = CaptureSink(), io.StringIO()
@@ -98,8 +107,13 @@ async def stack(pg_url: str, temporal_dev: EmbeddedTemporal, temporal_client: Cl
     stack = Stack(settings, http, temporal_client, runtime, resources, sims, capture, json_log, record_id)
     setup = await http.post("/example/setup", headers=stack.admin)
     assert setup.status_code == 200, setup.text
-    secrets = {"NETHUNT_EMAIL": sims.nethunt.email, "NETHUNT_API_KEY": CANARY_NETHUNT_KEY,
-               "NETHUNT_FOLDER_ID": FOLDER, "SAAS_AUTH_TOKEN": CANARY_VOICE_TOKEN, "SAAS_ASSISTANT_ID": "42"}
+    secrets = {
+        "NETHUNT_EMAIL": sims.nethunt.email,
+        "NETHUNT_API_KEY": CANARY_NETHUNT_KEY,
+        "NETHUNT_FOLDER_ID": FOLDER,
+        "SAAS_AUTH_TOKEN": CANARY_VOICE_TOKEN,
+        "SAAS_ASSISTANT_ID": "42",
+    }
     assert (await http.put("/example/secrets", json=secrets, headers=stack.admin)).status_code == 200
     assert (await http.post("/gw/setup", headers=stack.admin)).status_code == 200
     gw_secrets = {"WEBHOOK_TOKEN": GW_WEBHOOK_TOKEN, "ELEVENLABS_WEBHOOK_SECRET": GW_ELEVENLABS_SECRET}

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from happ_integ import BearerAuth, Context, Dedup, ElevenLabsAuth, Integration, Migration, RateLimit, define_handler
+from happ_integ import (
+    BearerAuth,
+    Context,
+    Dedup,
+    ElevenLabsAuth,
+    Integration,
+    Migration,
+    RateLimit,
+    define_handler,
+)
 
 
 class Echo(BaseModel):
@@ -29,7 +38,9 @@ class Order(BaseModel):
     items: list[Item] = Field(min_length=1)
 
 
-@define_handler(name="echo", endpoint="POST /echo", durable=False, rate_limit=RateLimit(requests=3, per_seconds=60))
+@define_handler(
+    name="echo", endpoint="POST /echo", durable=False, rate_limit=RateLimit(requests=3, per_seconds=60)
+)
 async def echo(ctx: Context[Echo]) -> Echoed:
     return Echoed(text=ctx.payload.text * ctx.payload.count)
 

@@ -20,9 +20,13 @@ from tests.e2e.gw_integration import gw
 @pytest.fixture
 async def broken(pg_url: str) -> AsyncIterator[httpx.AsyncClient]:
     """A gateway whose PostgreSQL and Temporal addresses point at closed ports."""
-    settings = Settings(DATABASE_URL=f"postgresql://postgres@127.0.0.1:{free_port()}/happ",
-                        TEMPORAL_ADDRESS=f"127.0.0.1:{free_port()}", HAPP_ADMIN_TOKEN=ADMIN_TOKEN,
-                        HAPP_SECRET_KEY=Fernet.generate_key().decode(), HAPP_LOG_FORMAT="json")
+    settings = Settings(
+        DATABASE_URL=f"postgresql://postgres@127.0.0.1:{free_port()}/happ",
+        TEMPORAL_ADDRESS=f"127.0.0.1:{free_port()}",
+        HAPP_ADMIN_TOKEN=ADMIN_TOKEN,
+        HAPP_SECRET_KEY=Fernet.generate_key().decode(),
+        HAPP_LOG_FORMAT="json",
+    )
     app = create_app(settings, {**discover_integrations(["example"]), "gw": gw}, sink=CaptureSink())
     await app.state.runtime.start()
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://happ") as client:
@@ -61,5 +65,7 @@ async def test_a_refused_delivery_is_accepted_on_retry(stack: Stack, broken: htt
     assert (await broken.post("/example/webhook/create-order", json=body)).status_code == 503
     ok = await stack.http.post("/example/webhook/create-order", json=body)
     assert ok.status_code == 200
-    count = await stack.resources.pool.fetchval("SELECT count(*) FROM example_orders WHERE product_id = 'retry-me'")
+    count = await stack.resources.pool.fetchval(
+        "SELECT count(*) FROM example_orders WHERE product_id = 'retry-me'"
+    )
     assert count == 1

@@ -13,12 +13,17 @@ from happ_integ.temporal import HandlerRunInput, HandlerRunResult
 from tests.e2e.conftest import CANARIES, PHONE, Stack
 
 
-async def run_durably(stack: Stack, handler: str, payload: dict[str, object]) -> tuple[dict[str, object],
-                                                                                       WorkflowHistory]:
+async def run_durably(
+    stack: Stack, handler: str, payload: dict[str, object]
+) -> tuple[dict[str, object], WorkflowHistory]:
     workflow_id = f"example:handler:{handler}:{uuid.uuid4().hex}"
     result = await stack.temporal.execute_workflow(
-        "HandlerRun", HandlerRunInput(integration="example", handler=handler, payload=payload), id=workflow_id,
-        task_queue="happ-example", result_type=HandlerRunResult)
+        "HandlerRun",
+        HandlerRunInput(integration="example", handler=handler, payload=payload),
+        id=workflow_id,
+        task_queue="happ-example",
+        result_type=HandlerRunResult,
+    )
     history = await stack.temporal.get_workflow_handle(workflow_id).fetch_history()
     return result.response, history
 
@@ -29,7 +34,9 @@ def activities(history: WorkflowHistory) -> list[tuple[str, str]]:
     found = []
     for event in history.events:
         if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-            summary = converter.from_payload(event.user_metadata.summary) if event.HasField("user_metadata") else ""
+            summary = (
+                converter.from_payload(event.user_metadata.summary) if event.HasField("user_metadata") else ""
+            )
             found.append((event.activity_task_scheduled_event_attributes.activity_type.name, summary))
     return found
 
@@ -63,8 +70,11 @@ async def test_step_names_become_summaries_and_crm_calls_are_crm_activities(stac
 
 async def test_the_handler_retries_policy_is_the_activity_retry_policy(stack: Stack) -> None:
     _, history = await run_durably(stack, "nethunt", {"recordId": stack.record_id, "phone": PHONE})
-    policies = {e.activity_task_scheduled_event_attributes.retry_policy.maximum_attempts
-                for e in history.events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED}
+    policies = {
+        e.activity_task_scheduled_event_attributes.retry_policy.maximum_attempts
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    }
     assert policies == {4}, "nethunt declares retries=3: four attempts in all"
 
 
@@ -73,8 +83,11 @@ async def test_a_transient_crm_failure_is_retried_by_temporal(stack: Stack) -> N
     stack.sims.nethunt.fail_next(500, times=1)
     response, history = await run_durably(stack, "nethunt", {"recordId": stack.record_id, "phone": PHONE})
     assert response["success"] is True
-    attempts = [e.activity_task_started_event_attributes.attempt for e in history.events
-                if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED]
+    attempts = [
+        e.activity_task_started_event_attributes.attempt
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
+    ]
     assert max(attempts) == 2
 
 
@@ -82,13 +95,17 @@ async def test_no_secret_value_in_history_logs_or_responses(stack: Stack) -> Non
     await stack.reset_calls()
     await stack.resources.pool.execute("DELETE FROM happ_cache WHERE integration = 'example'")
     texts = []
-    for handler, payload in (("agent-init", {"phone": PHONE, "conversationId": "c-1"}),
-                             ("test-call", {"phoneNumber": PHONE, "sip": "sip-1"}),
-                             ("nethunt", {"recordId": stack.record_id, "phone": PHONE})):
+    for handler, payload in (
+        ("agent-init", {"phone": PHONE, "conversationId": "c-1"}),
+        ("test-call", {"phoneNumber": PHONE, "sip": "sip-1"}),
+        ("nethunt", {"recordId": stack.record_id, "phone": PHONE}),
+    ):
         response, history = await run_durably(stack, handler, payload)
         texts += [json.dumps(response), history.to_json()]
-    for path, body in (("/example/webhook/agent-init", {"phone": PHONE, "conversationId": "c-2"}),
-                       ("/example/test-call", {"phoneNumber": PHONE, "sip": "sip-1"})):
+    for path, body in (
+        ("/example/webhook/agent-init", {"phone": PHONE, "conversationId": "c-2"}),
+        ("/example/test-call", {"phoneNumber": PHONE, "sip": "sip-1"}),
+    ):
         resp = await stack.http.post(path, json=body)
         texts.append(resp.text)
     texts.append((await stack.http.get("/example/secrets", headers=stack.admin)).text)
@@ -98,5 +115,7 @@ async def test_no_secret_value_in_history_logs_or_responses(stack: Stack) -> Non
     assert any(r.header("authorization") == f"Bearer {CANARIES[1]}" for r in stack.sims.voice.requests)
     for canary in CANARIES:
         assert all(canary not in text for text in texts), f"secret {canary[:14]}… leaked"
-    raw = await stack.resources.pool.fetch("SELECT ciphertext FROM happ_secrets WHERE integration = 'example'")
+    raw = await stack.resources.pool.fetch(
+        "SELECT ciphertext FROM happ_secrets WHERE integration = 'example'"
+    )
     assert all(canary.encode() not in (r["ciphertext"] or b"") for r in raw for canary in CANARIES)

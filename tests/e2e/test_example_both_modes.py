@@ -14,17 +14,23 @@ from integrations.example import integration
 from tests.e2e.conftest import PHONE, Stack
 
 
-async def run_one(stack: Stack, name: str, payload: dict[str, Any], mode: str) -> tuple[dict[str, Any] | None,
-                                                                                  dict[str, Any] | None]:
+async def run_one(
+    stack: Stack, name: str, payload: dict[str, Any], mode: str
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     definition: HandlerDefinition = integration.handler(name)
     model: BaseModel = definition.payload_model.model_validate(payload)
     if mode == "inline":
-        inline = await run_inline(stack.resources, "example", definition, model, f"inline-{name}", stack.capture)
+        inline = await run_inline(
+            stack.resources, "example", definition, model, f"inline-{name}", stack.capture
+        )
         return inline.model_dump(mode="json"), None
     durable = await stack.temporal.execute_workflow(
-        "HandlerRun", HandlerRunInput(integration="example", handler=name, payload=model.model_dump(mode="json")),
-        id=f"example:handler:{name}:test-{uuid.uuid4().hex}", task_queue=integration.task_queue,
-        result_type=HandlerRunResult)
+        "HandlerRun",
+        HandlerRunInput(integration="example", handler=name, payload=model.model_dump(mode="json")),
+        id=f"example:handler:{name}:test-{uuid.uuid4().hex}",
+        task_queue=integration.task_queue,
+        result_type=HandlerRunResult,
+    )
     return None, durable.response
 
 
@@ -37,6 +43,7 @@ async def both(stack: Stack, name: str, payload: dict[str, Any]) -> tuple[dict[s
 
 async def test_agent_init_reads_crm_through_creds_and_caches(stack: Stack) -> None:
     await stack.resources.pool.execute("DELETE FROM happ_cache WHERE integration = 'example'")
+    stack.sims.nethunt.clear_requests()
     inline, durable = await both(stack, "agent-init", {"phone": PHONE, "conversationId": "conv-1"})
     assert inline == durable
     assert inline["context"]["clientName"] == "Іван"
@@ -48,8 +55,14 @@ async def test_agent_init_reads_crm_through_creds_and_caches(stack: Stack) -> No
 
 async def test_agent_init_without_fields_answers_the_default(stack: Stack) -> None:
     inline, durable = await both(stack, "agent-init", {"phone": PHONE})
-    assert inline == durable == {"firstMessage": "Привет! Чем могу помочь?", "context": {"clientName": "Клиент",
-                                                                                       "company": None, "email": None}}
+    assert (
+        inline
+        == durable
+        == {
+            "firstMessage": "Привет! Чем могу помочь?",
+            "context": {"clientName": "Клиент", "company": None, "email": None},
+        }
+    )
 
 
 async def test_retry_requeues_due_calls(stack: Stack) -> None:
@@ -58,7 +71,8 @@ async def test_retry_requeues_due_calls(stack: Stack) -> None:
         await stack.resources.pool.execute(
             "INSERT INTO example_calls (id, status, next_retry_at) VALUES "
             "('due1', 'failed', now() - interval '1 minute'), ('due2', 'failed', now() - interval '1 hour'),"
-            "('later', 'failed', now() + interval '1 hour')")
+            "('later', 'failed', now() + interval '1 hour')"
+        )
 
     answers = []
     for mode in ("inline", "durable"):
@@ -66,8 +80,11 @@ async def test_retry_requeues_due_calls(stack: Stack) -> None:
         inline, durable = await run_one(stack, "retry", {}, mode)
         answers.append(inline or durable)
         rows = await stack.resources.pool.fetch("SELECT id, status FROM example_calls ORDER BY id")
-        assert [(r["id"], r["status"]) for r in rows] == [("due1", "initiated"), ("due2", "initiated"),
-                                                          ("later", "failed")]
+        assert [(r["id"], r["status"]) for r in rows] == [
+            ("due1", "initiated"),
+            ("due2", "initiated"),
+            ("later", "failed"),
+        ]
     assert answers[0] == answers[1] == {"success": True, "error": None, "processed": 2}
 
 
@@ -90,8 +107,11 @@ async def test_test_call_originates_and_respects_the_configured_limit(stack: Sta
     # Config says 3 concurrent calls; a third fills the limit and a fourth is refused, in both modes.
     await stack.resources.pool.execute("INSERT INTO example_calls (id, status) VALUES ('busy', 'initiated')")
     inline, durable = await both(stack, "test-call", payload)
-    assert inline == durable == {"success": False, "error": "Max calls limit reached (3)", "callId": None,
-                                 "message": None}
+    assert (
+        inline
+        == durable
+        == {"success": False, "error": "Max calls limit reached (3)", "callId": None, "message": None}
+    )
 
 
 async def test_test_call_reports_a_voice_api_error(stack: Stack) -> None:
@@ -112,7 +132,9 @@ async def test_nethunt_creates_a_call_from_a_cached_crm_record(stack: Stack) -> 
     for answer in (inline, durable):
         assert answer["success"] is True and answer["callId"].startswith("call_")
     rows = await stack.resources.pool.fetch("SELECT lead_id, phone, status FROM example_calls")
-    assert [(r["lead_id"], r["phone"], r["status"]) for r in rows] == [(stack.record_id, PHONE, "initiated")] * 2
+    assert [(r["lead_id"], r["phone"], r["status"]) for r in rows] == [
+        (stack.record_id, PHONE, "initiated")
+    ] * 2
     assert len(stack.sims.nethunt.requests) - before == 1, "the second run reads the record from the cache"
 
 
@@ -127,6 +149,7 @@ async def test_create_order_stores_the_order(stack: Stack) -> None:
     inline, durable = await both(stack, "create-order", {"phone": PHONE, "product_id": "p1", "quantity": 2})
     for answer in (inline, durable):
         assert answer["success"] is True and answer["orderId"].startswith("ord_")
-    rows = await stack.resources.pool.fetch("SELECT id, quantity FROM example_orders WHERE id = ANY($1)",
-                                            [inline["orderId"], durable["orderId"]])
+    rows = await stack.resources.pool.fetch(
+        "SELECT id, quantity FROM example_orders WHERE id = ANY($1)", [inline["orderId"], durable["orderId"]]
+    )
     assert sorted(r["quantity"] for r in rows) == [2, 2]

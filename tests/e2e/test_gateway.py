@@ -24,7 +24,9 @@ async def test_invalid_payload_is_422_with_the_field_path(stack: Stack) -> None:
 
 
 async def test_malformed_json_is_422(stack: Stack) -> None:
-    resp = await stack.http.post("/gw/order", content=b'{"customer": ', headers={"Content-Type": "application/json"})
+    resp = await stack.http.post(
+        "/gw/order", content=b'{"customer": ', headers={"Content-Type": "application/json"}
+    )
     assert resp.status_code == 422
     assert resp.json()["success"] is False
 
@@ -43,8 +45,11 @@ async def test_unknown_integration_route_and_method(stack: Stack) -> None:
 
 
 async def test_body_over_one_mib_is_413(stack: Stack) -> None:
-    resp = await stack.http.post("/gw/order", content=b'{"customer":"' + b"x" * (1024 * 1024 + 10) + b'"}',
-                                 headers={"Content-Type": "application/json"})
+    resp = await stack.http.post(
+        "/gw/order",
+        content=b'{"customer":"' + b"x" * (1024 * 1024 + 10) + b'"}',
+        headers={"Content-Type": "application/json"},
+    )
     assert resp.status_code == 413 and resp.json()["success"] is False
 
 
@@ -81,10 +86,13 @@ async def test_admin_routes_need_the_admin_token(stack: Stack) -> None:
 async def test_config_routes_validate_against_the_default_model(stack: Stack) -> None:
     default = await stack.http.get("/example/config/call_handling", headers=stack.admin)
     assert default.status_code == 200 and default.json()["value"]["concurrency_limit"] == 3
-    bad = await stack.http.put("/example/config/call_handling", json={"concurrency_limit": "many"},
-                               headers=stack.admin)
+    bad = await stack.http.put(
+        "/example/config/call_handling", json={"concurrency_limit": "many"}, headers=stack.admin
+    )
     assert bad.status_code == 422
-    good = await stack.http.put("/example/config/call_handling", json={"concurrency_limit": 5}, headers=stack.admin)
+    good = await stack.http.put(
+        "/example/config/call_handling", json={"concurrency_limit": 5}, headers=stack.admin
+    )
     assert good.status_code == 200 and good.json()["value"]["concurrency_limit"] == 5
     assert good.json()["value"]["short_call_seconds"] == 5
     await stack.http.put("/example/config/call_handling", json={"concurrency_limit": 3}, headers=stack.admin)
@@ -119,7 +127,11 @@ async def test_dedup_durable_attaches_to_one_workflow(stack: Stack) -> None:
     # Even past the dedup table (expired), the workflow id reuse policy returns the first run's result.
     await stack.resources.pool.execute("DELETE FROM happ_dedup WHERE key = $1", key)
     again = await stack.http.post("/gw/once-durable", json={"id": key, "text": "two"})
-    assert again.status_code == 200 and again.json() == first.json() == {"success": True, "text": "one", "runs": 1}
+    assert again.status_code == 200 and again.json() == first.json() == {
+        "success": True,
+        "text": "one",
+        "runs": 1,
+    }
     assert await runs_of(stack, key) == 1
 
 
@@ -127,23 +139,27 @@ async def test_bearer_auth(stack: Stack) -> None:
     assert (await stack.http.post("/gw/secure", json={"text": "a"})).status_code == 401
     wrong = await stack.http.post("/gw/secure", json={"text": "a"}, headers={"Authorization": "Bearer nope"})
     assert wrong.status_code == 401
-    ok = await stack.http.post("/gw/secure", json={"text": "a"},
-                               headers={"Authorization": f"Bearer {GW_WEBHOOK_TOKEN}"})
+    ok = await stack.http.post(
+        "/gw/secure", json={"text": "a"}, headers={"Authorization": f"Bearer {GW_WEBHOOK_TOKEN}"}
+    )
     assert ok.status_code == 200
 
 
 async def test_elevenlabs_signature(stack: Stack) -> None:
     body = json.dumps({"text": "signed"}).encode()
     now = int(time.time())
-    good = {"ElevenLabs-Signature": sign_elevenlabs(GW_ELEVENLABS_SECRET, body, now),
-            "Content-Type": "application/json"}
+    good = {
+        "ElevenLabs-Signature": sign_elevenlabs(GW_ELEVENLABS_SECRET, body, now),
+        "Content-Type": "application/json",
+    }
     assert (await stack.http.post("/gw/signed", content=body, headers=good)).status_code == 200
     tampered = await stack.http.post("/gw/signed", content=body.replace(b"signed", b"forged"), headers=good)
     assert tampered.status_code == 401
     stale = {**good, "ElevenLabs-Signature": sign_elevenlabs(GW_ELEVENLABS_SECRET, body, now - 3600)}
     assert (await stack.http.post("/gw/signed", content=body, headers=stale)).status_code == 401
-    assert (await stack.http.post("/gw/signed", content=body, headers={"Content-Type": "application/json"})
-            ).status_code == 401
+    assert (
+        await stack.http.post("/gw/signed", content=body, headers={"Content-Type": "application/json"})
+    ).status_code == 401
 
 
 async def test_health_checks_each_dependency(stack: Stack) -> None:

@@ -32,14 +32,20 @@ RUNS = {
 
 
 def replayer() -> Replayer:
-    return Replayer(workflows=[HandlerRun], data_converter=pydantic_data_converter, workflow_runner=workflow_runner())
+    return Replayer(
+        workflows=[HandlerRun], data_converter=pydantic_data_converter, workflow_runner=workflow_runner()
+    )
 
 
 async def record(stack: Stack, handler: str) -> WorkflowHistory:
     workflow_id = f"example:handler:{handler}:replay-{uuid.uuid4().hex}"
     await stack.temporal.execute_workflow(
-        "HandlerRun", HandlerRunInput(integration="example", handler=handler, payload=RUNS[handler]),
-        id=workflow_id, task_queue="happ-example", result_type=HandlerRunResult)
+        "HandlerRun",
+        HandlerRunInput(integration="example", handler=handler, payload=RUNS[handler]),
+        id=workflow_id,
+        task_queue="happ-example",
+        result_type=HandlerRunResult,
+    )
     return await stack.temporal.get_workflow_handle(workflow_id).fetch_history()
 
 

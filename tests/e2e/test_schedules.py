@@ -25,7 +25,8 @@ async def test_setup_creates_the_schedule_idempotently(stack: Stack) -> None:
 async def test_cron_trigger_runs_the_handler_through_its_schedule(stack: Stack) -> None:
     await stack.reset_calls()
     await stack.resources.pool.execute(
-        "INSERT INTO example_calls (id, status, next_retry_at) VALUES ('sched', 'failed', now() - interval '1 minute')")
+        "INSERT INTO example_calls (id, status, next_retry_at) VALUES ('sched', 'failed', now() - interval '1 minute')"
+    )
     handle = stack.temporal.get_schedule_handle("example:retry")
     before = len((await handle.describe()).info.recent_actions)
     resp = await stack.http.post("/example/cron/trigger", json={"handlerName": "retry"}, headers=stack.admin)
@@ -37,13 +38,20 @@ async def test_cron_trigger_runs_the_handler_through_its_schedule(stack: Stack) 
         await asyncio.sleep(0.1)
     started = actions[-1].action
     assert started.workflow_id.startswith("example:handler:retry:scheduled")
-    result = await stack.temporal.get_workflow_handle(started.workflow_id, result_type=HandlerRunResult).result()
+    result = await stack.temporal.get_workflow_handle(
+        started.workflow_id, result_type=HandlerRunResult
+    ).result()
     assert result.response == {"success": True, "error": None, "processed": 1}
-    assert await stack.resources.pool.fetchval("SELECT status FROM example_calls WHERE id = 'sched'") == "initiated"
+    assert (
+        await stack.resources.pool.fetchval("SELECT status FROM example_calls WHERE id = 'sched'")
+        == "initiated"
+    )
 
 
 async def test_cron_trigger_all_and_unknown(stack: Stack) -> None:
     everything = await stack.http.post("/example/cron/trigger", headers=stack.admin)
     assert everything.status_code == 200 and everything.json()["triggered"] == ["example:retry"]
-    unknown = await stack.http.post("/example/cron/trigger", json={"handlerName": "nope"}, headers=stack.admin)
+    unknown = await stack.http.post(
+        "/example/cron/trigger", json={"handlerName": "nope"}, headers=stack.admin
+    )
     assert unknown.status_code == 404

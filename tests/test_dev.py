@@ -1,0 +1,160 @@
+"""`happ dev` as a user runs it: one command brings the stack up, SIGTERM leaves nothing behind,
+and a restart finds the calls and runs of the last session still there."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from happ_integ.embedded.process import free_port
+
+STARTUP_BUDGET_SECONDS = 60
+
+
+def _processes_under(path: Path) -> list[str]:
+    """Command lines of live processes that mention `path` (our postgres/temporal/uvicorn children)."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if str(path) in cmdline:
+            found.append(f"{pid}: {cmdline[:200]}")
+    return found
+
+
+class DevProcess:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.api_port, self.temporal_port, self.ui_port, self.pg_port = (free_port() for _ in range(4))
+        self.env = {
+            **{
+                k: v
+                for k, v in os.environ.items()
+                if not k.startswith(("HAPP_", "DATABASE_URL", "TEMPORAL_"))
+            },
+            "HAPP_API_PORT": str(self.api_port),
+            "HAPP_DEV_TEMPORAL_PORT": str(self.temporal_port),
+            "HAPP_DEV_UI_PORT": str(self.ui_port),
+            "HAPP_DEV_PG_PORT": str(self.pg_port),
+            "HAPP_DATA_DIR": str(folder / ".happ"),
+            "HAPP_LOG_FORMAT": "json",
+        }
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def api(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    def start(self) -> float:
+        started = time.monotonic()
+        log = open(self.folder / "dev.log", "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "happ_integ.cli", "dev"],
+            cwd=self.folder,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        deadline = started + STARTUP_BUDGET_SECONDS
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, (self.folder / "dev.log").read_text()[-3000:]
+            try:
+                if httpx.get(f"{self.api}/health", timeout=2).status_code == 200:
+                    return time.monotonic() - started
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError(
+            f"no healthy API within {STARTUP_BUDGET_SECONDS}s:\n"
+            + (self.folder / "dev.log").read_text()[-3000:]
+        )
+
+    def stop(self) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(30)
+        self.proc = None
+        return code
+
+    def admin_token(self) -> str:
+        return str(json.loads((self.folder / ".happ" / "dev-secrets.json").read_text())["HAPP_ADMIN_TOKEN"])
+
+
+@pytest.fixture
+def dev(tmp_path: Path) -> Iterator[DevProcess]:
+    process = DevProcess(tmp_path)
+    yield process
+    if process.proc is not None:
+        process.proc.kill()
+        process.proc.wait(10)
+
+
+def test_dev_runs_the_stack_stops_clean_and_keeps_history(dev: DevProcess) -> None:
+    seconds = dev.start()
+    assert seconds < STARTUP_BUDGET_SECONDS
+    health = httpx.get(f"{dev.api}/health").json()
+    assert health["checks"]["postgres"]["ok"] and health["checks"]["temporal"]["ok"]
+    ui = httpx.get(f"http://127.0.0.1:{dev.ui_port}/", timeout=5)
+    assert ui.status_code == 200 and "<html" in ui.text.lower()
+    worker = httpx.get(f"{dev.api}/example/health").json()["checks"]["worker"]
+    assert worker["ok"], worker
+
+    # A durable run through the API: the workflow history lives in .happ/temporal.db.
+    order = httpx.post(
+        f"{dev.api}/example/webhook/create-order", json={"phone": "+380", "product_id": "p1"}, timeout=30
+    )
+    assert order.status_code == 200, order.text
+    workflow_id = order.headers["x-workflow-id"]
+
+    assert dev.stop() == 0
+    leftovers = _processes_under(dev.folder)
+    assert leftovers == [], f"left behind: {leftovers}"
+
+    dev.start()
+    headers = {"Authorization": f"Bearer {dev.admin_token()}"}
+    # The same admin token and secret key, the same database rows, the same Temporal history.
+    assert httpx.get(f"{dev.api}/example/secrets", headers=headers).status_code == 200
+    again = httpx.post(
+        f"{dev.api}/example/webhook/create-order",
+        json={"phone": "+380", "product_id": "p1"},
+        headers={"Idempotency-Key": workflow_id.rsplit(":", 1)[1]},
+        timeout=30,
+    )
+    assert again.status_code == 200 and again.json() == order.json()
+    assert again.headers["x-workflow-id"] == workflow_id
+    completed = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "temporal"),
+            "workflow",
+            "show",
+            "--workflow-id",
+            workflow_id,
+            "--address",
+            f"127.0.0.1:{dev.temporal_port}",
+            "--output",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert (
+        "WorkflowExecutionCompleted" in completed.stdout or "WORKFLOW_EXECUTION_COMPLETED" in completed.stdout
+    )
+    assert dev.stop() == 0
+    assert _processes_under(dev.folder) == []

@@ -19,6 +19,8 @@ from happ_integ.logs.events import MAX_DATA_BYTES, describe_error
 
 _SECRET_WORDS: Final = frozenset({"password", "passwd", "secret", "token", "apikey", "authorization"})
 _BEARER: Final = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}")
+_KEY_QUALIFIERS: Final = frozenset({"api", "secret", "private", "access", "signing", "encryption", "webhook",
+                                    "license", "session", "auth"})
 MASK: Final = "***"
 
 
@@ -45,9 +47,9 @@ class Redactor:
     def is_secret_key(self, key: str) -> bool:
         words = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", key).lower()
         tokens = [t for t in re.split(r"[^a-z0-9]+", words) if t]
+        # A bare `key` (a cache key, a dedup key) is data; `api_key`, `private_key` … are secrets.
         return bool(tokens) and (
-            tokens[-1] == "key"
-            or "api_key" in "_".join(tokens)
+            (len(tokens) >= 2 and tokens[-1] == "key" and tokens[-2] in _KEY_QUALIFIERS)
             or any(t in self.secret_words for t in tokens)
         )
 

@@ -58,9 +58,11 @@ class Resources:
         return ConfigStore(self.pool, integration, defaults)
 
     def creds(self, integration: str) -> CredsStore:
+        from happ_integ.logs import redactor
         from happ_integ.stores.creds import CredsStore
 
-        return CredsStore(self.pool, integration, self.box)
+        # Every value revealed in this process is masked in its logs too, wherever it turns up.
+        return CredsStore(self.pool, integration, self.box, on_reveal=redactor.add_secret)
 
     async def aclose(self) -> None:
         await self.http.aclose()

@@ -119,3 +119,20 @@ async def test_no_secret_value_in_history_logs_or_responses(stack: Stack) -> Non
         "SELECT ciphertext FROM happ_secrets WHERE integration = 'example'"
     )
     assert all(canary.encode() not in (r["ciphertext"] or b"") for r in raw for canary in CANARIES)
+
+
+async def test_a_durable_run_logs_its_steps_once_under_its_workflow_id(stack: Stack) -> None:
+    await stack.resources.pool.execute("DELETE FROM happ_cache WHERE integration = 'example'")
+    workflow_id = f"example:handler:agent-init:{uuid.uuid4().hex}"
+    await stack.temporal.execute_workflow(
+        "HandlerRun", HandlerRunInput(integration="example", handler="agent-init",
+                                      payload={"phone": PHONE, "conversationId": "c-log"}),
+        id=workflow_id, task_queue="happ-example", result_type=HandlerRunResult)
+    lines = [json.loads(line) for line in stack.log_text().splitlines() if workflow_id in line]
+    events = [(line.get("span"), line["event"]) for line in lines]
+    assert events.count((None, "handler:start")) == 1 and events.count((None, "handler:end")) == 1
+    assert events.count(("crm.search", "output")) == 1
+    search = next(line for line in lines if line.get("span") == "crm.search" and line["event"] == "output")
+    assert search["data"] == {"records": 1}, "transform= shapes what the log shows"
+    assert ("creds.get", "skipped") in events, "skip_output= hides the step's output"
+    assert all(line["traceId"] == workflow_id for line in lines)

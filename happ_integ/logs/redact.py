@@ -19,8 +19,9 @@ from happ_integ.logs.events import MAX_DATA_BYTES, describe_error
 
 _SECRET_WORDS: Final = frozenset({"password", "passwd", "secret", "token", "apikey", "authorization"})
 _BEARER: Final = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}")
-_KEY_QUALIFIERS: Final = frozenset({"api", "secret", "private", "access", "signing", "encryption", "webhook",
-                                    "license", "session", "auth"})
+_KEY_QUALIFIERS: Final = frozenset(
+    {"api", "secret", "private", "access", "signing", "encryption", "webhook", "license", "session", "auth"}
+)
 MASK: Final = "***"
 
 

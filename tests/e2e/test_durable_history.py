@@ -125,9 +125,14 @@ async def test_a_durable_run_logs_its_steps_once_under_its_workflow_id(stack: St
     await stack.resources.pool.execute("DELETE FROM happ_cache WHERE integration = 'example'")
     workflow_id = f"example:handler:agent-init:{uuid.uuid4().hex}"
     await stack.temporal.execute_workflow(
-        "HandlerRun", HandlerRunInput(integration="example", handler="agent-init",
-                                      payload={"phone": PHONE, "conversationId": "c-log"}),
-        id=workflow_id, task_queue="happ-example", result_type=HandlerRunResult)
+        "HandlerRun",
+        HandlerRunInput(
+            integration="example", handler="agent-init", payload={"phone": PHONE, "conversationId": "c-log"}
+        ),
+        id=workflow_id,
+        task_queue="happ-example",
+        result_type=HandlerRunResult,
+    )
     lines = [json.loads(line) for line in stack.log_text().splitlines() if workflow_id in line]
     events = [(line.get("span"), line["event"]) for line in lines]
     assert events.count((None, "handler:start")) == 1 and events.count((None, "handler:end")) == 1

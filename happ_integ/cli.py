@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
 
 
@@ -63,6 +64,9 @@ def main(argv: list[str] | None = None) -> None:
         from api.app import create_app
 
         settings = Settings()
+        # uvicorn shuts down gracefully on SIGTERM, then re-raises it to the handler it found; a
+        # no-op one there makes a requested stop exit 0 instead of "killed by signal".
+        signal.signal(signal.SIGTERM, lambda signum, frame: None)
         uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port, log_level="info")
     elif args.command == "worker":
         from worker import main as worker_main

@@ -158,3 +158,59 @@ def test_dev_runs_the_stack_stops_clean_and_keeps_history(dev: DevProcess) -> No
     )
     assert dev.stop() == 0
     assert _processes_under(dev.folder) == []
+
+
+def test_api_worker_and_setup_run_as_separate_processes(tmp_path: Path, pg_url: str) -> None:
+    """Production shape: `happ setup`, `happ worker` and `happ api` against given servers."""
+    from cryptography.fernet import Fernet
+
+    from happ_integ.embedded import EmbeddedTemporal
+
+    temporal = EmbeddedTemporal(db_file=None, port=free_port(), ui_port=None)
+    temporal.start()
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("HAPP_")},
+        "DATABASE_URL": pg_url,
+        "TEMPORAL_ADDRESS": temporal.address,
+        "HAPP_API_PORT": str(port),
+        "HAPP_SECRET_KEY": Fernet.generate_key().decode(),
+        "HAPP_ADMIN_TOKEN": "separate-admin",
+        "HAPP_INTEGRATIONS": "example",
+        "HAPP_LOG_FORMAT": "json",
+    }
+    happ = [sys.executable, "-m", "happ_integ.cli"]
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        setup = subprocess.run(
+            [*happ, "setup"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+        )
+        assert setup.returncode == 0, setup.stderr
+        assert json.loads(setup.stdout.splitlines()[-1])["integration"] == "example"
+        for command in ("worker", "api"):
+            log = open(tmp_path / f"{command}.log", "wb")
+            procs.append(subprocess.Popen([*happ, command], env=env, cwd=tmp_path, stdout=log, stderr=log))
+            log.close()
+        deadline = time.monotonic() + 30
+        health: dict[str, object] = {}
+        while time.monotonic() < deadline:
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/example/health", timeout=2).json()
+                if health.get("status") == "ok":
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        assert health.get("status") == "ok", (health, (tmp_path / "worker.log").read_text()[-2000:])
+        order = httpx.post(
+            f"http://127.0.0.1:{port}/example/webhook/create-order",
+            json={"phone": "+380", "product_id": "separate"},
+            timeout=30,
+        )
+        assert order.status_code == 200 and order.json()["success"] is True, order.text
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        codes = [proc.wait(20) for proc in procs]
+        temporal.stop()
+    assert codes == [0, 0], "worker and api stop cleanly on SIGTERM"

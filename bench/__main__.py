@@ -1,0 +1,23 @@
+"""`make bench`: run every benchmark and print its ratio against the same-run baseline.
+
+python -m bench
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from bench.context_overhead import run as context_overhead
+
+
+def main() -> int:
+    results = [asyncio.run(context_overhead())]
+    failed = [r for r in results if not r.ok]
+    for result in results:
+        print(result.line())
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -102,7 +102,6 @@ def test_compose_points_the_app_at_the_in_network_servers() -> None:
     assert re.search(r"^\s+DATABASE_URL: postgresql://\S+@postgres:5432/", text, re.M)
     assert re.search(r"^\s+TEMPORAL_ADDRESS: temporal:7233$", text, re.M)
     assert "DB: postgres12" in text
-    assert "TEMPORAL_CODEC_ENDPOINT: http://localhost:" in text
     assert re.search(r"command: \[\"happ\", \"worker\"\]\n(.*\n)*?\s+deploy:\n\s+replicas: 2\n", text)
     assert "/health" in text
     dynamic_config = re.search(r"\./(deploy/temporal/[\w.-]+\.yaml):", text)

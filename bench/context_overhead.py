@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 from cryptography.fernet import Fernet
 
-from happ_integ.context import DbClient
+from happ_integ.context_clients import DbClient
 from happ_integ.embedded import EmbeddedPostgres
 from happ_integ.embedded.process import free_port
 from happ_integ.inline import InlineExecutor

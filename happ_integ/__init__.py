@@ -10,7 +10,7 @@
 This module is the public surface; everything else is internal and may change.
 """
 
-from happ_integ.context import Context, SecretRef, Secrets, current
+from happ_integ.context import Context, current
 from happ_integ.errors import (
     Conflict,
     DependencyUnavailable,
@@ -37,6 +37,7 @@ from happ_integ.handler import (
     handler_definition,
 )
 from happ_integ.integration import CallFlow, Integration, Scheduled, discover_integrations, handlers_from
+from happ_integ.secrets import SecretRef, Secrets
 from happ_integ.settings import Settings
 from happ_integ.stores.migrations import Migration
 

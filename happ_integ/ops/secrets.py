@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from happ_integ.context import SECRET_PLACEHOLDER
 from happ_integ.errors import SecretMissing
 from happ_integ.ops.resources import Resources
+from happ_integ.secrets import SECRET_PLACEHOLDER
 
 
 class SecretResolver:

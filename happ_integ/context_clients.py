@@ -1,0 +1,230 @@
+"""The context's clients: each method is one operation handed to the run's `Executor`.
+
+rows = await ctx.db.select("calls", {"status": {"$in": ["initiated", "in_progress"]}}, limit=10)
+value = await ctx.cache.cache_aside("crm:1", 3600, lambda: crm.get_record(folder, "1"))
+resp = await ctx.http.post(url, json=body, headers={"Authorization": f"Bearer {secrets.TOKEN}"})
+"""
+
+from __future__ import annotations
+
+import typing
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar, overload
+
+from pydantic import BaseModel
+
+from happ_integ.errors import Forbidden
+from happ_integ.ops import models as m
+from happ_integ.secrets import SecretRef, Secrets
+
+if TYPE_CHECKING:
+    from happ_integ.context import Executor
+
+T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
+
+
+class _Client:
+    def __init__(self, executor: Executor, integration: str) -> None:
+        self._executor = executor
+        self._integration = integration
+
+
+class DbClient(_Client):
+    """Tables without prefix: `calls` is `{integration}_calls`. Filters: `$eq $ne $lt $lte $gt $gte $in $like`."""
+
+    async def insert(self, table: str, row: Mapping[str, Any]) -> dict[str, Any]:
+        arg = m.DbInsert(integration=self._integration, table=table, row=dict(row))
+        return (await self._executor.call("db.insert", arg, m.Row)).row
+
+    async def update(self, table: str, values: Mapping[str, Any], where: Mapping[str, Any]) -> int:
+        arg = m.DbUpdate(integration=self._integration, table=table, values=dict(values), where=dict(where))
+        return (await self._executor.call("db.update", arg, m.Count)).count
+
+    async def select(
+        self,
+        table: str,
+        where: Mapping[str, Any] | None = None,
+        *,
+        order_by: str | list[str] | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+    ) -> list[dict[str, Any]]:
+        arg = m.DbSelect(
+            integration=self._integration,
+            table=table,
+            where=dict(where) if where else None,
+            order_by=order_by,
+            limit=limit,
+            offset=offset,
+        )
+        return (await self._executor.call("db.select", arg, m.Rows)).rows
+
+    async def delete(self, table: str, where: Mapping[str, Any]) -> int:
+        arg = m.DbDelete(integration=self._integration, table=table, where=dict(where))
+        return (await self._executor.call("db.delete", arg, m.Count)).count
+
+    async def query(self, sql: str, *params: Any) -> m.QueryResult:
+        """Raw SQL with `$1…` parameters; `{{calls}}` expands to this integration's table."""
+        arg = m.DbQuery(integration=self._integration, sql=sql, params=list(params))
+        return await self._executor.call("db.query", arg, m.QueryResult)
+
+
+class CacheClient(_Client):
+    """Keys are per integration; entries expire after `ttl_seconds`."""
+
+    async def get(self, key: str) -> Any:
+        result = await self._executor.call(
+            "cache.get", m.CacheGet(integration=self._integration, key=key), m.CacheValue
+        )
+        return result.value if result.found else None
+
+    async def set(self, key: str, value: Any, ttl_seconds: int | None = None) -> None:
+        if isinstance(value, BaseModel):
+            value = value.model_dump(mode="json")
+        arg = m.CacheSet(integration=self._integration, key=key, value=value, ttl_seconds=ttl_seconds)
+        await self._executor.call("cache.set", arg, m.Empty)
+
+    async def delete(self, key: str) -> None:
+        await self._executor.call(
+            "cache.delete", m.CacheDelete(integration=self._integration, key=key), m.Empty
+        )
+
+    async def cache_aside(self, key: str, ttl_seconds: int | None, fn: Callable[[], Awaitable[T]]) -> T:
+        """The cached value, or `await fn()` stored for next time (a `None` result is not cached)."""
+        cached = await self.get(key)
+        if cached is not None:
+            return typing.cast(T, cached)
+        value = await fn()
+        if value is None:
+            return value
+        # A hit returns stored JSON, so a miss returns the same JSON shape, not the model instance.
+        stored = _jsonable(value)
+        await self.set(key, stored, ttl_seconds)
+        return typing.cast(T, stored)
+
+
+class ConfigClient(_Client):
+    """Stored per integration, falling back to the integration's `default_configs`."""
+
+    @overload
+    async def get(self, key: str, model: type[M]) -> M: ...
+    @overload
+    async def get(self, key: str, model: None = None) -> dict[str, Any] | None: ...
+
+    async def get(self, key: str, model: type[M] | None = None) -> M | dict[str, Any] | None:
+        value = (
+            await self._executor.call(
+                "config.get", m.ConfigGet(integration=self._integration, key=key), m.ConfigValue
+            )
+        ).value
+        if model is None:
+            return value
+        return model.model_validate(value or {})
+
+
+class CredsClient(_Client):
+    """This integration's secrets, as references resolved only inside the activities that use them."""
+
+    async def get(self, integration: str | None = None) -> Secrets:
+        if integration not in (None, self._integration):
+            raise Forbidden(f"integration {self._integration!r} may not read the secrets of {integration!r}")
+        status = await self._executor.call(
+            "creds.get", m.CredsGet(integration=self._integration), m.SecretStatus
+        )
+        return Secrets(status.names)
+
+
+class HttpClient(_Client):
+    """Outside HTTP calls as `http.request` operations; `{{secret:NAME}}` in url, headers or body is resolved late."""
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        content: str | None = None,
+        timeout_seconds: float = 30.0,
+    ) -> m.HttpResponse:
+        arg = m.HttpRequest(
+            integration=self._integration,
+            method=method.upper(),  # type: ignore[arg-type]
+            url=str(url),
+            headers={k: str(v) for k, v in (headers or {}).items()},
+            params={k: str(v) for k, v in (params or {}).items()},
+            json_body=_jsonable(json),
+            content=content,
+            timeout_seconds=timeout_seconds,
+        )
+        return await self._executor.call("http.request", arg, m.HttpResponse)
+
+    async def get(self, url: str, **kwargs: Any) -> m.HttpResponse:
+        return await self.request("GET", url, **kwargs)
+
+    async def post(self, url: str, **kwargs: Any) -> m.HttpResponse:
+        return await self.request("POST", url, **kwargs)
+
+    async def put(self, url: str, **kwargs: Any) -> m.HttpResponse:
+        return await self.request("PUT", url, **kwargs)
+
+    async def patch(self, url: str, **kwargs: Any) -> m.HttpResponse:
+        return await self.request("PATCH", url, **kwargs)
+
+    async def delete(self, url: str, **kwargs: Any) -> m.HttpResponse:
+        return await self.request("DELETE", url, **kwargs)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, SecretRef):
+        return str(value)
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+class NetHuntClient(_Client):
+    """NetHunt CRM through `crm.*` operations. Credentials default to the NETHUNT_* secrets."""
+
+    def __init__(self, executor: Executor, integration: str, email: Any = None, api_key: Any = None) -> None:
+        super().__init__(executor, integration)
+        self._auth = {
+            "email": str(email or "{{secret:NETHUNT_EMAIL}}"),
+            "api_key": str(api_key or "{{secret:NETHUNT_API_KEY}}"),
+        }
+
+    async def search_records(self, folder_id: Any, query: str, limit: int = 10) -> list[dict[str, Any]]:
+        arg = m.CrmSearchRecords(
+            integration=self._integration, folder_id=str(folder_id), query=query, limit=limit, **self._auth
+        )
+        return (await self._executor.call("crm.search_records", arg, m.CrmRecords)).records
+
+    async def get_record(self, folder_id: Any, record_id: str) -> dict[str, Any] | None:
+        arg = m.CrmGetRecord(
+            integration=self._integration, folder_id=str(folder_id), record_id=record_id, **self._auth
+        )
+        return (await self._executor.call("crm.get_record", arg, m.CrmRecord)).record
+
+    async def update_record(
+        self, record_id: str, fields: Mapping[str, Any], overwrite: bool = False
+    ) -> dict[str, Any] | None:
+        arg = m.CrmUpdateRecord(
+            integration=self._integration,
+            record_id=record_id,
+            fields=dict(fields),
+            overwrite=overwrite,
+            **self._auth,
+        )
+        return (await self._executor.call("crm.update_record", arg, m.CrmRecord)).record
+
+    async def create_record(self, folder_id: Any, fields: Mapping[str, Any]) -> dict[str, Any] | None:
+        arg = m.CrmCreateRecord(
+            integration=self._integration, folder_id=str(folder_id), fields=dict(fields), **self._auth
+        )
+        return (await self._executor.call("crm.create_record", arg, m.CrmRecord)).record

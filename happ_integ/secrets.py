@@ -1,0 +1,69 @@
+"""Secrets as references: handler code holds names, activities resolve the values.
+
+secrets = await ctx.creds.get()
+if not secrets.NETHUNT_API_KEY: ...                      # is it set?
+headers = {"Authorization": f"Bearer {secrets.API_TOKEN}"}  # "{{secret:API_TOKEN}}", resolved late
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+
+SECRET_PLACEHOLDER = re.compile(r"\{\{secret:([A-Z][A-Z0-9_]{0,63})\}\}")
+
+
+class SecretRef:
+    """A secret by name. `str()` is a placeholder that activities resolve; the value never passes here."""
+
+    __slots__ = ("is_set", "name")
+
+    def __init__(self, name: str, is_set: bool) -> None:
+        self.name = name
+        self.is_set = is_set
+
+    def __str__(self) -> str:
+        return "{{secret:" + self.name + "}}"
+
+    def __format__(self, spec: str) -> str:
+        return str(self)
+
+    def __bool__(self) -> bool:
+        return self.is_set
+
+    def __repr__(self) -> str:
+        return f"SecretRef({self.name}, set={self.is_set})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SecretRef) and other.name == self.name
+
+    def __hash__(self) -> int:
+        return hash(self.name)
+
+
+class Secrets(Mapping[str, SecretRef]):
+    """This integration's secrets as references: `secrets.NETHUNT_API_KEY`, `secrets["X"]`."""
+
+    def __init__(self, status: Mapping[str, bool]) -> None:
+        self._refs = {name: SecretRef(name, is_set) for name, is_set in status.items()}
+
+    def __getitem__(self, name: str) -> SecretRef:
+        return self._refs.get(name) or SecretRef(name, False)
+
+    def __getattr__(self, name: str) -> SecretRef:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return self[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._refs)
+
+    def __len__(self) -> int:
+        return len(self._refs)
+
+    def missing(self, *names: str) -> list[str]:
+        return [name for name in names if not self[name]]
+
+    def __repr__(self) -> str:
+        states = ", ".join(f"{name}={'set' if ref else 'unset'}" for name, ref in self._refs.items())
+        return f"Secrets({states})"

@@ -23,6 +23,7 @@ from cryptography.fernet import Fernet
 from pydantic import SecretStr
 
 from happ_integ.embedded import EmbeddedPostgres, EmbeddedTemporal
+from happ_integ.embedded.process import die_with_parent, parent_is
 from happ_integ.settings import Settings
 
 
@@ -65,6 +66,9 @@ def run_dev(settings: Settings, simulate: bool = False) -> None:
     data_dir = settings.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     settings = dev_secrets(settings, data_dir)
+    if parent_is("make"):
+        # make forwards SIGTERM to us, but if make itself is killed outright we would be orphaned.
+        die_with_parent()
     # Until the event loop takes over, a signal unwinds through the `finally` below.
     signal.signal(signal.SIGTERM, _raise_stop)
     signal.signal(signal.SIGINT, _raise_stop)

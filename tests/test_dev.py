@@ -214,3 +214,31 @@ def test_api_worker_and_setup_run_as_separate_processes(tmp_path: Path, pg_url: 
         codes = [proc.wait(20) for proc in procs]
         temporal.stop()
     assert codes == [0, 0], "worker and api stop cleanly on SIGTERM"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_stopping_make_dev_leaves_no_process_behind(dev: DevProcess, sig: signal.Signals) -> None:
+    """`make dev` itself, signalled: SIGTERM is forwarded by make; SIGKILL reaches happ dev as its parent's death."""
+    repo = Path(__file__).resolve().parent.parent
+    log = open(dev.folder / "make.log", "wb")
+    make = subprocess.Popen(["make", "-s", "-C", str(repo), "dev"], env=dev.env, stdout=log, stderr=log)
+    log.close()
+    deadline = time.monotonic() + STARTUP_BUDGET_SECONDS
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{dev.api}/health", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    else:
+        make.kill()
+        raise AssertionError((dev.folder / "make.log").read_text()[-3000:])
+    assert _processes_under(dev.folder), "postgres and temporal run with data under the folder"
+    make.send_signal(sig)
+    make.wait(30)
+    deadline = time.monotonic() + 30
+    while _processes_under(dev.folder) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _processes_under(dev.folder) == []
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"{dev.api}/health", timeout=2)

@@ -13,6 +13,19 @@ from pathlib import Path
 _PR_SET_PDEATHSIG = 1
 
 
+def die_with_parent() -> None:
+    """Ask the kernel to send this process SIGTERM when its parent dies (Linux only)."""
+    if os.uname().sysname == "Linux":
+        _die_with_parent()
+
+
+def parent_is(name: str) -> bool:
+    try:
+        return Path(f"/proc/{os.getppid()}/comm").read_text().strip() == name
+    except OSError:
+        return False
+
+
 def _die_with_parent() -> None:
     # Runs in the child after the uid switch, so the kernel keeps the setting: if `happ dev`
     # is killed outright (SIGKILL), its servers get SIGTERM instead of living on as orphans.

@@ -229,7 +229,8 @@ def test_stopping_make_dev_leaves_no_process_behind(dev: DevProcess, sig: signal
             if httpx.get(f"{dev.api}/health", timeout=2).status_code == 200:
                 break
         except httpx.HTTPError:
-            time.sleep(0.2)
+            pass
+        time.sleep(0.2)
     else:
         make.kill()
         raise AssertionError((dev.folder / "make.log").read_text()[-3000:])

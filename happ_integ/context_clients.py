@@ -132,7 +132,7 @@ class CredsClient(_Client):
         status = await self._executor.call(
             "creds.get", m.CredsGet(integration=self._integration), m.SecretStatus
         )
-        return Secrets(status.names)
+        return Secrets(status.names, status.tags)
 
 
 class HttpClient(_Client):
@@ -192,12 +192,19 @@ def _jsonable(value: Any) -> Any:
 class NetHuntClient(_Client):
     """NetHunt CRM through `crm.*` operations. Credentials default to the NETHUNT_* secrets."""
 
-    def __init__(self, executor: Executor, integration: str, email: Any = None, api_key: Any = None) -> None:
+    def __init__(
+        self,
+        executor: Executor,
+        integration: str,
+        email: SecretRef | str | None = None,
+        api_key: SecretRef | None = None,
+    ) -> None:
         super().__init__(executor, integration)
-        self._auth = {
-            "email": str(email or "{{secret:NETHUNT_EMAIL}}"),
-            "api_key": str(api_key or "{{secret:NETHUNT_API_KEY}}"),
-        }
+        if api_key is not None and not isinstance(api_key, SecretRef):
+            raise TypeError(
+                "pass the NetHunt API key as a secret reference (`secrets.NETHUNT_API_KEY`), never a value"
+            )
+        self._auth = {"email": str(email) if email else None, "api_key": str(api_key) if api_key else None}
 
     async def search_records(self, folder_id: Any, query: str, limit: int = 10) -> list[dict[str, Any]]:
         arg = m.CrmSearchRecords(

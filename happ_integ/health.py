@@ -18,6 +18,7 @@ from temporalio.client import Client
 
 from happ_integ.integration import Integration
 from happ_integ.ops import Resources
+from happ_integ.ops.store import secret_status
 
 CHECK_TIMEOUT = 3.0
 # A worker long-polls for about a minute; one seen within this window is taken as alive.
@@ -79,9 +80,8 @@ async def check_health(
 
         async def creds() -> dict[str, object]:
             assert resources is not None, "not connected"
-            status = await resources.creds(name).status()
-            missing = [n for n in integration.all_secret_names() if not status.get(n)]
-            return {"set": sum(1 for v in status.values() if v), "missing": missing}
+            status = await secret_status(resources, name)
+            return {"set": sum(status.values()), "missing": [n for n, is_set in status.items() if not is_set]}
 
         async def worker() -> str:
             assert client is not None, "not connected"

@@ -10,20 +10,22 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 
-SECRET_PLACEHOLDER = re.compile(r"\{\{secret:([A-Z][A-Z0-9_]{0,63})\}\}")
+# `{{secret:NAME:TAG}}`: the tag comes from `creds.get` and proves the reference was not typed in.
+SECRET_PLACEHOLDER = re.compile(r"\{\{secret:([A-Z][A-Z0-9_]{0,63}):([0-9a-f]{16})\}\}")
 
 
 class SecretRef:
     """A secret by name. `str()` is a placeholder that activities resolve; the value never passes here."""
 
-    __slots__ = ("is_set", "name")
+    __slots__ = ("is_set", "name", "tag")
 
-    def __init__(self, name: str, is_set: bool) -> None:
+    def __init__(self, name: str, is_set: bool, tag: str = "") -> None:
         self.name = name
         self.is_set = is_set
+        self.tag = tag
 
     def __str__(self) -> str:
-        return "{{secret:" + self.name + "}}"
+        return "{{secret:" + self.name + ":" + self.tag + "}}"
 
     def __format__(self, spec: str) -> str:
         return str(self)
@@ -44,10 +46,12 @@ class SecretRef:
 class Secrets(Mapping[str, SecretRef]):
     """This integration's secrets as references: `secrets.NETHUNT_API_KEY`, `secrets["X"]`."""
 
-    def __init__(self, status: Mapping[str, bool]) -> None:
-        self._refs = {name: SecretRef(name, is_set) for name, is_set in status.items()}
+    def __init__(self, status: Mapping[str, bool], tags: Mapping[str, str] | None = None) -> None:
+        tags = tags or {}
+        self._refs = {name: SecretRef(name, is_set, tags.get(name, "")) for name, is_set in status.items()}
 
     def __getitem__(self, name: str) -> SecretRef:
+        # An undeclared name is "unset"; its placeholder has no tag and never resolves.
         return self._refs.get(name) or SecretRef(name, False)
 
     def __getattr__(self, name: str) -> SecretRef:

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from api.deps import AdminDep, RuntimeDep
 from happ_integ.errors import NotFound
 from happ_integ.integration import Integration
+from happ_integ.ops.store import secret_status
 
 
 class SecretsStatus(BaseModel):
@@ -33,10 +34,7 @@ def admin_router(integration: Integration) -> APIRouter:
     @router.get("/secrets", response_model=SecretsStatus)
     async def list_secrets(runtime: RuntimeDep, _: AdminDep) -> SecretsStatus:
         """Names and whether each is set; values are never returned."""
-        status = await runtime.resources.creds(name).status()
-        for secret in integration.all_secret_names():
-            status.setdefault(secret, False)
-        return SecretsStatus(secrets=dict(sorted(status.items())))
+        return SecretsStatus(secrets=await secret_status(runtime.resources, name))
 
     @router.put("/secrets", response_model=SecretsUpdated)
     async def put_secrets(

@@ -16,12 +16,9 @@ async def _nethunt(res: Resources, arg: m.CrmAuth) -> tuple[Any, SecretResolver]
     from happ_integ.clients.nethunt import NetHuntApi
 
     secrets = SecretResolver(res, arg.integration)
-    api = NetHuntApi(
-        res.http,
-        res.settings.nethunt_api_url,
-        await secrets.resolve(arg.email),
-        await secrets.resolve(arg.api_key),
-    )
+    email = await secrets.resolve(arg.email) if arg.email else await secrets.named("NETHUNT_EMAIL")
+    api_key = await secrets.resolve(arg.api_key) if arg.api_key else await secrets.named("NETHUNT_API_KEY")
+    api = NetHuntApi(res.http, res.settings.nethunt_api_url, email, api_key)
     return api, secrets
 
 

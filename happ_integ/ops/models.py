@@ -97,9 +97,10 @@ class CredsGet(Scoped):
 
 
 class SecretStatus(BaseModel):
-    """Which secrets are set: names only, never values."""
+    """Which secrets are set, and the tags of their references: never values."""
 
     names: dict[str, bool]
+    tags: dict[str, str] = Field(default_factory=dict)
 
 
 # http.request
@@ -128,10 +129,10 @@ class HttpResponse(BaseModel):
         return self.json_body
 
 
-# crm.* (NetHunt); email/api_key are secret placeholders, resolved in the activity
+# crm.* (NetHunt); email/api_key are secret references (None: the NETHUNT_* secrets), resolved in the activity
 class CrmAuth(Scoped):
-    email: str = "{{secret:NETHUNT_EMAIL}}"
-    api_key: str = "{{secret:NETHUNT_API_KEY}}"
+    email: str | None = None
+    api_key: str | None = None
 
 
 class CrmSearchRecords(CrmAuth):

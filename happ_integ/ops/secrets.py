@@ -1,4 +1,4 @@
-"""Late resolution of `{{secret:NAME}}` placeholders, inside the activity that needs the value."""
+"""Late resolution of `{{secret:NAME:TAG}}` references, inside the activity that needs the value."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ from happ_integ.secrets import SECRET_PLACEHOLDER
 
 
 class SecretResolver:
-    """Resolves placeholders for one integration and remembers what it revealed, to redact it after."""
+    """Resolves references for one integration and remembers what it revealed, to redact it after."""
 
     def __init__(self, res: Resources, integration: str) -> None:
         self._store = res.creds(integration)
+        self._box = res.box
         self._integration = integration
         self._values: dict[str, str] = {}
 
@@ -26,22 +27,35 @@ class SecretResolver:
             return [await self.resolve(v) for v in value]
         return value
 
+    async def named(self, name: str) -> str:
+        """A secret by name, for an operation's own defaults (never from caller-supplied text)."""
+        if name not in self._values:
+            secret = await self._store.reveal(name)
+            if not secret:
+                raise SecretMissing(
+                    f"secret {name} of integration {self._integration!r} is not set "
+                    f"(PUT /{self._integration}/secrets)",
+                    secret=name,
+                )
+            self._values[name] = secret
+        return self._values[name]
+
     async def _resolve_text(self, text: str) -> str:
-        names = SECRET_PLACEHOLDER.findall(text)
-        for name in names:
-            if name not in self._values:
-                secret = await self._store.reveal(name)
-                if not secret:
-                    raise SecretMissing(
-                        f"secret {name} of integration {self._integration!r} is not set "
-                        f"(PUT /{self._integration}/secrets)",
-                        secret=name,
-                    )
-                self._values[name] = secret
-        return SECRET_PLACEHOLDER.sub(lambda match: self._values[match.group(1)], text)
+        # Only references handed out by `creds.get` carry a valid tag: a placeholder typed into a
+        # payload (or echoed by a CRM) stays plain text and never becomes a secret value.
+        valid = {
+            name
+            for name, tag in SECRET_PLACEHOLDER.findall(text)
+            if self._box.tag_matches(self._integration, name, tag)
+        }
+        for name in valid:
+            await self.named(name)
+        return SECRET_PLACEHOLDER.sub(
+            lambda match: self._values[match.group(1)] if match.group(1) in valid else match.group(0), text
+        )
 
     def redact(self, value: Any) -> Any:
-        """Put the placeholders back wherever an outside service echoed a revealed value."""
+        """Put a name back wherever an outside service echoed a revealed value."""
         if isinstance(value, str):
             for name, secret in self._values.items():
                 if len(secret) >= 4:

@@ -64,7 +64,14 @@ async def config_get(res: Resources, arg: m.ConfigGet) -> m.ConfigValue:
 
 @operation("creds.get", m.CredsGet, m.SecretStatus)
 async def creds_get(res: Resources, arg: m.CredsGet) -> m.SecretStatus:
-    status = await res.creds(arg.integration).status()
-    for name in res.integration(arg.integration).all_secret_names():
+    status = await secret_status(res, arg.integration)
+    tags = {name: res.box.reference_tag(arg.integration, name) for name in status}
+    return m.SecretStatus(names=status, tags=tags)
+
+
+async def secret_status(res: Resources, integration: str) -> dict[str, bool]:
+    """Every declared secret and every stored one, with whether it is set; sorted by name."""
+    status = await res.creds(integration).status()
+    for name in res.integration(integration).all_secret_names():
         status.setdefault(name, False)
-    return m.SecretStatus(names=status)
+    return dict(sorted(status.items()))

@@ -13,6 +13,8 @@ integration's rows only.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import ClassVar
@@ -63,9 +65,25 @@ class SecretBox:
         if not fernets:
             raise ValidationFailed("HAPP_SECRET_KEY is empty")
         self._fernet = MultiFernet(fernets)
+        # Reference tags are keyed by a hash of each Fernet key: a placeholder a caller typed into a
+        # payload cannot carry a valid tag, so it is never resolved into a secret value.
+        self._tag_keys = [
+            hashlib.sha256(b"happ-secret-reference:" + part.encode()).digest() for part in parts
+        ]
 
     def __repr__(self) -> str:
         return "SecretBox(<redacted>)"
+
+    def reference_tag(self, integration: str, name: str) -> str:
+        """The tag that makes `{{secret:NAME:TAG}}` resolvable for this integration (first key)."""
+        return self._tag(self._tag_keys[0], integration, name)
+
+    def tag_matches(self, integration: str, name: str, tag: str) -> bool:
+        return any(hmac.compare_digest(self._tag(key, integration, name), tag) for key in self._tag_keys)
+
+    @staticmethod
+    def _tag(key: bytes, integration: str, name: str) -> str:
+        return hmac.new(key, f"{integration}:{name}".encode(), hashlib.sha256).hexdigest()[:16]
 
     @staticmethod
     def generate_key() -> str:

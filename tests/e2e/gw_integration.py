@@ -92,9 +92,26 @@ async def lookup(ctx: Context[Echo]) -> Echoed:
     return Echoed(text=ctx.payload.text, runs=ctx.payload.count)
 
 
+class Forward(BaseModel):
+    note: str
+
+
+@define_handler(name="forward", endpoint="POST /forward", durable=False)
+async def forward(ctx: Context[Forward]) -> Echoed:
+    """Sends the caller's note and our token to the voice peer's probe path."""
+    secrets = await ctx.creds.get()
+    assert ctx.env is not None and ctx.env.saas_api_url
+    resp = await ctx.http.post(
+        f"{ctx.env.saas_api_url}/_probe",
+        json={"note": ctx.payload.note},
+        headers={"X-Token": f"{secrets.WEBHOOK_TOKEN}"},
+    )
+    return Echoed(text=resp.text, runs=resp.status_code)
+
+
 gw = Integration(
     name="gw",
-    handlers=[echo, order, once_inline, once_durable, boom, boom_durable, secure, signed, lookup],
+    handlers=[echo, order, once_inline, once_durable, boom, boom_durable, secure, signed, lookup, forward],
     migrations=[Migration("001_runs", "CREATE TABLE {{runs}} (id text PRIMARY KEY, key text, handler text)")],
     secrets=["WEBHOOK_TOKEN", "ELEVENLABS_WEBHOOK_SECRET"],
 )

@@ -9,7 +9,14 @@ integration = Integration(
     name="example",
     handlers=handlers_from(handlers),
     migrations=MIGRATIONS,
-    secrets=["SAAS_AUTH_TOKEN", "SAAS_ASSISTANT_ID", "NETHUNT_EMAIL", "NETHUNT_API_KEY", "NETHUNT_FOLDER_ID"],
+    secrets=[
+        "WEBHOOK_TOKEN",
+        "SAAS_AUTH_TOKEN",
+        "SAAS_ASSISTANT_ID",
+        "NETHUNT_EMAIL",
+        "NETHUNT_API_KEY",
+        "NETHUNT_FOLDER_ID",
+    ],
     default_configs=DEFAULT_CONFIGS,
     scheduled=[Scheduled(cron="0 * * * *", handler="retry", payload={})],
 )

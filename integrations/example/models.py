@@ -52,7 +52,8 @@ class TestCallPayload(BasePayload):
     authToken: str | None = Field(
         default=None, description="Bearer for the voice API; omit to use SAAS_AUTH_TOKEN"
     )
-    sip: str | None = None
+    # It becomes a URL path segment: letters, digits, '-' and '_' only, so it cannot climb out of it.
+    sip: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
 
 
 class TestCallResponse(BaseResponse):

@@ -113,6 +113,7 @@ async def stack(pg_url: str, temporal_dev: EmbeddedTemporal, temporal_client: Cl
         "NETHUNT_FOLDER_ID": FOLDER,
         "SAAS_AUTH_TOKEN": CANARY_VOICE_TOKEN,
         "SAAS_ASSISTANT_ID": "42",
+        "WEBHOOK_TOKEN": GW_WEBHOOK_TOKEN,
     }
     assert (await http.put("/example/secrets", json=secrets, headers=stack.admin)).status_code == 200
     assert (await http.post("/gw/setup", headers=stack.admin)).status_code == 200

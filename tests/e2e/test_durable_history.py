@@ -10,7 +10,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
 
 from happ_integ.temporal import HandlerRunInput, HandlerRunResult
-from tests.e2e.conftest import CANARIES, PHONE, Stack
+from tests.e2e.conftest import CANARIES, GW_WEBHOOK_TOKEN, PHONE, Stack
 
 
 async def run_durably(
@@ -46,9 +46,9 @@ async def test_one_activity_per_context_call_named_after_the_operation(stack: St
     response, history = await run_durably(stack, "test-call", {"phoneNumber": PHONE, "sip": "sip-7"})
     assert response["success"] is True
     assert activities(history) == [
+        ("creds.get", "creds.get"),
         ("config.get", "config.get"),
         ("db.query", "db.query"),
-        ("creds.get", "creds.get"),
         ("db.insert", "db.insert"),
         ("http.request", "voice.originate"),
         ("db.update", "db.update"),
@@ -106,7 +106,8 @@ async def test_no_secret_value_in_history_logs_or_responses(stack: Stack) -> Non
         ("/example/webhook/agent-init", {"phone": PHONE, "conversationId": "c-2"}),
         ("/example/test-call", {"phoneNumber": PHONE, "sip": "sip-1"}),
     ):
-        resp = await stack.http.post(path, json=body)
+        resp = await stack.http.post(path, json=body, headers={"Authorization": f"Bearer {GW_WEBHOOK_TOKEN}"})
+        assert resp.status_code == 200, resp.text
         texts.append(resp.text)
     texts.append((await stack.http.get("/example/secrets", headers=stack.admin)).text)
     texts.append(stack.log_text())

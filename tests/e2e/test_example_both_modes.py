@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from typing import Any
 
@@ -11,7 +12,7 @@ from happ_integ.handler import HandlerDefinition
 from happ_integ.inline import run_inline
 from happ_integ.temporal import HandlerRunInput, HandlerRunResult
 from integrations.example import integration
-from tests.e2e.conftest import PHONE, Stack
+from tests.e2e.conftest import GW_WEBHOOK_TOKEN, PHONE, Stack
 
 
 async def run_one(
@@ -153,3 +154,31 @@ async def test_create_order_stores_the_order(stack: Stack) -> None:
         "SELECT id, quantity FROM example_orders WHERE id = ANY($1)", [inline["orderId"], durable["orderId"]]
     )
     assert sorted(r["quantity"] for r in rows) == [2, 2]
+
+
+async def test_test_call_needs_the_webhook_token_and_a_plain_sip(stack: Stack) -> None:
+    body = {"phoneNumber": PHONE, "sip": "sip-1"}
+    assert (await stack.http.post("/example/test-call", json=body)).status_code == 401
+    bearer = {"Authorization": f"Bearer {GW_WEBHOOK_TOKEN}"}
+    climbing = await stack.http.post(
+        "/example/test-call", json={**body, "sip": "../../admin"}, headers=bearer
+    )
+    assert climbing.status_code == 422 and climbing.json()["detail"][0]["field"] == "sip"
+
+
+async def test_test_call_marks_the_row_failed_when_the_voice_api_is_unreachable(stack: Stack) -> None:
+    await stack.reset_calls()
+    definition = integration.handler("test-call")
+    broken = stack.resources.settings.model_copy(update={"saas_api_url": "http://127.0.0.1:9"})
+    resources = dataclasses.replace(stack.resources, settings=broken)
+    answer = await run_inline(
+        resources,
+        "example",
+        definition,
+        definition.payload_model.model_validate({"phoneNumber": PHONE, "sip": "s"}),
+        "t",
+        stack.capture,
+    )
+    assert answer.model_dump()["success"] is False
+    rows = await stack.resources.pool.fetch("SELECT status FROM example_calls")
+    assert [r["status"] for r in rows] == ["failed"]

@@ -1,7 +1,8 @@
 """Running a handler for a request: inline in this process, or durably as a `HandlerRun` workflow.
 
 A durable run's workflow id is `{integration}:handler:{name}:{key}`: a retried delivery with the
-same key attaches to the same run (or reads its result) instead of running twice.
+same key attaches to the run in progress, or reads the result of the finished one, instead of
+running twice. Once a dedup TTL has passed (`fresh=True`) the same key starts a new run.
 """
 
 from __future__ import annotations
@@ -47,13 +48,14 @@ async def run_for_request(
     key: str | None,
     durable: bool,
     wait_seconds: float,
+    fresh: bool = False,
 ) -> Outcome:
     if not durable:
         response = await run_inline(
             runtime.resources, integration, definition, payload, trace_id, runtime.sink
         )
-        return Outcome(200, response.model_dump(mode="json"))
-    return await run_durable(runtime, integration, definition, payload, trace_id, key, wait_seconds)
+        return Outcome(200, response.model_dump(mode="json", by_alias=True))
+    return await run_durable(runtime, integration, definition, payload, trace_id, key, wait_seconds, fresh)
 
 
 async def run_durable(
@@ -64,14 +66,19 @@ async def run_durable(
     trace_id: str,
     key: str | None,
     wait_seconds: float,
+    fresh: bool = False,
 ) -> Outcome:
     client = await runtime.temporal()
     workflow_id = handler_workflow_id(integration, definition.name, key or uuid.uuid4().hex)
+    # By alias: the workflow validates the payload again, the way the request did.
     run = HandlerRunInput(
         integration=integration,
         handler=definition.name,
-        payload=payload.model_dump(mode="json"),
+        payload=payload.model_dump(mode="json", by_alias=True),
         trace_id=trace_id,
+    )
+    reuse = (
+        WorkflowIDReusePolicy.ALLOW_DUPLICATE if fresh else WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY
     )
     try:
         handle = await client.start_workflow(
@@ -81,7 +88,7 @@ async def run_durable(
             task_queue=runtime.integrations[integration].task_queue,
             result_type=HandlerRunResult,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+            id_reuse_policy=reuse,
             search_attributes=handler_search_attributes(integration, definition.name),
             static_summary=f"{integration}/{definition.name}",
         )
@@ -98,11 +105,8 @@ async def run_durable(
         result = None
     except WorkflowFailureError as exc:
         error = error_from_failure(exc.cause)
-        return Outcome(
-            error.status_code,
-            {"success": False, "error": error.message, "workflow_id": workflow_id},
-            workflow_id,
-        )
+        error.details["workflow_id"] = workflow_id
+        raise error from None
     if result is None:
         return Outcome(202, {"success": True, "accepted": True, "workflow_id": workflow_id}, workflow_id)
     return Outcome(200, result.response, workflow_id)

@@ -23,37 +23,45 @@ def error_body(message: str, **extra: Any) -> dict[str, Any]:
     return {"success": False, "error": message, **{k: v for k, v in extra.items() if v is not None}}
 
 
-def error_response(exc: BaseException, trace_id: str | None = None) -> JSONResponse:
-    """The JSON answer for any exception: its status, a message, and which dependency if one is down."""
-    headers: dict[str, str] = {}
-    if isinstance(exc, DependencyUnavailable):
-        headers["Retry-After"] = "5"
-        return JSONResponse(
-            error_body(exc.message, dependency=exc.dependency, trace_id=trace_id), 503, headers
-        )
+def as_happ_error(exc: BaseException) -> HappError | None:
+    """The HappError an exception means to a caller, or None for a bug of ours."""
     if isinstance(exc, HappError):
-        return JSONResponse(error_body(exc.message, trace_id=trace_id), exc.status_code)
+        return exc
+    if isinstance(exc, TimeoutError):
+        return None
     if isinstance(
         exc,
-        OSError
+        ConnectionError
         | asyncpg.PostgresConnectionError
         | asyncpg.InterfaceError
         | asyncpg.CannotConnectNowError
         | asyncpg.TooManyConnectionsError,
     ):
-        return JSONResponse(
-            error_body("PostgreSQL is unavailable", dependency="PostgreSQL", trace_id=trace_id),
-            503,
-            {"Retry-After": "5"},
-        )
+        return DependencyUnavailable("PostgreSQL", "PostgreSQL is unavailable")
     if isinstance(exc, RPCError) and exc.status in _UNAVAILABLE:
+        return DependencyUnavailable("Temporal", "Temporal is unavailable")
+    return None
+
+
+def error_response(
+    exc: BaseException, trace_id: str | None = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    """The JSON answer for any exception: its status, a message, and which dependency if one is down."""
+    headers = dict(headers or {})
+    error = as_happ_error(exc)
+    if error is None:
+        log.exception("unhandled error", exc_info=exc)
         return JSONResponse(
-            error_body("Temporal is unavailable", dependency="Temporal", trace_id=trace_id),
-            503,
-            {"Retry-After": "5"},
+            error_body(f"internal error ({type(exc).__name__})", trace_id=trace_id), 500, headers
         )
-    log.exception("unhandled error", exc_info=exc)
-    return JSONResponse(error_body(f"internal error ({type(exc).__name__})", trace_id=trace_id), 500)
+    workflow_id = error.details.get("workflow_id")
+    if workflow_id:
+        headers["X-Workflow-Id"] = str(workflow_id)
+    dependency = error.dependency if isinstance(error, DependencyUnavailable) else None
+    if dependency:
+        headers["Retry-After"] = "5"
+    body = error_body(error.message, dependency=dependency, workflow_id=workflow_id, trace_id=trace_id)
+    return JSONResponse(body, error.status_code, headers)
 
 
 def _validation_detail(exc: RequestValidationError) -> list[dict[str, Any]]:

@@ -4,6 +4,7 @@
     ├── HandlerDefinitionError        a define_handler/Integration mistake, raised at import time
     ├── HandlerFailed                 handler code raised something else; the message names it (HTTP 500)
     ├── RetryableError                transient: Temporal retries the activity, a sender retries the webhook
+    │   ├── HandlerTimedOut           an inline handler ran past its timeout_seconds (HTTP 504)
     │   ├── DependencyUnavailable     PostgreSQL or Temporal unreachable (HTTP 503, names which)
     │   └── UpstreamError             an outside API timed out or answered 5xx/429 (HTTP 502)
     └── NonRetryableError             retrying cannot help
@@ -47,6 +48,10 @@ class HandlerFailed(HappError):
 class RetryableError(HappError):
     retryable = True
     status_code = 503
+
+
+class HandlerTimedOut(RetryableError):
+    status_code = 504
 
 
 class DependencyUnavailable(RetryableError):

@@ -14,7 +14,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel
 
 from happ_integ.context import Context
-from happ_integ.errors import HappError
+from happ_integ.errors import HandlerTimedOut, HappError
 from happ_integ.handler import HandlerDefinition
 from happ_integ.logs import HandlerLogger, LogSink
 from happ_integ.ops import OPERATIONS, Resources, load_operations
@@ -102,6 +102,15 @@ async def run_inline(
         trace_id=trace_id,
         log=log,
         step=StepRunner(log, wall_clock),
-        env=resources.settings,
+        env=resources.settings.for_handlers(),
     )
-    return await asyncio.wait_for(execute_handler(definition, ctx, wall_clock), definition.timeout_seconds)
+    try:
+        return await asyncio.wait_for(
+            execute_handler(definition, ctx, wall_clock), definition.timeout_seconds
+        )
+    except TimeoutError:
+        error = HandlerTimedOut(
+            f"handler {definition.name!r} did not finish within {definition.timeout_seconds}s"
+        )
+        log.handler_end(definition.timeout_seconds * 1000, error=error)
+        raise error from None

@@ -22,7 +22,7 @@ _settings: list[Settings] = []
 def install(integrations: Mapping[str, Integration], sink: LogSink, settings: Settings) -> None:
     _integrations.update(integrations)
     _sink[:] = [sink]
-    _settings[:] = [settings]
+    _settings[:] = [settings.for_handlers()]
 
 
 def settings() -> Settings | None:

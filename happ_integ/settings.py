@@ -70,6 +70,12 @@ class Settings(BaseSettings):
             )
         return value
 
+    def for_handlers(self) -> Settings:
+        """`ctx.env`: a copy without what handler code must never hold (master key, admin token, DB URL)."""
+        return self.model_copy(
+            update={"admin_token": None, "secret_key": None, "llm_api_key": None, "database_url": None}
+        )
+
     def require_admin_token(self) -> str:
         if self.admin_token is None:
             raise RuntimeError("HAPP_ADMIN_TOKEN is not set (happ dev generates one into HAPP_DATA_DIR)")

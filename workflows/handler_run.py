@@ -64,4 +64,4 @@ class HandlerRun:
             raise ApplicationError(
                 f"{type(exc).__name__}: {exc}", type="HandlerFailed", non_retryable=True
             ) from None
-        return HandlerRunResult(response=response.model_dump(mode="json"))
+        return HandlerRunResult(response=response.model_dump(mode="json", by_alias=True))

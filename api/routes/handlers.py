@@ -5,6 +5,7 @@ model is the route's body (or query, for GET), so FastAPI validates it (422 with
 and the OpenAPI document shows it.
 """
 
+import contextlib
 import inspect
 import uuid
 from typing import Annotated, Any
@@ -60,51 +61,56 @@ def _add_route(
         trace_id = request.headers.get("x-request-id") or uuid.uuid4().hex
         request.state.trace_id = trace_id
         headers = {"X-Trace-Id": trace_id}
-        await authenticate(request, runtime, name, definition.auth)
-        if definition.rate_limit is not None:
-            decision = await take_rate_slot(
-                runtime.resources.pool, name, definition.name, definition.rate_limit
+        dedup = definition.dedup
+        key: str | None = None
+        claimed = False
+        try:
+            await authenticate(request, runtime, name, definition.auth)
+            if definition.rate_limit is not None:
+                limit = definition.rate_limit
+                decision = await take_rate_slot(runtime.resources.pool, name, definition.name, limit)
+                if not decision.allowed:
+                    return JSONResponse(
+                        error_body(f"rate limit of {limit.requests} per {limit.per_seconds}s reached"),
+                        429,
+                        {**headers, "Retry-After": str(decision.retry_after_seconds)},
+                    )
+            key = request.headers.get("idempotency-key") or (
+                dedup.key_of(payload.model_dump(mode="json", by_alias=True)) if dedup else None
             )
-            if not decision.allowed:
-                return JSONResponse(
-                    error_body(
-                        f"rate limit of {definition.rate_limit.requests} per "
-                        f"{definition.rate_limit.per_seconds}s reached"
-                    ),
-                    429,
-                    {**headers, "Retry-After": str(decision.retry_after_seconds)},
-                )
-        key = request.headers.get("idempotency-key") or (
-            definition.dedup.key_of(payload.model_dump(mode="json")) if definition.dedup else None
-        )
-        if definition.dedup is not None and key is not None:
-            claim = await claim_dedup(runtime.resources.pool, name, definition.name, key, definition.dedup)
-            if not claim.first:
+            if dedup is not None and key is not None:
+                hold = dedup.ttl_seconds if durable else definition.timeout_seconds + 5
+                claim = await claim_dedup(runtime.resources.pool, name, definition.name, key, dedup, hold)
+                claimed = claim.first
                 if claim.response is not None:
                     return JSONResponse(claim.response, claim.status_code, {**headers, "X-Happ-Dedup": "hit"})
-                if not durable:
+                if not claimed and not durable:
                     return JSONResponse(
                         error_body("the first delivery with this key is still running"),
                         409,
                         {**headers, "Retry-After": "1"},
                     )
-                # Durable: fall through; the same workflow id attaches to the run in progress.
-        wait = _wait_seconds(request)
-        try:
-            outcome = await run_for_request(runtime, name, definition, payload, trace_id, key, durable, wait)
+                # Durable and still running: the same workflow id attaches to that run.
+            outcome = await run_for_request(
+                runtime,
+                name,
+                definition,
+                payload,
+                trace_id,
+                key,
+                durable,
+                _wait_seconds(request),
+                fresh=claimed,
+            )
         except Exception as exc:
-            if definition.dedup is not None and key is not None:
-                await release_dedup(runtime.resources.pool, name, definition.name, key)
-            response = error_response(exc, trace_id)
-            response.headers.update(headers)
-            return response
+            if claimed and key is not None:
+                with contextlib.suppress(Exception):  # the answer below already says what failed
+                    await release_dedup(runtime.resources.pool, name, definition.name, key)
+            return error_response(exc, trace_id, headers)
         if outcome.workflow_id:
             headers["X-Workflow-Id"] = outcome.workflow_id
-        if definition.dedup is not None and key is not None:
-            if outcome.status_code == 200:
-                await complete_dedup(runtime.resources.pool, name, definition.name, key, outcome.body, 200)
-            elif outcome.status_code != 202:
-                await release_dedup(runtime.resources.pool, name, definition.name, key)
+        if claimed and key is not None and dedup is not None and outcome.status_code == 200:
+            await complete_dedup(runtime.resources.pool, name, definition.name, key, dedup, outcome.body, 200)
         return JSONResponse(outcome.body, outcome.status_code, headers)
 
     source = Annotated[model, Query()] if method == "GET" else Annotated[model, Body()]  # type: ignore[valid-type]

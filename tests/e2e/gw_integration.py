@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from pydantic import BaseModel, Field
 
 from happ_integ import (
@@ -109,9 +111,42 @@ async def forward(ctx: Context[Forward]) -> Echoed:
     return Echoed(text=resp.text, runs=resp.status_code)
 
 
+class Aliased(BaseModel):
+    record_id: str = Field(alias="recordId")
+
+
+class AliasedOut(BaseModel):
+    success: bool = True
+    record_id: str = Field(alias="recordId")
+
+
+@define_handler(name="aliased", endpoint="POST /aliased")
+async def aliased(ctx: Context[Aliased]) -> AliasedOut:
+    return AliasedOut(recordId=ctx.payload.record_id)
+
+
+@define_handler(name="sleepy", endpoint="POST /sleepy", durable=False, timeout_seconds=0.3)
+async def sleepy(ctx: Context[Echo]) -> Echoed:
+    await asyncio.sleep(5)
+    return Echoed(text="late")
+
+
 gw = Integration(
     name="gw",
-    handlers=[echo, order, once_inline, once_durable, boom, boom_durable, secure, signed, lookup, forward],
+    handlers=[
+        echo,
+        order,
+        once_inline,
+        once_durable,
+        boom,
+        boom_durable,
+        secure,
+        signed,
+        lookup,
+        forward,
+        aliased,
+        sleepy,
+    ],
     migrations=[Migration("001_runs", "CREATE TABLE {{runs}} (id text PRIMARY KEY, key text, handler text)")],
     secrets=["WEBHOOK_TOKEN", "ELEVENLABS_WEBHOOK_SECRET"],
 )

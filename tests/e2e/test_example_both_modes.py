@@ -24,10 +24,12 @@ async def run_one(
         inline = await run_inline(
             stack.resources, "example", definition, model, f"inline-{name}", stack.capture
         )
-        return inline.model_dump(mode="json"), None
+        return inline.model_dump(mode="json", by_alias=True), None
     durable = await stack.temporal.execute_workflow(
         "HandlerRun",
-        HandlerRunInput(integration="example", handler=name, payload=model.model_dump(mode="json")),
+        HandlerRunInput(
+            integration="example", handler=name, payload=model.model_dump(mode="json", by_alias=True)
+        ),
         id=f"example:handler:{name}:test-{uuid.uuid4().hex}",
         task_queue=integration.task_queue,
         result_type=HandlerRunResult,

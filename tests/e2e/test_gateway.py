@@ -119,20 +119,38 @@ async def test_dedup_inline_answers_the_first_response_and_runs_once(stack: Stac
     assert await runs_of(stack, key) == 1
 
 
-async def test_dedup_durable_attaches_to_one_workflow(stack: Stack) -> None:
+async def test_dedup_durable_runs_once_within_the_ttl_and_again_after(stack: Stack) -> None:
     key = uuid.uuid4().hex
     first = await stack.http.post("/gw/once-durable", json={"id": key, "text": "one"})
     assert first.status_code == 200, first.text
     assert first.headers["x-workflow-id"] == f"gw:handler:once-durable:{key}"
-    # Even past the dedup table (expired), the workflow id reuse policy returns the first run's result.
-    await stack.resources.pool.execute("DELETE FROM happ_dedup WHERE key = $1", key)
     again = await stack.http.post("/gw/once-durable", json={"id": key, "text": "two"})
-    assert again.status_code == 200 and again.json() == first.json() == {
-        "success": True,
-        "text": "one",
-        "runs": 1,
-    }
+    assert again.json() == first.json() == {"success": True, "text": "one", "runs": 1}
     assert await runs_of(stack, key) == 1
+    # The TTL has passed (its row expired): the same key is a new event and runs again.
+    await stack.resources.pool.execute(
+        "UPDATE happ_dedup SET expires_at = now() - interval '1 second' WHERE key = $1", key
+    )
+    later = await stack.http.post("/gw/once-durable", json={"id": key, "text": "three"})
+    assert later.status_code == 200 and later.json() == {"success": True, "text": "three", "runs": 2}
+
+
+async def test_idempotency_key_without_dedup_returns_the_finished_run(stack: Stack) -> None:
+    key = uuid.uuid4().hex
+    body = {"phone": "+380", "product_id": "idem"}
+    first = await stack.http.post(
+        "/example/webhook/create-order", json=body, headers={"Idempotency-Key": key}
+    )
+    again = await stack.http.post(
+        "/example/webhook/create-order", json=body, headers={"Idempotency-Key": key}
+    )
+    assert first.status_code == again.status_code == 200 and again.json() == first.json()
+    assert (
+        await stack.resources.pool.fetchval(
+            "SELECT count(*) FROM example_orders WHERE id = $1", first.json()["orderId"]
+        )
+        == 1
+    )
 
 
 async def test_bearer_auth(stack: Stack) -> None:
@@ -182,3 +200,17 @@ async def test_openapi_per_integration_carries_models_and_the_seed_block(stack: 
     assert init["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("InitWebhookPayload")
     assert "/webhook/retry" in doc["paths"] and "/webhook/nethunt" in doc["paths"]
     assert (await stack.http.get("/example/docs")).status_code == 200
+
+
+async def test_inline_timeout_is_504_and_logged(stack: Stack) -> None:
+    resp = await stack.http.post("/gw/sleepy", json={"text": "z"})
+    assert resp.status_code == 504
+    assert "did not finish within 0.3s" in resp.json()["error"]
+    ends = [e for e in stack.capture.named("handler:end") if e.handler == "sleepy"]
+    assert ends and ends[-1].error
+
+
+async def test_aliased_fields_work_durably_and_answer_by_alias(stack: Stack) -> None:
+    resp = await stack.http.post("/gw/aliased", json={"recordId": "rec-1"})
+    assert resp.status_code == 200, resp.text
+    assert resp.json() == {"success": True, "recordId": "rec-1"}

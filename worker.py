@@ -25,11 +25,11 @@ from happ_integ.settings import Settings
 from happ_integ.temporal import connect_client
 from workflows.handler_run import HandlerRun
 
-# Our pure modules and pydantic pass through the sandbox: integration code is imported once per
-# process, not once per workflow run, and pydantic's import-time machinery stays outside.
+# The framework and its libraries pass through the sandbox (imported once per process, and
+# pydantic's import-time machinery stays outside). Integration code does not: HandlerRun imports it
+# inside the sandbox, so non-deterministic calls in a handler are caught.
 PASSTHROUGH = (
     "happ_integ",
-    "integrations",
     "pydantic",
     "pydantic_core",
     "annotated_types",

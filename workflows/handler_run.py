@@ -5,6 +5,7 @@ Workflow id `{integration}:handler:{name}:{key}`; search attributes `Integration
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from pydantic import ValidationError
@@ -16,10 +17,24 @@ with workflow.unsafe.imports_passed_through():
     from happ_integ.context import Context
     from happ_integ.durable import DurableExecutor, error_to_failure, workflow_clock
     from happ_integ.errors import HappError
+    from happ_integ.handler import HandlerDefinition, handler_definition
     from happ_integ.logs import HandlerLogger
     from happ_integ.runner import execute_handler
     from happ_integ.steps import StepRunner
     from happ_integ.temporal import HANDLER_RUN_WORKFLOW, HandlerRunInput, HandlerRunResult
+
+
+def sandboxed(definition: HandlerDefinition) -> HandlerDefinition:
+    """The same handler, imported inside this run's sandbox.
+
+    The worker imported it outside, for the gateway and the registry; running that copy would let
+    `datetime.now()` or `random` in handler code pass unchecked. Importing the module here makes the
+    sandbox watch the handler like workflow code.
+    """
+    # Deliberate, so no "imported after initial workflow load" warning for each run.
+    with workflow.unsafe.sandbox_import_notification_policy(workflow.SandboxImportNotificationPolicy.SILENT):
+        module = importlib.import_module(definition.fn.__module__)
+    return handler_definition(getattr(module, definition.fn.__name__))
 
 
 @workflow.defn(name=HANDLER_RUN_WORKFLOW)
@@ -27,7 +42,7 @@ class HandlerRun:
     @workflow.run
     async def run(self, inp: HandlerRunInput) -> HandlerRunResult:
         try:
-            definition = registry.handler(inp.integration, inp.handler)
+            definition = sandboxed(registry.handler(inp.integration, inp.handler))
             payload = definition.payload_model.model_validate(inp.payload)
         except HappError as exc:
             raise error_to_failure(exc) from None

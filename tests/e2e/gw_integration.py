@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 
 from pydantic import BaseModel, Field
 
@@ -131,6 +132,12 @@ async def sleepy(ctx: Context[Echo]) -> Echoed:
     return Echoed(text="late")
 
 
+@define_handler(name="wall-clock", endpoint="POST /wall-clock")
+async def wall_clock(ctx: Context[Echo]) -> Echoed:
+    """Wrong on purpose: reads the wall clock instead of ctx.now()."""
+    return Echoed(text=datetime.now().isoformat())
+
+
 gw = Integration(
     name="gw",
     handlers=[
@@ -146,6 +153,7 @@ gw = Integration(
         forward,
         aliased,
         sleepy,
+        wall_clock,
     ],
     migrations=[Migration("001_runs", "CREATE TABLE {{runs}} (id text PRIMARY KEY, key text, handler text)")],
     secrets=["WEBHOOK_TOKEN", "ELEVENLABS_WEBHOOK_SECRET"],

@@ -214,3 +214,9 @@ async def test_aliased_fields_work_durably_and_answer_by_alias(stack: Stack) -> 
     resp = await stack.http.post("/gw/aliased", json={"recordId": "rec-1"})
     assert resp.status_code == 200, resp.text
     assert resp.json() == {"success": True, "recordId": "rec-1"}
+
+
+async def test_the_sandbox_catches_a_non_deterministic_handler(stack: Stack) -> None:
+    resp = await stack.http.post("/gw/wall-clock", json={"text": "t"})
+    assert resp.status_code == 500
+    assert "RestrictedWorkflowAccessError" in resp.json()["error"] and "datetime" in resp.json()["error"]

@@ -7,14 +7,18 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import time
 
 from fastapi import Request
 
-from api.deps import bearer_token
+from api.deps import require_bearer
 from api.runtime import ApiRuntime
 from happ_integ.errors import SecretMissing, Unauthorized
 from happ_integ.handler import Auth, BearerAuth, ElevenLabsAuth
+
+_DIGITS = re.compile(r"[0-9]{1,12}")
+_HEX = re.compile(r"[0-9a-f]{64}")
 
 
 def verify_elevenlabs_signature(
@@ -22,9 +26,9 @@ def verify_elevenlabs_signature(
 ) -> None:
     if not header:
         raise Unauthorized("missing ElevenLabs-Signature header")
-    parts = dict(part.split("=", 1) for part in header.split(",") if "=" in part)
-    timestamp, signature = parts.get("t", ""), parts.get("v0", "")
-    if not timestamp.isdigit() or not signature:
+    parts = dict(part.strip().split("=", 1) for part in header.split(",") if "=" in part)
+    timestamp, signature = parts.get("t", "").strip(), parts.get("v0", "").strip().lower()
+    if not _DIGITS.fullmatch(timestamp) or not _HEX.fullmatch(signature):
         raise Unauthorized("malformed ElevenLabs-Signature header: expected t=<unix>,v0=<hex>")
     if abs((now or time.time()) - int(timestamp)) > tolerance_seconds:
         raise Unauthorized("ElevenLabs-Signature timestamp is outside the tolerance window")
@@ -46,13 +50,7 @@ async def authenticate(request: Request, runtime: ApiRuntime, integration: str, 
     if auth is None:
         return
     if isinstance(auth, BearerAuth):
-        token = bearer_token(request)
-        if token is None:
-            raise Unauthorized("missing token: send Authorization: Bearer <token>")
-        if not hmac.compare_digest(
-            token.encode(), (await _secret(runtime, integration, auth.secret)).encode()
-        ):
-            raise Unauthorized("wrong token")
+        require_bearer(request, await _secret(runtime, integration, auth.secret), "token")
         return
     if isinstance(auth, ElevenLabsAuth):
         verify_elevenlabs_signature(

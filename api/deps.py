@@ -25,16 +25,21 @@ def bearer_token(request: Request) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
+def require_bearer(request: Request, expected: str, what: str) -> None:
+    """`Authorization: Bearer <expected>`, compared in constant time."""
+    token = bearer_token(request)
+    if token is None:
+        raise Unauthorized(f"missing {what}: send Authorization: Bearer <{what}>")
+    if not hmac.compare_digest(token.encode(), expected.encode()):
+        raise Unauthorized(f"wrong {what}")
+
+
 def require_admin(request: Request, runtime: RuntimeDep) -> None:
     """Admin routes need `Authorization: Bearer $HAPP_ADMIN_TOKEN`."""
     expected = runtime.settings.admin_token
-    token = bearer_token(request)
     if expected is None:
         raise Unauthorized("admin routes are disabled: HAPP_ADMIN_TOKEN is not set")
-    if token is None:
-        raise Unauthorized("missing admin token: send Authorization: Bearer <HAPP_ADMIN_TOKEN>")
-    if not hmac.compare_digest(token.encode(), expected.get_secret_value().encode()):
-        raise Unauthorized("wrong admin token")
+    require_bearer(request, expected.get_secret_value(), "admin token")
 
 
 AdminDep = Annotated[None, Depends(require_admin)]

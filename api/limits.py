@@ -25,27 +25,30 @@ class BodySizeLimit:
             await self._reject(send)
             return
         seen = 0
-        started = False
+        exceeded = False
 
         async def limited_receive() -> Message:
-            nonlocal seen
+            nonlocal seen, exceeded
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
+                    exceeded = True
                     raise BodyTooLarge
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
+        async def guarded_send(message: Message) -> None:
+            # Once the limit is hit, whatever the app answers (FastAPI turns the error into a 400)
+            # is dropped: the caller gets the 413 below.
+            if not exceeded:
+                await send(message)
 
         try:
-            await self.app(scope, limited_receive, tracking_send)
+            await self.app(scope, limited_receive, guarded_send)
         except BodyTooLarge:
-            if not started:
-                await self._reject(send)
+            pass
+        if exceeded:
+            await self._reject(send)
 
     async def _reject(self, send: Send) -> None:
         body = json.dumps(

@@ -7,6 +7,7 @@ and answers 503 naming the dependency while either is down, then recovers by its
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Mapping
 
 from temporalio.client import Client
@@ -19,6 +20,8 @@ from happ_integ.runtime import close_resources, open_resources
 from happ_integ.settings import Settings
 from happ_integ.temporal import connect_client
 
+RECONNECT_PAUSE_SECONDS = 3.0
+
 
 class ApiRuntime:
     def __init__(
@@ -30,6 +33,7 @@ class ApiRuntime:
         self._resources: Resources | None = None
         self._client: Client | None = None
         self._lock = asyncio.Lock()
+        self._down_until = 0.0
 
     async def start(self) -> None:
         self._resources = await open_resources(self.settings, self.integrations, lazy_pool=True, max_pool=20)
@@ -53,18 +57,24 @@ class ApiRuntime:
             return self._client
         async with self._lock:
             if self._client is None:
-                if not self.settings.temporal_address:
-                    raise DependencyUnavailable("Temporal", "TEMPORAL_ADDRESS is not set")
-                try:
-                    self._client = await asyncio.wait_for(
-                        connect_client(self.settings.temporal_address, self.settings.temporal_namespace), 5
-                    )
-                except Exception as exc:  # any connect failure means the same thing to a caller
-                    raise DependencyUnavailable(
-                        "Temporal",
-                        f"Temporal is unreachable at {self.settings.temporal_address}: {type(exc).__name__}",
-                    ) from None
+                self._client = await self._connect()
             return self._client
+
+    async def _connect(self) -> Client:
+        address = self.settings.temporal_address
+        if not address:
+            raise DependencyUnavailable("Temporal", "TEMPORAL_ADDRESS is not set")
+        # After a failed connect, callers in the next few seconds are answered at once instead of
+        # each queueing for its own 5 s attempt.
+        if time.monotonic() < self._down_until:
+            raise DependencyUnavailable("Temporal", f"Temporal is unreachable at {address}")
+        try:
+            return await asyncio.wait_for(connect_client(address, self.settings.temporal_namespace), 5)
+        except Exception as exc:  # any connect failure means the same thing to a caller
+            self._down_until = time.monotonic() + RECONNECT_PAUSE_SECONDS
+            raise DependencyUnavailable(
+                "Temporal", f"Temporal is unreachable at {address}: {type(exc).__name__}"
+            ) from None
 
     async def temporal_or_none(self) -> Client | None:
         try:

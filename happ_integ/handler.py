@@ -171,6 +171,15 @@ def define_handler(
                 f"handler {name!r}: {fn.__qualname__} is already decorated with @define_handler"
             )
         payload_model, response_model = _models_of(name, fn)
+        if dedup is not None and dedup.key_field is not None:
+            known = {f.alias or n for n, f in payload_model.model_fields.items()} | set(
+                payload_model.model_fields
+            )
+            if dedup.key_field not in known:
+                raise HandlerDefinitionError(
+                    f"handler {name!r}: dedup key_field {dedup.key_field!r} is not a field of "
+                    f"{payload_model.__name__} ({', '.join(sorted(known))})"
+                )
         definition = HandlerDefinition(
             name=name,
             fn=fn,

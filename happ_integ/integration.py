@@ -23,7 +23,7 @@ from types import ModuleType
 from typing import Any
 
 from croniter import croniter
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from happ_integ.errors import HandlerDefinitionError
 from happ_integ.handler import HandlerDefinition, handler_definition, is_handler
@@ -39,6 +39,29 @@ CALL_FLOW_SECRETS = (
     "ELEVENLABS_WEBHOOK_SECRET",
     "WEBHOOK_TOKEN",
 )
+
+
+# The gateway's own routes under /{integration}; a handler may not take one of them.
+BUILTIN_ROUTES = frozenset(
+    {
+        "POST /setup",
+        "GET /health",
+        "POST /cron/trigger",
+        "GET /secrets",
+        "PUT /secrets",
+        "GET /openapi.json",
+        "GET /docs",
+        "GET /docs/oauth2-redirect",
+        "GET /redoc",
+    }
+)
+
+
+def route_of(definition: HandlerDefinition) -> str:
+    """`METHOD /path` a handler is served at; event-only handlers at the seed's `POST /webhook/{name}`."""
+    if definition.endpoint is not None:
+        return str(definition.endpoint)
+    return f"POST /webhook/{definition.name}"
 
 
 @dataclass(frozen=True)
@@ -90,13 +113,18 @@ class Integration:
                 raise HandlerDefinitionError(
                     f"integration {name!r}: two handlers are named {definition.name!r}"
                 )
-            if definition.endpoint is not None:
-                key = str(definition.endpoint)
-                if key in endpoints:
-                    raise HandlerDefinitionError(
-                        f"integration {name!r}: handlers {endpoints[key]!r} and {definition.name!r} both serve {key}"
-                    )
-                endpoints[key] = definition.name
+            key = route_of(definition)
+            if key in endpoints:
+                raise HandlerDefinitionError(
+                    f"integration {name!r}: handlers {endpoints[key]!r} and {definition.name!r} both serve {key}"
+                )
+            method, _, path = key.partition(" ")
+            if key in BUILTIN_ROUTES or (method in ("GET", "PUT") and path.startswith("/config/")):
+                raise HandlerDefinitionError(
+                    f"integration {name!r}: handler {definition.name!r} would shadow the built-in route {key}; "
+                    "choose another path"
+                )
+            endpoints[key] = definition.name
             self.handlers[definition.name] = definition
         self.migrations = tuple(migrations)
         ids = [mig.id for mig in self.migrations]
@@ -108,6 +136,13 @@ class Integration:
         self.call_flow = call_flow
         for entry in self.scheduled:
             self._require_handler(entry.handler, "scheduled")
+            try:
+                self.handlers[entry.handler].payload_model.model_validate(dict(entry.payload))
+            except ValidationError as exc:
+                raise HandlerDefinitionError(
+                    f"integration {name!r}: the scheduled payload for {entry.handler!r} is invalid: "
+                    f"{exc.errors()[0]['msg']} at {'.'.join(map(str, exc.errors()[0]['loc'])) or 'payload'}"
+                ) from None
         if call_flow:
             for role in ("lookup", "postcall"):
                 if getattr(call_flow, role):

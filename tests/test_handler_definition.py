@@ -123,3 +123,35 @@ def test_integration_exposes_its_task_queue_and_call_flow_secrets() -> None:
     assert integration.task_queue == "happ-sofa"
     assert integration.all_secret_names()[:2] == ["NETHUNT_API_KEY", "SAAS_AUTH_TOKEN"]
     assert "ELEVENLABS_WEBHOOK_SECRET" in integration.all_secret_names()
+
+
+def test_routes_that_would_be_shadowed_or_collide_are_refused() -> None:
+    for endpoint in ("POST /setup", "GET /health", "PUT /secrets", "GET /config/anything"):
+        with pytest.raises(HandlerDefinitionError, match="shadow the built-in route"):
+            Integration("x", handlers=[make("h", endpoint=endpoint)])
+    explicit = make("other", endpoint="POST /webhook/ping")
+    with pytest.raises(HandlerDefinitionError, match="both serve POST /webhook/ping"):
+        Integration("x", handlers=[make("ping"), explicit])
+
+
+def test_dedup_key_field_must_be_a_payload_field() -> None:
+    assert handler_definition(make("ok", dedup=Dedup(ttl_seconds=5, key_field="id"))).dedup is not None
+    with pytest.raises(HandlerDefinitionError, match="key_field 'recordid' is not a field of In"):
+        make("bad", dedup=Dedup(ttl_seconds=5, key_field="recordid"))
+
+
+class Strict(BaseModel):
+    limit: int
+
+
+def test_a_scheduled_payload_must_fit_the_handler() -> None:
+    async def strict(ctx: Context[Strict]) -> Out:
+        return Out(success=True)
+
+    handler = define_handler(name="strict")(strict)
+    with pytest.raises(HandlerDefinitionError, match="scheduled payload for 'strict' is invalid"):
+        Integration(
+            "x",
+            handlers=[handler],
+            scheduled=[Scheduled(cron="* * * * *", handler="strict", payload={"limit": "many"})],
+        )

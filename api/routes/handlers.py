@@ -21,7 +21,7 @@ from api.errors import error_body, error_response
 from api.guards import claim_dedup, complete_dedup, release_dedup, take_rate_slot
 from api.runtime import ApiRuntime
 from happ_integ.handler import HandlerDefinition
-from happ_integ.integration import Integration
+from happ_integ.integration import Integration, route_of
 
 MAX_WAIT_SECONDS = 60.0
 DEFAULT_WAIT_SECONDS = 30.0
@@ -30,18 +30,11 @@ DEFAULT_WAIT_SECONDS = 30.0
 def handler_router(integration: Integration) -> APIRouter:
     router = APIRouter()
     for definition in integration.handlers.values():
-        if definition.endpoint is not None:
-            _add_route(
-                router,
-                integration,
-                definition,
-                definition.endpoint.method,
-                definition.endpoint.path,
-                durable=definition.durable,
-            )
-        else:
-            # The seed's `webhook/:action`: an event-only handler, always run durably.
-            _add_route(router, integration, definition, "POST", f"/webhook/{definition.name}", durable=True)
+        method, _, path = route_of(definition).partition(" ")
+        # An event-only handler (the seed's `webhook/:action`) always runs durably.
+        _add_route(
+            router, integration, definition, method, path, durable=definition.durable or definition.event_only
+        )
     return router
 
 

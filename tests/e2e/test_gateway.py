@@ -220,3 +220,26 @@ async def test_the_sandbox_catches_a_non_deterministic_handler(stack: Stack) -> 
     resp = await stack.http.post("/gw/wall-clock", json={"text": "t"})
     assert resp.status_code == 500
     assert "RestrictedWorkflowAccessError" in resp.json()["error"] and "datetime" in resp.json()["error"]
+
+
+async def test_chunked_body_over_the_limit_is_413(stack: Stack) -> None:
+    async def chunks():  # no Content-Length: the limit is enforced while reading
+        yield b'{"customer": "'
+        for _ in range(17):
+            yield b"x" * 65536
+        yield b'"}'
+
+    resp = await stack.http.post("/gw/order", content=chunks(), headers={"Content-Type": "application/json"})
+    assert resp.status_code == 413 and resp.json()["success"] is False
+
+
+async def test_malformed_signature_headers_are_401(stack: Stack) -> None:
+    body = b'{"text": "x"}'
+    # Raw bytes, as a hostile sender would put them on the wire (latin-1 digits, non-hex).
+    for header in (b"t=123,v0=\xc3\xa9", b"t=\xb2,v0=ab", b"nonsense", b"t=1,v0=", b"v0=" + b"a" * 64):
+        resp = await stack.http.post(
+            "/gw/signed",
+            content=body,
+            headers=[(b"ElevenLabs-Signature", header), (b"Content-Type", b"application/json")],
+        )
+        assert resp.status_code == 401, (header, resp.text)

@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from api.deps import health_response
 from api.errors import install_error_handlers
 from api.limits import BodySizeLimit
 from api.routes.admin import admin_router
@@ -69,10 +70,10 @@ def create_app(
     install_error_handlers(app)
 
     @app.get("/health", tags=["Built-ins"])
-    async def health() -> JSONResponse:
+    async def health(request: Request) -> JSONResponse:
         """PostgreSQL and Temporal, checked for real."""
         report = await check_health(runtime.resources_or_none, await runtime.temporal_or_none())
-        return JSONResponse(report.model_dump(mode="json"), 200 if report.ok else 503)
+        return health_response(report, request, runtime)
 
     @app.get("/", tags=["Built-ins"])
     async def index() -> dict[str, object]:

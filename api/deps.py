@@ -6,9 +6,11 @@ import hmac
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.responses import JSONResponse
 
 from api.runtime import ApiRuntime
 from happ_integ.errors import Unauthorized
+from happ_integ.health import HealthReport
 
 
 def get_runtime(request: Request) -> ApiRuntime:
@@ -43,3 +45,17 @@ def require_admin(request: Request, runtime: RuntimeDep) -> None:
 
 
 AdminDep = Annotated[None, Depends(require_admin)]
+
+
+def is_admin(request: Request, runtime: ApiRuntime) -> bool:
+    try:
+        require_admin(request, runtime)
+    except Unauthorized:
+        return False
+    return True
+
+
+def health_response(report: HealthReport, request: Request, runtime: ApiRuntime) -> JSONResponse:
+    """200 when every check passed, else 503; details only for a caller with the admin token."""
+    shown = report if is_admin(request, runtime) else report.public()
+    return JSONResponse(shown.model_dump(mode="json", exclude_none=True), 200 if report.ok else 503)

@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import secrets
 import signal
 import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import FrameType
+from urllib.parse import urlsplit, urlunsplit
 
 import uvicorn
 from cryptography.fernet import Fernet
@@ -48,8 +50,9 @@ def dev_secrets(settings: Settings, data_dir: Path) -> Settings:
             "HAPP_ADMIN_TOKEN": secrets.token_urlsafe(24),
             "HAPP_SECRET_KEY": Fernet.generate_key().decode(),
         }
-        path.write_text(json.dumps(stored, indent=2))
-        path.chmod(0o600)
+        # Created private: the key must never be readable by others, not even for a moment.
+        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as file:
+            json.dump(stored, file, indent=2)
     return settings.model_copy(
         update={
             "admin_token": settings.admin_token or SecretStr(stored["HAPP_ADMIN_TOKEN"]),
@@ -170,7 +173,19 @@ async def _serve(settings: Settings, temporal: EmbeddedTemporal | None, simulate
     stop.set()
     for server in servers:
         server.should_exit = True
-    await asyncio.gather(*tasks, worker_task, return_exceptions=True)
+    for result in await asyncio.gather(*tasks, worker_task, return_exceptions=True):
+        if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
+            print(
+                f"happ dev: a part stopped with an error: {type(result).__name__}: {result}", file=sys.stderr
+            )
+
+
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _banner(
@@ -183,7 +198,7 @@ def _banner(
         *[f"  {name:<14} {api}/{name}/docs" for name in integrations],
         f"  Temporal       {settings.temporal_address}",
         f"  Web UI         {temporal.ui_url if temporal and temporal.ui_url else '(external Temporal)'}",
-        f"  PostgreSQL     {settings.database_url}",
+        f"  PostgreSQL     {_without_password(settings.database_url or '')}",
         f"  Admin token    {settings.require_admin_token()}",
         f"  Data           {settings.data_dir.resolve()}",
     ]

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import TimeoutError as TemporalTimeout
 
 from happ_integ import errors
 from happ_integ.steps import current_step
@@ -80,12 +81,13 @@ def error_from_failure(cause: BaseException | None) -> errors.HappError:
                     detail.get("dependency", "unknown") if isinstance(detail, dict) else "unknown"
                 )
             return err
-        return (
-            errors.UpstreamError(cause.message)
-            if not cause.non_retryable
-            else errors.NonRetryableError(cause.message)
+        # Not one of ours: a bug in an operation, reported the way an inline run reports it.
+        return errors.HandlerFailed(f"{cause.type}: {cause.message}" if cause.type else cause.message)
+    if isinstance(cause, TemporalTimeout):
+        return errors.HandlerTimedOut(
+            f"an operation timed out ({cause.type.name.lower() if cause.type else 'timeout'})"
         )
-    return errors.HappError(str(cause) if cause else "activity failed")
+    return errors.HandlerFailed(str(cause) if cause else "activity failed")
 
 
 def workflow_clock() -> float:

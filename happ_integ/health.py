@@ -39,6 +39,13 @@ class HealthReport(BaseModel):
     def ok(self) -> bool:
         return self.status == "ok"
 
+    def public(self) -> HealthReport:
+        """States and timings only: details (versions, missing secret names, errors) are for operators."""
+        return HealthReport(
+            status=self.status,
+            checks={name: Check(ok=c.ok, latency_ms=c.latency_ms) for name, c in self.checks.items()},
+        )
+
 
 async def _timed(fn: Callable[[], Awaitable[str | dict[str, object] | None]]) -> Check:
     started = time.monotonic()

@@ -29,8 +29,6 @@ async def setup_integration(
     report.migrations_applied = await apply_migrations(
         resources.pool, integration.name, integration.migrations
     )
-    # New tables and columns: the cached column types must be read again.
-    resources._dbs.pop(integration.name, None)
     report.secrets_created = await resources.creds(integration.name).ensure_placeholders(
         integration.all_secret_names()
     )

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import AdminDep, RuntimeDep
+from api.deps import AdminDep, RuntimeDep, health_response
 from happ_integ.health import HealthReport, check_health
 from happ_integ.integration import Integration
 from happ_integ.schedules import trigger_schedules
@@ -35,10 +35,10 @@ def builtins_router(integration: Integration) -> APIRouter:
     @router.get(
         "/health", response_model=HealthReport, responses={503: {"description": "A dependency is down"}}
     )
-    async def health(runtime: RuntimeDep) -> JSONResponse:
+    async def health(request: Request, runtime: RuntimeDep) -> JSONResponse:
         """PostgreSQL, cache, secrets, Temporal and a worker polling this integration's task queue."""
         report = await check_health(runtime.resources_or_none, await runtime.temporal_or_none(), integration)
-        return JSONResponse(report.model_dump(mode="json"), 200 if report.ok else 503)
+        return health_response(report, request, runtime)
 
     @router.post("/cron/trigger", response_model=CronTriggered)
     async def cron_trigger(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
@@ -26,7 +26,6 @@ class Resources:
     http: httpx.AsyncClient
     box: SecretBox
     integrations: Mapping[str, Integration]
-    _dbs: dict[str, Db] = field(default_factory=dict)
 
     def integration(self, name: str) -> Integration:
         from happ_integ.errors import NotFound
@@ -37,12 +36,9 @@ class Resources:
             raise NotFound(f"unknown integration {name!r}") from None
 
     def db(self, integration: str) -> Db:
-        # One Db per integration keeps its cache of column types across calls.
         from happ_integ.stores.db import Db
 
-        if integration not in self._dbs:
-            self._dbs[integration] = Db(self.pool, integration)
-        return self._dbs[integration]
+        return Db(self.pool, integration)
 
     def cache(self, integration: str) -> Cache:
         from happ_integ.stores.cache import Cache

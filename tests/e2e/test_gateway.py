@@ -186,6 +186,10 @@ async def test_health_checks_each_dependency(stack: Stack) -> None:
     checks = resp.json()["checks"]
     assert set(checks) == {"postgres", "temporal", "cache", "creds", "worker"}
     assert all(c["ok"] for c in checks.values())
+    assert all("detail" not in c for c in checks.values()), "details are for operators"
+    full = (await stack.http.get("/example/health", headers=stack.admin)).json()["checks"]
+    assert full["worker"]["detail"] == "1 poller(s) on happ-example"
+    assert full["creds"]["detail"] == {"set": 6, "missing": []}
     assert (await stack.http.get("/health")).status_code == 200
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -27,11 +26,10 @@ from pydantic import BaseModel, ValidationError
 
 from happ_integ.errors import HandlerDefinitionError
 from happ_integ.handler import HandlerDefinition, handler_definition, is_handler
+from happ_integ.stores.db import INTEGRATION_NAME
 from happ_integ.stores.migrations import Migration
 from happ_integ.temporal import task_queue_for
 
-# The name prefixes tables (`sofa_calls`), so it must be a plain SQL identifier piece.
-_INTEGRATION_NAME = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
 CALL_FLOW_SECRETS = (
     "SAAS_AUTH_TOKEN",
     "SAAS_SIP_ID",
@@ -99,10 +97,10 @@ class Integration:
         scheduled: Sequence[Scheduled] = (),
         call_flow: CallFlow | None = None,
     ) -> None:
-        if not isinstance(name, str) or not _INTEGRATION_NAME.match(name):
+        if not isinstance(name, str) or not INTEGRATION_NAME.match(name):
             raise HandlerDefinitionError(
                 f"integration name {name!r} must be lower-case letters, digits and '_', starting with a letter, "
-                "at most 31 characters: it prefixes table names"
+                "at most 40 characters: it prefixes table names"
             )
         self.name = name
         self.handlers: dict[str, HandlerDefinition] = {}

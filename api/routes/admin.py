@@ -46,10 +46,10 @@ def admin_router(integration: Integration) -> APIRouter:
     @router.get("/config/{key}", response_model=ConfigEntry)
     async def get_config(key: str, runtime: RuntimeDep, _: AdminDep) -> ConfigEntry:
         """The stored value, or the integration's default."""
-        value = await runtime.resources.config(name).get(key)
+        value = await runtime.resources.config(name).get_json(key)
         if value is None:
             raise NotFound(f"integration {name!r} has no config {key!r}")
-        return ConfigEntry(key=key, value=value if isinstance(value, dict) else value.model_dump(mode="json"))
+        return ConfigEntry(key=key, value=value)
 
     @router.put("/config/{key}", response_model=ConfigEntry)
     async def put_config(
@@ -58,10 +58,6 @@ def admin_router(integration: Integration) -> APIRouter:
         """Store a config value, validated against the default's model when there is one."""
         store = runtime.resources.config(name)
         await store.set(key, value)
-        stored = await store.get(key)
-        assert stored is not None
-        return ConfigEntry(
-            key=key, value=stored if isinstance(stored, dict) else stored.model_dump(mode="json")
-        )
+        return ConfigEntry(key=key, value=await store.get_json(key) or {})
 
     return router

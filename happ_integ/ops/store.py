@@ -56,10 +56,7 @@ async def cache_delete(res: Resources, arg: m.CacheDelete) -> m.Empty:
 
 @operation("config.get", m.ConfigGet, m.ConfigValue)
 async def config_get(res: Resources, arg: m.ConfigGet) -> m.ConfigValue:
-    value = await res.config(arg.integration).get(arg.key)
-    if value is not None and not isinstance(value, dict):
-        value = value.model_dump(mode="json")
-    return m.ConfigValue(value=value)
+    return m.ConfigValue(value=await res.config(arg.integration).get_json(arg.key))
 
 
 @operation("creds.get", m.CredsGet, m.SecretStatus)

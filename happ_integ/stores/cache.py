@@ -3,7 +3,6 @@
     cache = Cache(pool, "sofa")
     await cache.set(f"context:{phone}", response, ttl_seconds=3600)
     await cache.get(f"context:{phone}")                       # the value, or None when missing or expired
-    record = await cache.cache_aside(f"crm:record:{rid}", 3600, lambda: crm.get_record(rid))
 
 Values are stored as JSON (jsonb): a pydantic model goes in as its JSON dump and comes back as a dict.
 """
@@ -11,8 +10,7 @@ Values are stored as JSON (jsonb): a pydantic model goes in as its JSON dump and
 from __future__ import annotations
 
 import random
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import asyncpg
 from pydantic import BaseModel
@@ -20,8 +18,6 @@ from pydantic import BaseModel
 from happ_integ.errors import ValidationFailed
 from happ_integ.stores.db import check_integration
 from happ_integ.stores.schema import with_core_schema
-
-T = TypeVar("T")
 
 # Rows that are never read again would otherwise stay forever; an occasional sweep on write keeps
 # the table bounded without a scheduled job.
@@ -100,19 +96,6 @@ class Cache:
             lambda: self.pool.execute(_DELETE, self.integration, key),
         )
         return str(status).endswith(" 1")
-
-    async def cache_aside(self, key: str, ttl_seconds: int | None, fn: Callable[[], Awaitable[T]]) -> T:
-        """The cached value for `key`; on a miss, `await fn()`, cache it (unless None) and return it.
-
-        On a miss the caller gets fn's own result; on a hit, its JSON form (a model comes back as a dict).
-        """
-        cached = await self.get(key)
-        if cached is not None:
-            return cached  # type: ignore[no-any-return]
-        value = await fn()
-        if value is not None:
-            await self.set(key, value, ttl_seconds)
-        return value
 
     async def purge_expired(self) -> int:
         """Delete this integration's expired entries; return how many went."""

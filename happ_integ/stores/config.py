@@ -90,6 +90,11 @@ class ConfigStore:
         except ValidationError as exc:
             raise ValidationFailed(f"config {key!r} does not fit {target.__name__}: {exc}") from None
 
+    async def get_json(self, key: str) -> dict[str, Any] | None:
+        """`get(key)` as plain JSON (what crosses an activity or an HTTP answer), validated the same way."""
+        value = await self.get(key)
+        return value.model_dump(mode="json") if isinstance(value, BaseModel) else value
+
     async def get_raw(self, key: str) -> dict[str, Any] | None:
         """Only what is stored for `key` (no default), or None."""
         _check_key(key)

@@ -58,28 +58,6 @@ async def test_purge_expired(pool: asyncpg.Pool, name: str) -> None:
     assert await cache.get("live") == 1
 
 
-async def test_cache_aside_calls_fn_once(pool: asyncpg.Pool, name: str) -> None:
-    cache = Cache(pool, name)
-    calls = 0
-
-    async def fetch_record() -> dict[str, str]:
-        nonlocal calls
-        calls += 1
-        return {"name": "Олена"}
-
-    assert await cache.cache_aside("crm:record:1", 3600, fetch_record) == {"name": "Олена"}
-    assert await cache.cache_aside("crm:record:1", 3600, fetch_record) == {"name": "Олена"}
-    assert calls == 1
-
-    async def nothing() -> None:
-        nonlocal calls
-        calls += 1
-
-    await cache.cache_aside("missing", 60, nothing)
-    await cache.cache_aside("missing", 60, nothing)
-    assert calls == 3  # None is not cached
-
-
 async def test_integrations_do_not_share_keys(pool: asyncpg.Pool, name: str) -> None:
     await Cache(pool, name).set("k", "mine")
     assert await Cache(pool, f"{name}b").get("k") is None

@@ -143,7 +143,12 @@ def define_handler(
     openapi: OpenAPIOptions | Mapping[str, Any] | None = None,
     timeout_seconds: float = 60.0,
 ) -> Callable[[F], F]:
-    """Declare a handler. See the module docstring for an example."""
+    """Declare a handler. See the module docstring for an example.
+
+    `retries` is how often a failing operation is tried again (inline, and as the activities' retry
+    policy when durable). `timeout_seconds` bounds the whole handler inline (504 past it) and each
+    operation durably (a durable run as a whole may wait on Temporal timers for longer).
+    """
     if not isinstance(name, str) or not _NAME.match(name):
         raise HandlerDefinitionError(
             f"handler name {name!r} must be kebab-case or snake_case: lower-case letters and digits "

@@ -18,6 +18,7 @@ import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 import uvicorn
@@ -27,6 +28,11 @@ from pydantic import SecretStr
 from happ_integ.embedded import EmbeddedPostgres, EmbeddedTemporal
 from happ_integ.embedded.process import die_with_parent, parent_is
 from happ_integ.settings import Settings
+
+if TYPE_CHECKING:
+    from happ_integ.integration import Integration
+    from happ_integ.ops import Resources
+    from simulator.app import SimulatorStates
 
 
 class _Stop(Exception):
@@ -119,6 +125,7 @@ async def _serve(settings: Settings, temporal: EmbeddedTemporal | None, simulate
     from happ_integ.runtime import close_resources, open_resources
     from happ_integ.setup import setup_integration
     from happ_integ.temporal import connect_client
+    from simulator.app import SimulatorStates, create_simulator_app
     from worker import run_workers
 
     stop = asyncio.Event()
@@ -127,6 +134,7 @@ async def _serve(settings: Settings, temporal: EmbeddedTemporal | None, simulate
         loop.add_signal_handler(sig, stop.set)
 
     integrations = discover_integrations(settings.integrations)
+    simulated = SimulatorStates.demo(gateway=None) if simulate else None
     assert settings.temporal_address
     client = await connect_client(settings.temporal_address, settings.temporal_namespace)
     resources = await open_resources(settings, integrations)
@@ -136,6 +144,14 @@ async def _serve(settings: Settings, temporal: EmbeddedTemporal | None, simulate
             print(
                 f"happ dev: setup {integration.name}: {report.model_dump_json()}", file=sys.stderr, flush=True
             )
+            if simulated is not None:
+                filled = await _point_at_simulator(resources, integration, simulated)
+                if filled:
+                    print(
+                        f"happ dev: {integration.name} talks to the simulator ({', '.join(filled)})",
+                        file=sys.stderr,
+                        flush=True,
+                    )
     finally:
         await close_resources(resources)
 
@@ -150,13 +166,11 @@ async def _serve(settings: Settings, temporal: EmbeddedTemporal | None, simulate
         )
     )
     servers.append(api)
-    if simulate:
-        from simulator.app import create_simulator_app
-
+    if simulated is not None:
         servers.append(
             EmbeddedServer(
                 uvicorn.Config(
-                    create_simulator_app(),
+                    create_simulator_app(simulated),
                     host="127.0.0.1",
                     port=settings.dev_simulator_port,
                     log_level="warning",
@@ -178,6 +192,19 @@ async def _serve(settings: Settings, temporal: EmbeddedTemporal | None, simulate
             print(
                 f"happ dev: a part stopped with an error: {type(result).__name__}: {result}", file=sys.stderr
             )
+
+
+async def _point_at_simulator(
+    resources: Resources, integration: Integration, states: SimulatorStates
+) -> list[str]:
+    """Give the integration the simulator's credentials for every secret still unset."""
+    store = resources.creds(integration.name)
+    status = await store.status()
+    offered = states.credentials()
+    missing = {n: offered[n] for n in integration.all_secret_names() if n in offered and not status.get(n)}
+    if missing:
+        await store.set_many(missing)
+    return sorted(missing)
 
 
 def _without_password(url: str) -> str:

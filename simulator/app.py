@@ -66,6 +66,19 @@ class SimulatorStates:
             states.voice.postcall_url = f"{base}/webhook/agent-postcall"
         return states
 
+    def credentials(self) -> dict[str, str]:
+        """The integration secrets that make a gateway talk to these peers (what `happ dev --simulate` sets)."""
+        return {
+            "NETHUNT_EMAIL": self.nethunt.email,
+            "NETHUNT_API_KEY": self.nethunt.api_key,
+            "NETHUNT_FOLDER_ID": next(iter(self.nethunt.folders), "leads"),
+            "KEYCRM_API_KEY": self.keycrm.api_key,
+            "SAAS_AUTH_TOKEN": self.voice.token,
+            "SAAS_SIP_ID": "sim-sip",
+            "SAAS_ASSISTANT_ID": "sim-assistant",
+            "ELEVENLABS_WEBHOOK_SECRET": self.voice.webhook_secret,
+        }
+
     def play_in_background(self, call: SimCall, outcome: Outcome) -> None:
         """Play `call` on a fresh HTTP client after `pause_seconds`; failures land in `errors`."""
 

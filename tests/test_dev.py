@@ -50,6 +50,7 @@ class DevProcess:
             "HAPP_DEV_UI_PORT": str(self.ui_port),
             "HAPP_DEV_PG_PORT": str(self.pg_port),
             "HAPP_DATA_DIR": str(folder / ".happ"),
+            "HAPP_DEV_SIMULATOR_PORT": str(free_port()),
             "HAPP_LOG_FORMAT": "json",
         }
         self.proc: subprocess.Popen[bytes] | None = None
@@ -58,11 +59,11 @@ class DevProcess:
     def api(self) -> str:
         return f"http://127.0.0.1:{self.api_port}"
 
-    def start(self) -> float:
+    def start(self, *args: str) -> float:
         started = time.monotonic()
         log = open(self.folder / "dev.log", "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "happ_integ.cli", "dev"],
+            [sys.executable, "-m", "happ_integ.cli", "dev", *args],
             cwd=self.folder,
             env=self.env,
             stdout=log,
@@ -243,3 +244,19 @@ def test_stopping_make_dev_leaves_no_process_behind(dev: DevProcess, sig: signal
     assert _processes_under(dev.folder) == []
     with pytest.raises(httpx.HTTPError):
         httpx.get(f"{dev.api}/health", timeout=2)
+
+
+def test_dev_simulate_wires_the_example_to_the_loopback_peers(dev: DevProcess) -> None:
+    dev.start("--simulate")
+    init = httpx.post(
+        f"{dev.api}/example/webhook/agent-init",
+        json={"phone": "+380994829573", "conversationId": "demo"},
+        timeout=30,
+    )
+    assert init.status_code == 200, init.text
+    assert init.json()["context"]["clientName"] == "Іван Петренко", "read from the simulated NetHunt"
+    secrets = httpx.get(
+        f"{dev.api}/example/secrets", headers={"Authorization": f"Bearer {dev.admin_token()}"}
+    )
+    assert secrets.json()["secrets"]["NETHUNT_API_KEY"] is True
+    assert dev.stop() == 0

@@ -15,10 +15,10 @@ class CallHandling(BaseModel):
 class CrmFields(BaseModel):
     """NetHunt field names: from config, never hard-coded in handlers."""
 
-    phone: str = "Телефон"
-    name: str = "Ім'я"
-    company: str = "Компанія"
-    source: str = "Джерело"
+    phone: str = "Phone"
+    name: str = "Name"
+    company: str = "Company"
+    source: str = "Source"
 
 
 DEFAULT_CONFIGS = {"call_handling": CallHandling(), "crm_fields": CrmFields()}

@@ -76,9 +76,7 @@ async def stack(pg_url: str, temporal_dev: EmbeddedTemporal, temporal_client: Cl
     sims.nethunt.api_key = CANARY_NETHUNT_KEY
     sims.voice.token = CANARY_VOICE_TOKEN
     sims.nethunt.add_folder("Leads", folder_id=FOLDER)
-    record_id = sims.nethunt.add_record(
-        FOLDER, {"Ім'я": "Іван", "Телефон": [PHONE], "Компанія": "ТОВ Компанія"}
-    )
+    record_id = sims.nethunt.add_record(FOLDER, {"Name": "Іван", "Phone": [PHONE], "Company": "ТОВ Компанія"})
     sim_port = free_port()
     sim_server, sim_task = await _serve(create_simulator_app(sims), sim_port)
     sim = f"http://127.0.0.1:{sim_port}"

@@ -184,3 +184,13 @@ async def test_test_call_marks_the_row_failed_when_the_voice_api_is_unreachable(
     assert answer.model_dump()["success"] is False
     rows = await stack.resources.pool.fetch("SELECT status FROM example_calls")
     assert [r["status"] for r in rows] == ["failed"]
+
+
+async def test_agent_init_answers_the_default_when_the_crm_fails(stack: Stack) -> None:
+    await stack.resources.pool.execute("DELETE FROM happ_cache WHERE integration = 'example'")
+    stack.sims.nethunt.fail_next(404, times=1)
+    inline, _ = await run_one(stack, "agent-init", {"phone": PHONE, "conversationId": "conv-x"}, "inline")
+    assert inline == {
+        "firstMessage": "Привет! Чем могу помочь?",
+        "context": {"clientName": "Клиент", "company": None, "email": None},
+    }

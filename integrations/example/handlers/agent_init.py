@@ -38,6 +38,9 @@ async def agent_init(ctx: Context[InitWebhookPayload]) -> InitWebhookResponse:
             ),
             input={"phone": phone},
             transform=lambda found: {"records": len(found)},
+            # The agent is waiting: without the CRM it still gets the default greeting.
+            optional=True,
+            default=[],
         )
         if records:
             values = records[0].get("fields", {})

@@ -9,10 +9,11 @@ import asyncio
 import sys
 
 from bench.context_overhead import run as context_overhead
+from bench.durable_overhead import run as durable_overhead
 
 
 def main() -> int:
-    results = [asyncio.run(context_overhead())]
+    results = [asyncio.run(context_overhead()), asyncio.run(durable_overhead())]
     failed = [r for r in results if not r.ok]
     for result in results:
         print(result.line())

@@ -34,6 +34,7 @@ class Result:
     baseline_s: float
     measured_s: float
     max_ratio: float
+    count: int = ROWS
 
     @property
     def ratio(self) -> float:
@@ -46,8 +47,8 @@ class Result:
     def line(self) -> str:
         verdict = "ok" if self.ok else f"OVER {self.max_ratio}x"
         return (
-            f"{self.name}: {self.ratio:.2f}x baseline ({self.measured_s * 1e6 / ROWS:.0f} µs vs "
-            f"{self.baseline_s * 1e6 / ROWS:.0f} µs per row) {verdict}"
+            f"{self.name}: {self.ratio:.2f}x baseline ({self.measured_s * 1e3 / self.count:.2f} ms vs "
+            f"{self.baseline_s * 1e3 / self.count:.2f} ms each) {verdict}"
         )
 
 

@@ -96,6 +96,11 @@ class SimulatorStates:
 
 
 def _add_dev_routes(voice_app: FastAPI, states: SimulatorStates) -> None:
+    @voice_app.post("/_sim/echo")
+    async def echo(request: Request) -> dict[str, Any]:
+        """Answers with what it received, headers included: a careless peer, to test redaction."""
+        return {"headers": dict(request.headers), "body": (await request.body()).decode(errors="replace")}
+
     @voice_app.get("/_sim/calls")
     async def list_calls() -> dict[str, Any]:
         calls = [{"call_id": c.call_id, "provider_call_id": c.provider_call_id} for c in states.voice.calls]

@@ -3,6 +3,7 @@ and a restart finds the calls and runs of the last session still there."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -102,6 +103,10 @@ def dev(tmp_path: Path) -> Iterator[DevProcess]:
     if process.proc is not None:
         process.proc.kill()
         process.proc.wait(10)
+    # A failed test must not leave its servers running for the rest of the suite.
+    for line in _processes_under(tmp_path):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(line.split(":", 1)[0]), signal.SIGKILL)
 
 
 def test_dev_runs_the_stack_stops_clean_and_keeps_history(dev: DevProcess) -> None:

@@ -42,7 +42,7 @@ class Order(BaseModel):
 
 
 @define_handler(
-    name="echo", endpoint="POST /echo", durable=False, rate_limit=RateLimit(requests=3, per_seconds=60)
+    name="echo", endpoint="POST /echo", durable=False, rate_limit=RateLimit(requests=3, per_seconds=3600)
 )
 async def echo(ctx: Context[Echo]) -> Echoed:
     return Echoed(text=ctx.payload.text * ctx.payload.count)
@@ -105,7 +105,7 @@ async def forward(ctx: Context[Forward]) -> Echoed:
     secrets = await ctx.creds.get()
     assert ctx.env is not None and ctx.env.saas_api_url
     resp = await ctx.http.post(
-        f"{ctx.env.saas_api_url}/_probe",
+        f"{ctx.env.saas_api_url}/_sim/echo",
         json={"note": ctx.payload.note},
         headers={"X-Token": f"{secrets.WEBHOOK_TOKEN}"},
     )

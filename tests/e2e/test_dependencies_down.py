@@ -13,7 +13,7 @@ from happ_integ.embedded.process import free_port
 from happ_integ.integration import discover_integrations
 from happ_integ.logs import CaptureSink
 from happ_integ.settings import Settings
-from tests.e2e.conftest import ADMIN_TOKEN, Stack
+from tests.e2e.conftest import ADMIN_TOKEN
 from tests.e2e.gw_integration import gw
 
 
@@ -57,15 +57,3 @@ async def test_durable_start_is_503_temporal(broken: httpx.AsyncClient) -> None:
 async def test_admin_route_is_503_postgresql(broken: httpx.AsyncClient) -> None:
     resp = await broken.get("/example/secrets", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
     assert resp.status_code == 503 and resp.json()["dependency"] == "PostgreSQL"
-
-
-async def test_a_refused_delivery_is_accepted_on_retry(stack: Stack, broken: httpx.AsyncClient) -> None:
-    """The sender retries after a 503 and the order is stored once the stack is back (here: the healthy one)."""
-    body = {"phone": "+380991112233", "product_id": "retry-me"}
-    assert (await broken.post("/example/webhook/create-order", json=body)).status_code == 503
-    ok = await stack.http.post("/example/webhook/create-order", json=body)
-    assert ok.status_code == 200
-    count = await stack.resources.pool.fetchval(
-        "SELECT count(*) FROM example_orders WHERE product_id = 'retry-me'"
-    )
-    assert count == 1

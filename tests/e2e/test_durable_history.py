@@ -11,6 +11,7 @@ from temporalio.client import WorkflowHistory
 
 from happ_integ.temporal import HandlerRunInput, HandlerRunResult
 from tests.e2e.conftest import CANARIES, GW_WEBHOOK_TOKEN, PHONE, Stack
+from tests.e2e.history_text import history_text
 
 
 async def run_durably(
@@ -94,14 +95,16 @@ async def test_a_transient_crm_failure_is_retried_by_temporal(stack: Stack) -> N
 async def test_no_secret_value_in_history_logs_or_responses(stack: Stack) -> None:
     await stack.reset_calls()
     await stack.resources.pool.execute("DELETE FROM happ_cache WHERE integration = 'example'")
-    texts = []
+    texts: list[str] = []
+    histories: list[str] = []
     for handler, payload in (
         ("agent-init", {"phone": PHONE, "conversationId": "c-1"}),
         ("test-call", {"phoneNumber": PHONE, "sip": "sip-1"}),
         ("nethunt", {"recordId": stack.record_id, "phone": PHONE}),
     ):
         response, history = await run_durably(stack, handler, payload)
-        texts += [json.dumps(response), history.to_json()]
+        histories.append(history_text(history))
+        texts.append(json.dumps(response))
     for path, body in (
         ("/example/webhook/agent-init", {"phone": PHONE, "conversationId": "c-2"}),
         ("/example/test-call", {"phoneNumber": PHONE, "sip": "sip-1"}),
@@ -114,6 +117,8 @@ async def test_no_secret_value_in_history_logs_or_responses(stack: Stack) -> Non
     texts.append(repr([event for event in stack.capture]))
     # The secrets were really used: the peers received them.
     assert any(r.header("authorization") == f"Bearer {CANARIES[1]}" for r in stack.sims.voice.requests)
+    assert all(PHONE in text for text in histories), "the decoded payloads are what is searched"
+    texts += histories
     for canary in CANARIES:
         assert all(canary not in text for text in texts), f"secret {canary[:14]}… leaked"
     raw = await stack.resources.pool.fetch(

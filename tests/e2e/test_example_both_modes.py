@@ -194,3 +194,16 @@ async def test_agent_init_answers_the_default_when_the_crm_fails(stack: Stack) -
         "firstMessage": "Привет! Чем могу помочь?",
         "context": {"clientName": "Клиент", "company": None, "email": None},
     }
+
+
+async def test_nethunt_webhook_over_http_runs_once_per_record(stack: Stack) -> None:
+    """The seed's `webhook/:action` for an event-only handler: durable, keyed by recordId, deduplicated."""
+    await stack.reset_calls()
+    await stack.resources.pool.execute("DELETE FROM happ_dedup WHERE integration = 'example'")
+    body = {"recordId": stack.record_id, "phone": PHONE}
+    first = await stack.http.post("/example/webhook/nethunt", json=body)
+    assert first.status_code == 200 and first.json()["success"] is True, first.text
+    assert first.headers["x-workflow-id"] == f"example:handler:nethunt:{stack.record_id}"
+    again = await stack.http.post("/example/webhook/nethunt", json=body)
+    assert again.json() == first.json() and again.headers["x-happ-dedup"] == "hit"
+    assert await stack.resources.pool.fetchval("SELECT count(*) FROM example_calls") == 1

@@ -6,8 +6,12 @@ import json
 import time
 import uuid
 
+import httpx
+
+from api.app import create_app
+from happ_integ.logs import CaptureSink
 from simulator import sign_elevenlabs
-from tests.e2e.conftest import GW_ELEVENLABS_SECRET, GW_WEBHOOK_TOKEN, Stack
+from tests.e2e.conftest import ADMIN_TOKEN, GW_ELEVENLABS_SECRET, GW_WEBHOOK_TOKEN, Stack
 
 
 async def runs_of(stack: Stack, key: str) -> int:
@@ -73,10 +77,21 @@ async def test_durable_handler_error_fails_the_run_and_answers_success_false(sta
 
 
 async def test_admin_routes_need_the_admin_token(stack: Stack) -> None:
-    assert (await stack.http.get("/gw/secrets")).status_code == 401
-    assert (await stack.http.get("/gw/secrets", headers={"Authorization": "Bearer wrong"})).status_code == 401
-    assert (await stack.http.post("/gw/setup")).status_code == 401
-    assert (await stack.http.post("/gw/cron/trigger")).status_code == 401
+    routes = [
+        ("GET", "/gw/secrets", None),
+        ("PUT", "/gw/secrets", {"WEBHOOK_TOKEN": "x"}),
+        ("POST", "/gw/setup", None),
+        ("POST", "/gw/cron/trigger", None),
+        ("GET", "/example/config/call_handling", None),
+        ("PUT", "/example/config/call_handling", {"concurrency_limit": 99}),
+    ]
+    for method, path, body in routes:
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": ADMIN_TOKEN}):
+            resp = await stack.http.request(method, path, json=body, headers=headers)
+            assert resp.status_code == 401, (method, path, headers, resp.text)
+    assert (await stack.http.get("/example/config/call_handling", headers=stack.admin)).json()["value"][
+        "concurrency_limit"
+    ] == 3, "the refused PUT changed nothing"
     ok = await stack.http.get("/gw/secrets", headers=stack.admin)
     assert ok.status_code == 200
     assert ok.json() == {"secrets": {"ELEVENLABS_WEBHOOK_SECRET": True, "WEBHOOK_TOKEN": True}}
@@ -90,22 +105,38 @@ async def test_config_routes_validate_against_the_default_model(stack: Stack) ->
         "/example/config/call_handling", json={"concurrency_limit": "many"}, headers=stack.admin
     )
     assert bad.status_code == 422
-    good = await stack.http.put(
-        "/example/config/call_handling", json={"concurrency_limit": 5}, headers=stack.admin
-    )
-    assert good.status_code == 200 and good.json()["value"]["concurrency_limit"] == 5
-    assert good.json()["value"]["short_call_seconds"] == 5
-    await stack.http.put("/example/config/call_handling", json={"concurrency_limit": 3}, headers=stack.admin)
+    try:
+        good = await stack.http.put(
+            "/example/config/call_handling", json={"concurrency_limit": 5}, headers=stack.admin
+        )
+        assert good.status_code == 200 and good.json()["value"]["concurrency_limit"] == 5
+        assert good.json()["value"]["short_call_seconds"] == 5
+    finally:
+        await stack.http.put(
+            "/example/config/call_handling", json={"concurrency_limit": 3}, headers=stack.admin
+        )
     assert (await stack.http.get("/example/config/nosuch", headers=stack.admin)).status_code == 404
 
 
-async def test_rate_limit_answers_429_with_retry_after(stack: Stack) -> None:
+async def test_rate_limit_is_shared_by_replicas_and_answers_429(stack: Stack) -> None:
+    """Two gateways (two replicas) on one database share the handler's 3-per-hour budget."""
     await stack.resources.pool.execute("DELETE FROM happ_rate_limits WHERE integration = 'gw'")
-    codes = [(await stack.http.post("/gw/echo", json={"text": "a"})).status_code for _ in range(3)]
-    limited = await stack.http.post("/gw/echo", json={"text": "a"})
+    replica = create_app(stack.settings, stack.runtime.integrations, sink=CaptureSink())
+    await replica.state.runtime.start()
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=replica), base_url="http://r2"
+        ) as other:
+            codes = [
+                (await client.post("/gw/echo", json={"text": "a"})).status_code
+                for client in (stack.http, other, stack.http)
+            ]
+            limited = await other.post("/gw/echo", json={"text": "a"})
+    finally:
+        await replica.state.runtime.stop()
     assert codes == [200, 200, 200]
     assert limited.status_code == 429
-    assert 1 <= int(limited.headers["retry-after"]) <= 60
+    assert 1 <= int(limited.headers["retry-after"]) <= 3600
     assert limited.json()["success"] is False
 
 
@@ -126,6 +157,7 @@ async def test_dedup_durable_runs_once_within_the_ttl_and_again_after(stack: Sta
     assert first.headers["x-workflow-id"] == f"gw:handler:once-durable:{key}"
     again = await stack.http.post("/gw/once-durable", json={"id": key, "text": "two"})
     assert again.json() == first.json() == {"success": True, "text": "one", "runs": 1}
+    assert again.headers["x-happ-dedup"] == "hit", "answered from the dedup store, not by a second start"
     assert await runs_of(stack, key) == 1
     # The TTL has passed (its row expired): the same key is a new event and runs again.
     await stack.resources.pool.execute(

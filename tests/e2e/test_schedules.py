@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+from temporalio.client import ScheduleActionResult, ScheduleHandle
+
 from happ_integ.temporal import HandlerRunResult
 from tests.e2e.conftest import Stack
 
@@ -31,11 +34,7 @@ async def test_cron_trigger_runs_the_handler_through_its_schedule(stack: Stack) 
     before = len((await handle.describe()).info.recent_actions)
     resp = await stack.http.post("/example/cron/trigger", json={"handlerName": "retry"}, headers=stack.admin)
     assert resp.status_code == 200 and resp.json() == {"success": True, "triggered": ["example:retry"]}
-    for _ in range(100):
-        actions = (await handle.describe()).info.recent_actions
-        if len(actions) > before:
-            break
-        await asyncio.sleep(0.1)
+    actions = await _actions_after(handle, before)
     started = actions[-1].action
     assert started.workflow_id.startswith("example:handler:retry:scheduled")
     result = await stack.temporal.get_workflow_handle(
@@ -48,9 +47,23 @@ async def test_cron_trigger_runs_the_handler_through_its_schedule(stack: Stack) 
     )
 
 
+async def _actions_after(handle: ScheduleHandle, before: int) -> list[ScheduleActionResult]:
+    for _ in range(100):
+        actions = (await handle.describe()).info.recent_actions
+        if len(actions) > before:
+            return actions
+        await asyncio.sleep(0.1)
+    pytest.fail("the schedule recorded no new action within 10 s")
+
+
 async def test_cron_trigger_all_and_unknown(stack: Stack) -> None:
+    handle = stack.temporal.get_schedule_handle("example:retry")
+    before = len((await handle.describe()).info.recent_actions)
     everything = await stack.http.post("/example/cron/trigger", headers=stack.admin)
     assert everything.status_code == 200 and everything.json()["triggered"] == ["example:retry"]
+    # Wait for that run, so it cannot touch the calls table under a later test.
+    started = (await _actions_after(handle, before))[-1].action
+    await stack.temporal.get_workflow_handle(started.workflow_id).result()
     unknown = await stack.http.post(
         "/example/cron/trigger", json={"handlerName": "nope"}, headers=stack.admin
     )

@@ -3,6 +3,7 @@ and a restart finds the calls and runs of the last session still there."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -11,12 +12,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 
 from happ_integ.embedded.process import free_port
+from happ_integ.temporal import HandlerRunInput, HandlerRunResult, connect_client
 
 STARTUP_BUDGET_SECONDS = 60
 
@@ -55,6 +58,10 @@ class DevProcess:
             "HAPP_LOG_FORMAT": "json",
         }
         self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def temporal_address(self) -> str:
+        return f"127.0.0.1:{self.temporal_port}"
 
     @property
     def api(self) -> str:
@@ -96,6 +103,29 @@ class DevProcess:
         return str(json.loads((self.folder / ".happ" / "dev-secrets.json").read_text())["HAPP_ADMIN_TOKEN"])
 
 
+async def _start_delayed_order(address: str) -> str:
+    client = await connect_client(address)
+    workflow_id = f"example:handler:create-order:in-flight-{time.time_ns()}"
+    await client.start_workflow(
+        "HandlerRun",
+        HandlerRunInput(
+            integration="example",
+            handler="create-order",
+            payload={"phone": "+380", "product_id": "in-flight"},
+        ),
+        id=workflow_id,
+        task_queue="happ-example",
+        start_delay=timedelta(seconds=3),
+    )
+    return workflow_id
+
+
+async def _result(address: str, workflow_id: str) -> dict[str, object]:
+    client = await connect_client(address)
+    handle = client.get_workflow_handle(workflow_id, result_type=HandlerRunResult)
+    return (await asyncio.wait_for(handle.result(), 30)).response
+
+
 @pytest.fixture
 def dev(tmp_path: Path) -> Iterator[DevProcess]:
     process = DevProcess(tmp_path)
@@ -125,12 +155,17 @@ def test_dev_runs_the_stack_stops_clean_and_keeps_history(dev: DevProcess) -> No
     )
     assert order.status_code == 200, order.text
     workflow_id = order.headers["x-workflow-id"]
+    # Work in flight: a run that only starts 3 s from now, after happ dev has been stopped.
+    in_flight = asyncio.run(_start_delayed_order(dev.temporal_address))
 
     assert dev.stop() == 0
     leftovers = _processes_under(dev.folder)
     assert leftovers == [], f"left behind: {leftovers}"
 
     dev.start()
+    assert asyncio.run(_result(dev.temporal_address, in_flight))["success"] is True, (
+        "the run survived the restart"
+    )
     headers = {"Authorization": f"Bearer {dev.admin_token()}"}
     # The same admin token and secret key, the same database rows, the same Temporal history.
     assert httpx.get(f"{dev.api}/example/secrets", headers=headers).status_code == 200

@@ -9,6 +9,8 @@ from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
+from temporalio.worker.workflow_sandbox import RestrictedWorkflowAccessError
+from temporalio.workflow import NondeterminismError
 
 from happ_integ.context import Context, reset_current, set_current
 from happ_integ.errors import HandlerFailed, HappError
@@ -34,6 +36,10 @@ async def execute_handler(
         ctx.log.handler_end(round((clock() - started) * 1000, 3), error=exc)
         raise
     except Exception as exc:
+        # A history mismatch fails the workflow task, so a fixed deploy can resume the run. A call the
+        # sandbox refused is a handler bug that no retry fixes: it fails the run like any other error.
+        if isinstance(exc, NondeterminismError) and not isinstance(exc, RestrictedWorkflowAccessError):
+            raise
         ctx.log.handler_end(round((clock() - started) * 1000, 3), error=exc)
         raise HandlerFailed(f"{type(exc).__name__}: {exc}") from exc
     finally:

@@ -10,13 +10,12 @@ from typing import Any
 
 from pydantic import ValidationError
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from happ_integ import registry
     from happ_integ.context import Context
     from happ_integ.durable import DurableExecutor, error_to_failure, workflow_clock
-    from happ_integ.errors import HappError
+    from happ_integ.errors import HappError, ValidationFailed
     from happ_integ.handler import HandlerDefinition, handler_definition
     from happ_integ.logs import HandlerLogger
     from happ_integ.runner import execute_handler
@@ -47,9 +46,7 @@ class HandlerRun:
         except HappError as exc:
             raise error_to_failure(exc) from None
         except ValidationError as exc:
-            raise ApplicationError(
-                f"invalid payload for {inp.handler!r}: {exc}", type="ValidationFailed", non_retryable=True
-            ) from None
+            raise error_to_failure(ValidationFailed(f"invalid payload for {inp.handler!r}: {exc}")) from None
         trace_id = inp.trace_id or workflow.info().workflow_id
         log = HandlerLogger(
             integration=inp.integration,
@@ -70,13 +67,8 @@ class HandlerRun:
         )
         try:
             response = await execute_handler(definition, ctx, workflow_clock)
-        except (workflow.NondeterminismError, ApplicationError):
-            raise
         except HappError as exc:
+            # Every handler error (HandlerFailed for plain exceptions) fails this run visibly,
+            # instead of failing the workflow task and retrying it forever.
             raise error_to_failure(exc) from None
-        except Exception as exc:
-            # A bug in handler code fails this run visibly instead of retrying the task forever.
-            raise ApplicationError(
-                f"{type(exc).__name__}: {exc}", type="HandlerFailed", non_retryable=True
-            ) from None
         return HandlerRunResult(response=response.model_dump(mode="json", by_alias=True))

@@ -20,9 +20,9 @@ from happ_integ import registry
 from happ_integ.integration import Integration, discover_integrations
 from happ_integ.logs import LogSink, ReplaySafeSink, make_sink
 from happ_integ.ops import Resources
-from happ_integ.runtime import close_resources, open_resources, require_temporal_address
+from happ_integ.runtime import close_resources, open_resources
 from happ_integ.settings import Settings
-from happ_integ.temporal import connect_client
+from happ_integ.temporal import connect_settings
 from workflows.handler_run import HandlerRun
 
 # The framework and its libraries pass through the sandbox (imported once per process, and
@@ -75,7 +75,7 @@ async def run_workers(
     settings: Settings, names: Sequence[str] | None = None, stop: asyncio.Event | None = None
 ) -> None:
     integrations = discover_integrations(names or settings.integrations)
-    client = await connect_client(require_temporal_address(settings), settings.temporal_namespace)
+    client = await connect_settings(settings)
     resources = await open_resources(settings, integrations, max_pool=20)
     workers = build_workers(client, resources, integrations, make_sink(settings.log_format))
     stop = stop or asyncio.Event()

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
 from api.deps import health_response
@@ -20,6 +21,7 @@ from api.errors import install_error_handlers
 from api.limits import BodySizeLimit
 from api.routes.admin import admin_router
 from api.routes.builtins import builtins_router
+from api.routes.codec import router as codec_router
 from api.routes.handlers import handler_router
 from api.runtime import ApiRuntime
 from happ_integ.health import check_health
@@ -89,7 +91,16 @@ def create_app(
             }
         }
 
+    app.include_router(codec_router)
     for name, integration in integrations.items():
         app.mount(f"/{name}", integration_app(integration, runtime))
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    # The Web UI calls the codec from its own origin, with the sign-in cookie.
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.codec_origins,
+        allow_credentials=True,
+        allow_methods=["POST", "OPTIONS"],
+        allow_headers=["Content-Type", "X-Namespace", "Authorization"],
+    )
     return app

@@ -18,7 +18,7 @@ from happ_integ.logs import LogSink, make_sink
 from happ_integ.ops import Resources
 from happ_integ.runtime import close_resources, open_resources
 from happ_integ.settings import Settings
-from happ_integ.temporal import connect_client
+from happ_integ.temporal import connect_settings
 
 RECONNECT_PAUSE_SECONDS = 3.0
 
@@ -69,7 +69,7 @@ class ApiRuntime:
         if time.monotonic() < self._down_until:
             raise DependencyUnavailable("Temporal", f"Temporal is unreachable at {address}")
         try:
-            return await asyncio.wait_for(connect_client(address, self.settings.temporal_namespace), 5)
+            return await asyncio.wait_for(connect_settings(self.settings), 5)
         except Exception as exc:  # any connect failure means the same thing to a caller
             self._down_until = time.monotonic() + RECONNECT_PAUSE_SECONDS
             raise DependencyUnavailable(

@@ -16,15 +16,15 @@ import sys
 
 def _setup(names: list[str] | None) -> None:
     from happ_integ.integration import discover_integrations
-    from happ_integ.runtime import close_resources, open_resources, require_temporal_address
+    from happ_integ.runtime import close_resources, open_resources
     from happ_integ.settings import Settings
     from happ_integ.setup import setup_integration
-    from happ_integ.temporal import connect_client
+    from happ_integ.temporal import connect_settings
 
     async def run() -> None:
         settings = Settings()
         integrations = discover_integrations(names or settings.integrations)
-        client = await connect_client(require_temporal_address(settings), settings.temporal_namespace)
+        client = await connect_settings(settings)
         resources = await open_resources(settings, integrations)
         try:
             for integration in integrations.values():

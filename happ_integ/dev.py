@@ -94,6 +94,10 @@ def run_dev(settings: Settings, simulate: bool = False) -> None:
                 port=settings.dev_temporal_port,
                 ui_port=settings.dev_ui_port,
                 namespace=settings.temporal_namespace,
+                # With payload encryption on, the Web UI decodes through the API (after /codec/login).
+                codec_endpoint=f"http://{settings.api_host}:{settings.api_port}/codec"
+                if settings.payload_key
+                else None,
             )
             temporal.start()
             settings = settings.model_copy(update={"temporal_address": temporal.address})
@@ -124,7 +128,7 @@ async def _serve(settings: Settings, temporal: EmbeddedTemporal | None, simulate
     from happ_integ.integration import discover_integrations
     from happ_integ.runtime import close_resources, open_resources
     from happ_integ.setup import setup_integration
-    from happ_integ.temporal import connect_client
+    from happ_integ.temporal import connect_settings
     from simulator.app import SimulatorStates, create_simulator_app
     from worker import run_workers
 
@@ -136,7 +140,7 @@ async def _serve(settings: Settings, temporal: EmbeddedTemporal | None, simulate
     integrations = discover_integrations(settings.integrations)
     simulated = SimulatorStates.demo(gateway=None) if simulate else None
     assert settings.temporal_address
-    client = await connect_client(settings.temporal_address, settings.temporal_namespace)
+    client = await connect_settings(settings)
     resources = await open_resources(settings, integrations)
     try:
         for integration in integrations.values():

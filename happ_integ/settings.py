@@ -37,6 +37,12 @@ class Settings(BaseSettings):
     nethunt_api_url: str = Field(default=NETHUNT_PUBLIC_URL, validation_alias="HAPP_NETHUNT_API_URL")
     keycrm_api_url: str = Field(default=KEYCRM_PUBLIC_URL, validation_alias="HAPP_KEYCRM_API_URL")
 
+    payload_key: SecretStr | None = Field(default=None, validation_alias="HAPP_PAYLOAD_KEY")
+    codec_origins: list[str] = Field(
+        default=["http://127.0.0.1:8233", "http://localhost:8233", "http://localhost:8080"],
+        validation_alias="HAPP_CODEC_ORIGINS",
+    )
+
     llm_base_url: str | None = Field(default=None, validation_alias="HAPP_LLM_BASE_URL")
     llm_model: str | None = Field(default=None, validation_alias="HAPP_LLM_MODEL")
     llm_api_key: SecretStr | None = Field(default=None, validation_alias="HAPP_LLM_API_KEY")
@@ -54,14 +60,14 @@ class Settings(BaseSettings):
     integrations: list[str] | None = Field(default=None, validation_alias="HAPP_INTEGRATIONS")
     max_body_bytes: int = Field(default=1024 * 1024, validation_alias="HAPP_MAX_BODY_BYTES", ge=1024)
 
-    @field_validator("integrations", mode="before")
+    @field_validator("integrations", "codec_origins", mode="before")
     @classmethod
     def _split_names(cls, value: object) -> object:
         if isinstance(value, str):
             return [name.strip() for name in value.split(",") if name.strip()] or None
         return value
 
-    @field_validator("admin_token", "secret_key")
+    @field_validator("admin_token", "secret_key", "payload_key")
     @classmethod
     def _refuse_placeholders(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and value.get_secret_value().strip().lower() in {"", "changeme", "change-me"}:
@@ -73,7 +79,13 @@ class Settings(BaseSettings):
     def for_handlers(self) -> Settings:
         """`ctx.env`: a copy without what handler code must never hold (master key, admin token, DB URL)."""
         return self.model_copy(
-            update={"admin_token": None, "secret_key": None, "llm_api_key": None, "database_url": None}
+            update={
+                "admin_token": None,
+                "secret_key": None,
+                "llm_api_key": None,
+                "payload_key": None,
+                "database_url": None,
+            }
         )
 
     def require_admin_token(self) -> str:

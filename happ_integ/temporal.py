@@ -5,12 +5,14 @@ client = await connect_client(settings.temporal_address, settings.temporal_names
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 from temporalio.client import Client
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
-from temporalio.contrib.pydantic import pydantic_data_converter
+
+if TYPE_CHECKING:
+    from happ_integ.settings import Settings
 
 HANDLER_RUN_WORKFLOW = "HandlerRun"
 INTEGRATION_KEY = SearchAttributeKey.for_keyword("Integration")
@@ -48,5 +50,17 @@ def handler_search_attributes(integration: str, handler: str) -> TypedSearchAttr
     )
 
 
-async def connect_client(address: str, namespace: str = "default") -> Client:
-    return await Client.connect(address, namespace=namespace, data_converter=pydantic_data_converter)
+async def connect_client(address: str, namespace: str = "default", payload_key: str | None = None) -> Client:
+    """A client with pydantic payloads, encrypted when `payload_key` is given (see `happ_integ.codec`)."""
+    from happ_integ.codec import data_converter
+
+    return await Client.connect(address, namespace=namespace, data_converter=data_converter(payload_key))
+
+
+async def connect_settings(settings: Settings) -> Client:
+    if not settings.temporal_address:
+        raise RuntimeError(
+            "TEMPORAL_ADDRESS is not set: run `happ dev`, or point TEMPORAL_ADDRESS at a Temporal frontend"
+        )
+    key = settings.payload_key.get_secret_value() if settings.payload_key else None
+    return await connect_client(settings.temporal_address, settings.temporal_namespace, key)

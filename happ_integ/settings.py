@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 NETHUNT_PUBLIC_URL = "https://nethunt.com/api/v1/zapier"
 KEYCRM_PUBLIC_URL = "https://openapi.keycrm.app/v1"
@@ -38,7 +38,7 @@ class Settings(BaseSettings):
     keycrm_api_url: str = Field(default=KEYCRM_PUBLIC_URL, validation_alias="HAPP_KEYCRM_API_URL")
 
     payload_key: SecretStr | None = Field(default=None, validation_alias="HAPP_PAYLOAD_KEY")
-    codec_origins: list[str] = Field(
+    codec_origins: Annotated[list[str], NoDecode] = Field(
         default=["http://127.0.0.1:8233", "http://localhost:8233", "http://localhost:8080"],
         validation_alias="HAPP_CODEC_ORIGINS",
     )
@@ -57,7 +57,10 @@ class Settings(BaseSettings):
     dev_simulator_port: int = Field(default=3002, validation_alias="HAPP_DEV_SIMULATOR_PORT", ge=1, le=65535)
     data_dir: Path = Field(default=Path(".happ"), validation_alias="HAPP_DATA_DIR")
 
-    integrations: list[str] | None = Field(default=None, validation_alias="HAPP_INTEGRATIONS")
+    # NoDecode: comma-separated in the environment, not JSON.
+    integrations: Annotated[list[str] | None, NoDecode] = Field(
+        default=None, validation_alias="HAPP_INTEGRATIONS"
+    )
     max_body_bytes: int = Field(default=1024 * 1024, validation_alias="HAPP_MAX_BODY_BYTES", ge=1024)
 
     @field_validator("integrations", "codec_origins", mode="before")

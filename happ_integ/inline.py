@@ -102,7 +102,7 @@ async def run_inline(
         trace_id=trace_id,
         log=log,
         step=StepRunner(log, wall_clock),
-        env=resources.settings.for_handlers(),
+        env=resources.handler_env,
     )
     try:
         return await asyncio.wait_for(

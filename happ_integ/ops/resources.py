@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,11 @@ class Resources:
     http: httpx.AsyncClient
     box: SecretBox
     integrations: Mapping[str, Integration]
+
+    @functools.cached_property
+    def handler_env(self) -> Settings:
+        """`ctx.env` for inline runs: made once, not per request."""
+        return self.settings.for_handlers()
 
     def integration(self, name: str) -> Integration:
         from happ_integ.errors import NotFound

@@ -109,4 +109,9 @@ def set_current(ctx: Context[Any]) -> contextvars.Token[Context[Any]]:
 
 
 def reset_current(token: contextvars.Token[Context[Any]]) -> None:
-    _current.reset(token)
+    try:
+        _current.reset(token)
+    except ValueError:
+        # A workflow evicted mid-run (worker shutdown) has its coroutine closed from another
+        # context; that context never saw the token, and has nothing to restore.
+        pass

@@ -29,7 +29,8 @@ class ApiRuntime:
     ) -> None:
         self.settings = settings
         self.integrations = dict(integrations)
-        self.sink = sink or make_sink(settings.log_format)
+        # `is not None`: an empty CaptureSink is falsy (it has a length) but is still the sink asked for.
+        self.sink = sink if sink is not None else make_sink(settings.log_format)
         self._resources: Resources | None = None
         self._client: Client | None = None
         self._lock = asyncio.Lock()

@@ -24,14 +24,6 @@ def require_database_url(settings: Settings) -> str:
     return settings.database_url
 
 
-def require_temporal_address(settings: Settings) -> str:
-    if not settings.temporal_address:
-        raise RuntimeError(
-            "TEMPORAL_ADDRESS is not set: run `happ dev`, or point TEMPORAL_ADDRESS at a Temporal frontend"
-        )
-    return settings.temporal_address
-
-
 async def open_resources(
     settings: Settings,
     integrations: Mapping[str, Integration],

@@ -1,6 +1,6 @@
 """Temporal names and the client every process uses, with pydantic on the wire.
 
-client = await connect_client(settings.temporal_address, settings.temporal_namespace)
+client = await connect_settings(settings)      # TEMPORAL_ADDRESS, namespace, payload encryption
 """
 
 from __future__ import annotations

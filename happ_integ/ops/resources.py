@@ -65,6 +65,3 @@ class Resources:
 
         # Every value revealed in this process is masked in its logs too, wherever it turns up.
         return CredsStore(self.pool, integration, self.box, on_reveal=redactor.add_secret)
-
-    async def aclose(self) -> None:
-        await self.http.aclose()

@@ -9,13 +9,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import sys
 from collections.abc import Mapping, Sequence
 
 from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from activities.context_ops import context_activities
+from activities import worker_activities
 from happ_integ import registry
 from happ_integ.integration import Integration, discover_integrations
 from happ_integ.logs import LogSink, ReplaySafeSink, make_sink
@@ -23,13 +24,14 @@ from happ_integ.ops import Resources
 from happ_integ.runtime import close_resources, open_resources
 from happ_integ.settings import Settings
 from happ_integ.temporal import connect_settings
-from workflows.handler_run import HandlerRun
+from workflows import WORKFLOWS
 
 # The framework and its libraries pass through the sandbox (imported once per process, and
-# pydantic's import-time machinery stays outside). Integration code does not: HandlerRun imports it
-# inside the sandbox, so non-deterministic calls in a handler are caught.
+# pydantic's import-time machinery stays outside). Integration handler code does not: HandlerRun
+# imports it inside the sandbox, so non-deterministic calls in a handler are caught.
 PASSTHROUGH = (
     "happ_integ",
+    "activities",
     "pydantic",
     "pydantic_core",
     "annotated_types",
@@ -37,12 +39,27 @@ PASSTHROUGH = (
     "asyncpg",
     "httpx",
     "cryptography",
+    "phonenumbers",
 )
+# An integration's `models` and `config` modules hold only pydantic models: shared as they are,
+# instead of being rebuilt for every run.
+DATA_MODULES = ("models", "config")
 
 
-def workflow_runner() -> SandboxedWorkflowRunner:
+def data_modules(integrations: Mapping[str, Integration]) -> list[str]:
+    """`integrations.sofa.models`, `integrations.sofa.config`, … for the integrations given."""
+    roots = {
+        ".".join(d.fn.__module__.split(".")[:2]) for i in integrations.values() for d in i.handlers.values()
+    }
+    return sorted(
+        f"{root}.{name}" for root in roots for name in DATA_MODULES if f"{root}.{name}" in sys.modules
+    )
+
+
+def workflow_runner(integrations: Mapping[str, Integration] | None = None) -> SandboxedWorkflowRunner:
+    modules = (*PASSTHROUGH, *data_modules(integrations or {}))
     return SandboxedWorkflowRunner(
-        restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)
+        restrictions=SandboxRestrictions.default.with_passthrough_modules(*modules)
     )
 
 
@@ -56,15 +73,15 @@ def build_workers(
     """One worker per integration; `task_queue` overrides the queue name (tests use a fresh one)."""
     # Replay-safe whatever sink is given: a durable run logs each step once, not once per replay.
     registry.install(integrations, ReplaySafeSink(sink), resources.settings)
-    activities = context_activities(resources)
+    activities = worker_activities(resources, client)
     queues = [task_queue] if task_queue else [i.task_queue for i in integrations.values()]
     return [
         Worker(
             client,
             task_queue=queue,
-            workflows=[HandlerRun],
+            workflows=WORKFLOWS,
             activities=activities,
-            workflow_runner=workflow_runner(),
+            workflow_runner=workflow_runner(integrations),
             max_concurrent_activities=50,
         )
         for queue in queues

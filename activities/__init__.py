@@ -1,1 +1,23 @@
-"""Temporal activities. Each context operation (`db.insert`, `http.request`, …) is one activity."""
+"""Temporal activities; `worker_activities` is what a worker runs.
+
+- the context operations (`db.insert`, `cache.get`, `http.request`, `crm.*` …): one activity per
+  operation, generated from `happ_integ.ops` (`activities.context_ops`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from temporalio.client import Client
+
+from activities.context_ops import context_activities
+from happ_integ.ops import Resources
+
+
+def worker_activities(resources: Resources, client: Client) -> list[Callable[..., Any]]:
+    """Every activity a worker registers, bound to this process's resources and Temporal client."""
+    return [*context_activities(resources)]
+
+
+__all__ = ["worker_activities"]

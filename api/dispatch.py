@@ -7,29 +7,16 @@ running twice. Once a dedup TTL has passed (`fresh=True`) the same key starts a 
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
-from temporalio.client import WorkflowFailureError
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError, RPCStatusCode
 
 from api.runtime import ApiRuntime
-from happ_integ.durable import error_from_failure
-from happ_integ.errors import DependencyUnavailable
 from happ_integ.handler import HandlerDefinition
 from happ_integ.inline import run_inline
-from happ_integ.temporal import (
-    HANDLER_RUN_WORKFLOW,
-    HandlerRunInput,
-    HandlerRunResult,
-    handler_search_attributes,
-    handler_workflow_id,
-)
+from workflows.control import handler_result, start_handler_run
 
 
 @dataclass(frozen=True)
@@ -68,45 +55,17 @@ async def run_durable(
     wait_seconds: float,
     fresh: bool = False,
 ) -> Outcome:
-    client = await runtime.temporal()
-    workflow_id = handler_workflow_id(integration, definition.name, key or uuid.uuid4().hex)
-    # By alias: the workflow validates the payload again, the way the request did.
-    run = HandlerRunInput(
-        integration=integration,
-        handler=definition.name,
-        payload=payload.model_dump(mode="json", by_alias=True),
+    handle = await start_handler_run(
+        await runtime.temporal(),
+        integration,
+        definition,
+        # By alias: the workflow validates the payload again, the way the request did.
+        payload.model_dump(mode="json", by_alias=True),
+        key=key or uuid.uuid4().hex,
         trace_id=trace_id,
+        fresh=fresh,
     )
-    reuse = (
-        WorkflowIDReusePolicy.ALLOW_DUPLICATE if fresh else WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY
-    )
-    try:
-        handle = await client.start_workflow(
-            HANDLER_RUN_WORKFLOW,
-            run,
-            id=workflow_id,
-            task_queue=runtime.integrations[integration].task_queue,
-            result_type=HandlerRunResult,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            id_reuse_policy=reuse,
-            search_attributes=handler_search_attributes(integration, definition.name),
-            static_summary=f"{integration}/{definition.name}",
-        )
-    except WorkflowAlreadyStartedError:
-        # Same key, finished successfully before: answer with that run's result.
-        handle = client.get_workflow_handle(workflow_id, result_type=HandlerRunResult)
-    except RPCError as exc:
-        if exc.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
-            raise DependencyUnavailable("Temporal", "Temporal did not accept the run: try again") from None
-        raise
-    try:
-        result = await asyncio.wait_for(handle.result(), wait_seconds) if wait_seconds > 0 else None
-    except TimeoutError:
-        result = None
-    except WorkflowFailureError as exc:
-        error = error_from_failure(exc.cause)
-        error.details["workflow_id"] = workflow_id
-        raise error from None
+    result = await handler_result(handle, wait_seconds)
     if result is None:
-        return Outcome(202, {"success": True, "accepted": True, "workflow_id": workflow_id}, workflow_id)
-    return Outcome(200, result.response, workflow_id)
+        return Outcome(202, {"success": True, "accepted": True, "workflow_id": handle.id}, handle.id)
+    return Outcome(200, result.response, handle.id)

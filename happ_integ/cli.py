@@ -18,8 +18,8 @@ def _setup(names: list[str] | None) -> None:
     from happ_integ.integration import discover_integrations
     from happ_integ.runtime import close_resources, open_resources
     from happ_integ.settings import Settings
-    from happ_integ.setup import setup_integration
     from happ_integ.temporal import connect_settings
+    from workflows.schedules import setup_integration
 
     async def run() -> None:
         settings = Settings()

@@ -10,25 +10,24 @@ operator signed in with the admin token.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from collections.abc import Sequence
 
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.fernet import InvalidToken
 from temporalio.api.common.v1 import Payload
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, PayloadCodec
+
+from happ_integ.keys import FernetKeys
 
 ENCODING = b"binary/encrypted"
 
 
 class EncryptionCodec(PayloadCodec):
     def __init__(self, keys: str) -> None:
-        parts = [part.strip() for part in keys.split(",") if part.strip()]
-        if not parts:
-            raise ValueError("HAPP_PAYLOAD_KEY is empty")
-        self._fernet = MultiFernet([Fernet(part.encode()) for part in parts])
+        parsed = FernetKeys.parse(keys, "HAPP_PAYLOAD_KEY")
+        self._fernet = parsed.fernet
         # Which key encrypted a payload, without revealing the key: helps during rotation.
-        self._key_id = hashlib.sha256(parts[0].encode()).hexdigest()[:12].encode()
+        self._key_id = parsed.key_id.encode()
 
     async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
         return [

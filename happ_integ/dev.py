@@ -22,11 +22,11 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 import uvicorn
-from cryptography.fernet import Fernet
 from pydantic import SecretStr
 
 from happ_integ.embedded import EmbeddedPostgres, EmbeddedTemporal
 from happ_integ.embedded.process import die_with_parent, parent_is
+from happ_integ.keys import generate_key
 from happ_integ.settings import Settings
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ def dev_secrets(settings: Settings, data_dir: Path) -> Settings:
     if not stored:
         stored = {
             "HAPP_ADMIN_TOKEN": secrets.token_urlsafe(24),
-            "HAPP_SECRET_KEY": Fernet.generate_key().decode(),
+            "HAPP_SECRET_KEY": generate_key(),
         }
         # Created private: the key must never be readable by others, not even for a moment.
         with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as file:
@@ -127,10 +127,10 @@ async def _serve(settings: Settings, temporal: EmbeddedTemporal | None, simulate
     from api.app import create_app
     from happ_integ.integration import discover_integrations
     from happ_integ.runtime import close_resources, open_resources
-    from happ_integ.setup import setup_integration
     from happ_integ.temporal import connect_settings
     from simulator.app import SimulatorStates, create_simulator_app
     from worker import run_workers
+    from workflows.schedules import setup_integration
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

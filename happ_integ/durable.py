@@ -15,7 +15,7 @@ from typing import Literal, TypeVar
 from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 from temporalio.exceptions import TimeoutError as TemporalTimeout
 
 from happ_integ import errors
@@ -70,16 +70,21 @@ def error_to_failure(exc: BaseException) -> ApplicationError:
 
 
 def error_from_failure(cause: BaseException | None) -> errors.HappError:
+    """The `HappError` an activity or workflow failed with, rebuilt with its message and details."""
+    if isinstance(cause, ActivityError | ChildWorkflowError) and cause.cause is not None:
+        cause = cause.cause
     if isinstance(cause, ApplicationError):
         cls = getattr(errors, cause.type or "", None)
         if isinstance(cls, type) and issubclass(cls, errors.HappError):
+            first = cause.details[0] if cause.details else None
+            details = (
+                {k: v for k, v in first.items() if k != "status_code"} if isinstance(first, dict) else {}
+            )
+            # Not cls(...): subclasses take their own constructor arguments; the state is the same.
             err = cls.__new__(cls)
-            errors.HappError.__init__(err, cause.message)
+            errors.HappError.__init__(err, cause.message, **details)
             if isinstance(err, errors.DependencyUnavailable):
-                detail = cause.details[0] if cause.details else {}
-                err.dependency = (
-                    detail.get("dependency", "unknown") if isinstance(detail, dict) else "unknown"
-                )
+                err.dependency = str(details.get("dependency", "unknown"))
             return err
         # Not one of ours: a bug in an operation, reported the way an inline run reports it.
         return errors.HandlerFailed(f"{cause.type}: {cause.message}" if cause.type else cause.message)

@@ -100,7 +100,7 @@ AuthSpec = Auth | Literal["none", "bearer", "elevenlabs"]
 
 @dataclass(frozen=True)
 class OpenAPIOptions:
-    """The seed's `openapi` block: shown in the per-integration OpenAPI document."""
+    """A handler's `openapi` options: summary, tags, examples … shown in the integration's OpenAPI document."""
 
     summary: str | None = None
     description: str | None = None

@@ -56,7 +56,7 @@ BUILTIN_ROUTES = frozenset(
 
 
 def route_of(definition: HandlerDefinition) -> str:
-    """`METHOD /path` a handler is served at; event-only handlers at the seed's `POST /webhook/{name}`."""
+    """`METHOD /path` a handler is served at; event-only handlers at `POST /webhook/{name}`."""
     if definition.endpoint is not None:
         return str(definition.endpoint)
     return f"POST /webhook/{definition.name}"
@@ -176,7 +176,7 @@ class Integration:
 
 
 def handlers_from(package: ModuleType) -> list[Any]:
-    """Every @define_handler function in a package and its modules (the seed's barrel export)."""
+    """Every @define_handler function in a package and its modules (a package's handlers collected in one call)."""
     modules = [package]
     if hasattr(package, "__path__"):
         for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):

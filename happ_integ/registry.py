@@ -6,7 +6,9 @@ this module as is, looks its handler up here.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 
 from happ_integ.errors import NotFound
 from happ_integ.handler import HandlerDefinition
@@ -17,6 +19,19 @@ from happ_integ.settings import Settings
 _integrations: dict[str, Integration] = {}
 _sink: list[LogSink] = []
 _settings: list[Settings] = []
+_import_lock = threading.Lock()
+
+
+@contextmanager
+def serial_imports() -> Iterator[None]:
+    """One sandbox at a time imports integration code.
+
+    Each workflow run imports handler modules into its own sandbox, on the worker's thread pool.
+    Python's per-module import locks are process-wide, so two threads importing sibling modules of
+    one package in different orders deadlock (`_DeadlockError`); taking turns cannot.
+    """
+    with _import_lock:
+        yield
 
 
 def install(integrations: Mapping[str, Integration], sink: LogSink, settings: Settings) -> None:

@@ -1,16 +1,16 @@
-"""`setup`: everything an integration needs before its first request. Idempotent.
+"""What `setup` does to the stores: migrations, placeholder secrets, default configs. Idempotent.
 
-report = await setup_integration(resources, client, integration)
+report = await prepare_integration(resources, integration)
+
+The schedules are the rest of `setup` (`workflows.schedules.setup_integration` does both).
 """
 
 from __future__ import annotations
 
 from pydantic import BaseModel, Field
-from temporalio.client import Client
 
 from happ_integ.integration import Integration
 from happ_integ.ops import Resources
-from happ_integ.schedules import ensure_schedules
 from happ_integ.stores.migrations import apply_migrations
 
 
@@ -22,9 +22,7 @@ class SetupReport(BaseModel):
     schedules: dict[str, str] = Field(default_factory=dict)
 
 
-async def setup_integration(
-    resources: Resources, client: Client | None, integration: Integration
-) -> SetupReport:
+async def prepare_integration(resources: Resources, integration: Integration) -> SetupReport:
     report = SetupReport(integration=integration.name)
     report.migrations_applied = await apply_migrations(
         resources.pool, integration.name, integration.migrations
@@ -33,6 +31,4 @@ async def setup_integration(
         integration.all_secret_names()
     )
     report.configs_created = await resources.config(integration.name).ensure_defaults()
-    if client is not None:
-        report.schedules = await ensure_schedules(client, integration)
     return report

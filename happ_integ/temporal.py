@@ -1,6 +1,11 @@
-"""Temporal names and the client every process uses, with pydantic on the wire.
+"""Temporal names every process shares, and the client they connect with (pydantic on the wire).
 
-client = await connect_settings(settings)      # TEMPORAL_ADDRESS, namespace, payload encryption
+    client = await connect_settings(settings)      # TEMPORAL_ADDRESS, namespace, payload encryption
+    integration.task_queue                         # "happ-sofa", from task_queue_for("sofa")
+
+The custom search attributes below are what an operator filters on in the Web UI; `happ dev` and
+the compose setup register exactly these. Workflow ids, and every call that starts, signals,
+updates or queries one of our workflows, live in `workflows.control`.
 """
 
 from __future__ import annotations
@@ -9,19 +14,35 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 from temporalio.client import Client
-from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
+from temporalio.common import SearchAttributeIndexedValueType, SearchAttributeKey
 
 if TYPE_CHECKING:
     from happ_integ.settings import Settings
 
-HANDLER_RUN_WORKFLOW = "HandlerRun"
 INTEGRATION_KEY = SearchAttributeKey.for_keyword("Integration")
 HANDLER_KEY = SearchAttributeKey.for_keyword("HandlerName")
 CALL_STATUS_KEY = SearchAttributeKey.for_keyword("CallStatus")
 CALL_ATTEMPT_KEY = SearchAttributeKey.for_int("CallAttempt")
+SEARCH_ATTRIBUTE_KEYS: tuple[SearchAttributeKey[Any], ...] = (
+    INTEGRATION_KEY,
+    HANDLER_KEY,
+    CALL_STATUS_KEY,
+    CALL_ATTEMPT_KEY,
+)
+
+
+def search_attribute_kinds() -> dict[str, str]:
+    """`{"Integration": "Keyword", …, "CallAttempt": "Int"}`: the spelling `temporal` CLIs register."""
+    names = {
+        SearchAttributeIndexedValueType.KEYWORD: "Keyword",
+        SearchAttributeIndexedValueType.INT: "Int",
+    }
+    return {key.name: names[key.indexed_value_type] for key in SEARCH_ATTRIBUTE_KEYS}
 
 
 class HandlerRunInput(BaseModel):
+    """What a `HandlerRun` workflow starts with: the handler and its payload as JSON."""
+
     integration: str
     handler: str
     payload: dict[str, Any] = Field(default_factory=dict)
@@ -34,20 +55,6 @@ class HandlerRunResult(BaseModel):
 
 def task_queue_for(integration: str) -> str:
     return f"happ-{integration}"
-
-
-def handler_workflow_id(integration: str, handler: str, key: str) -> str:
-    return f"{integration}:handler:{handler}:{key}"
-
-
-def schedule_id(integration: str, handler: str) -> str:
-    return f"{integration}:{handler}"
-
-
-def handler_search_attributes(integration: str, handler: str) -> TypedSearchAttributes:
-    return TypedSearchAttributes(
-        [SearchAttributePair(INTEGRATION_KEY, integration), SearchAttributePair(HANDLER_KEY, handler)]
-    )
 
 
 async def connect_client(address: str, namespace: str = "default", payload_key: str | None = None) -> Client:

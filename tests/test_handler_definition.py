@@ -44,7 +44,7 @@ def test_a_valid_handler_keeps_its_function_and_carries_a_definition() -> None:
     assert definition.payload_model is In and definition.response_model is Out
     assert definition.retries == 0 and definition.durable is False
     assert make("x").__name__ == "handler"  # type: ignore[attr-defined]
-    assert handler_definition(make("y")).retries == 3, "the seed's default"
+    assert handler_definition(make("y")).retries == 3, "the documented default"
 
 
 @pytest.mark.parametrize(

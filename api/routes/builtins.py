@@ -9,8 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.deps import AdminDep, RuntimeDep, health_response
 from happ_integ.health import HealthReport, check_health
 from happ_integ.integration import Integration
-from happ_integ.schedules import trigger_schedules
-from happ_integ.setup import SetupReport, setup_integration
+from happ_integ.setup import SetupReport
+from workflows.schedules import setup_integration, trigger_schedules
 
 
 class CronTrigger(BaseModel):

@@ -18,7 +18,6 @@ from api.auth import authenticate
 from api.deps import get_runtime
 from api.dispatch import run_for_request
 from api.errors import error_body, error_response
-from api.guards import claim_dedup, complete_dedup, release_dedup, take_rate_slot
 from api.runtime import ApiRuntime
 from happ_integ.handler import HandlerDefinition
 from happ_integ.integration import Integration, route_of
@@ -31,7 +30,7 @@ def handler_router(integration: Integration) -> APIRouter:
     router = APIRouter()
     for definition in integration.handlers.values():
         method, _, path = route_of(definition).partition(" ")
-        # An event-only handler (the seed's `webhook/:action`) always runs durably.
+        # An event-only handler (`POST /webhook/{name}`) always runs durably.
         _add_route(
             router, integration, definition, method, path, durable=definition.durable or definition.event_only
         )
@@ -61,7 +60,8 @@ def _add_route(
             await authenticate(request, runtime, name, definition.auth)
             if definition.rate_limit is not None:
                 limit = definition.rate_limit
-                decision = await take_rate_slot(runtime.resources.pool, name, definition.name, limit)
+                limiter = runtime.resources.rate_limiter(name, definition.name)
+                decision = await limiter.take(limit.requests, limit.per_seconds)
                 if not decision.allowed:
                     return JSONResponse(
                         error_body(f"rate limit of {limit.requests} per {limit.per_seconds}s reached"),
@@ -73,7 +73,9 @@ def _add_route(
             )
             if dedup is not None and key is not None:
                 hold = dedup.ttl_seconds if durable else definition.timeout_seconds + 5
-                claim = await claim_dedup(runtime.resources.pool, name, definition.name, key, dedup, hold)
+                claim = await runtime.resources.dedup(name, definition.name).claim(
+                    key, dedup.ttl_seconds, hold
+                )
                 claimed = claim.first
                 if claim.response is not None:
                     return JSONResponse(claim.response, claim.status_code, {**headers, "X-Happ-Dedup": "hit"})
@@ -98,12 +100,14 @@ def _add_route(
         except Exception as exc:
             if claimed and key is not None:
                 with contextlib.suppress(Exception):  # the answer below already says what failed
-                    await release_dedup(runtime.resources.pool, name, definition.name, key)
+                    await runtime.resources.dedup(name, definition.name).release(key)
             return error_response(exc, trace_id, headers)
         if outcome.workflow_id:
             headers["X-Workflow-Id"] = outcome.workflow_id
         if claimed and key is not None and dedup is not None and outcome.status_code == 200:
-            await complete_dedup(runtime.resources.pool, name, definition.name, key, dedup, outcome.body, 200)
+            await runtime.resources.dedup(name, definition.name).complete(
+                key, dedup.ttl_seconds, outcome.body, 200
+            )
         return JSONResponse(outcome.body, outcome.status_code, headers)
 
     source = Annotated[model, Query()] if method == "GET" else Annotated[model, Body()]  # type: ignore[valid-type]

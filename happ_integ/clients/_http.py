@@ -20,7 +20,6 @@ and every phone-like digit run masked. Secrets are never part of a message or of
 from __future__ import annotations
 
 import json as jsonlib
-import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -34,20 +33,20 @@ from happ_integ.errors import (
     UpstreamError,
     UpstreamRejected,
 )
+from happ_integ.logs.redact import Redactor, mask_phones
 
 Timeout = float | httpx.Timeout
 DEFAULT_TIMEOUT = httpx.Timeout(15.0, connect=5.0)
 _EXCERPT = 300
-_PHONE_LIKE = re.compile(r"\+?\d[\d\s().-]{7,}\d")
 _ERROR_KEYS = ("message", "error", "errorMessage", "detail", "description", "errors")
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
-    """Mask secrets and phone-like digit runs: `redact("key abc +380991112233", ["abc"])`."""
+    """Mask secrets and phone-like digit runs: `redact("key abc +380991112233", ["abc1"])`."""
+    masker = Redactor(mask_credentials=False)
     for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
-    return _PHONE_LIKE.sub("<phone>", text)
+        masker.add_secret(secret)
+    return mask_phones(masker.scrub(text))
 
 
 def _excerpt(response: httpx.Response) -> str:

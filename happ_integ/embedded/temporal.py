@@ -15,14 +15,10 @@ import tempfile
 from pathlib import Path
 
 from happ_integ.embedded.process import spawn, stop, wait_for_port
+from happ_integ.temporal import search_attribute_kinds
 
-# The custom search attributes operators filter on in the Web UI (DESIGN: "Temporal names").
-SEARCH_ATTRIBUTES = {
-    "Integration": "Keyword",
-    "HandlerName": "Keyword",
-    "CallStatus": "Keyword",
-    "CallAttempt": "Int",
-}
+# The custom search attributes operators filter on in the Web UI.
+SEARCH_ATTRIBUTES = search_attribute_kinds()
 
 
 def _binary(name: str) -> str:

@@ -62,7 +62,7 @@ class _Run:
 
 
 class ConsoleTransport(StreamTransport):
-    """The seed's tree, one per trace id, printed when the run ends (see the module doc)."""
+    """The step tree, one per trace id, printed when the run ends (see the module doc)."""
 
     def __init__(
         self,

@@ -26,23 +26,43 @@ MASK: Final = "***"
 
 
 class Redactor:
-    """Masks secret-looking keys and registered secret values (see `add_secret`)."""
+    """Masks secret values wherever they appear, and values under secret-looking keys.
 
-    def __init__(self, secret_words: frozenset[str] = _SECRET_WORDS, min_secret_len: int = 4) -> None:
+        logs = Redactor()                                  # the process-wide `redactor` below
+        logs.add_secret(api_key)                           # "***" in every line from now on
+        echo = Redactor(mask_credentials=False)
+        echo.add_secret(token, "{{secret:TOKEN}}")         # put a name back where a peer echoed it
+        echo.scrub_all({"headers": {"x": token}})          # → {"headers": {"x": "{{secret:TOKEN}}"}}
+
+    This is the one redactor: log transports, the activities that resolve secrets and the HTTP
+    clients' error messages each hold an instance. `mask_credentials` also masks
+    `Bearer …`/`Basic …` credentials in free text, which a log line may carry unannounced.
+    """
+
+    def __init__(
+        self,
+        secret_words: frozenset[str] = _SECRET_WORDS,
+        min_secret_len: int = 4,
+        *,
+        mask_credentials: bool = True,
+    ) -> None:
         self.secret_words = secret_words
         self.min_secret_len = min_secret_len
-        self._secrets: set[str] = set()
+        self.mask_credentials = mask_credentials
+        self._replacements: dict[str, str] = {}
         self._pattern: re.Pattern[str] | None = None
 
-    def add_secret(self, value: object) -> None:
-        """Register a value (str, or anything with `get_secret_value()`) never to be printed."""
+    def add_secret(self, value: object, replacement: str = MASK) -> None:
+        """Register a value (str, or anything with `get_secret_value()`) never to be shown as is."""
         getter = getattr(value, "get_secret_value", None)
         text = getter() if callable(getter) else value
         if not isinstance(text, str) or len(text) < self.min_secret_len:
             return
         escaped = json.dumps(text, ensure_ascii=False)[1:-1]
-        self._secrets.update({text, escaped} if len(escaped) >= self.min_secret_len else {text})
-        ordered = sorted(self._secrets, key=len, reverse=True)
+        for form in {text, escaped}:
+            if len(form) >= self.min_secret_len:
+                self._replacements[form] = replacement
+        ordered = sorted(self._replacements, key=len, reverse=True)
         self._pattern = re.compile("|".join(re.escape(s) for s in ordered))
 
     def is_secret_key(self, key: str) -> bool:
@@ -55,10 +75,22 @@ class Redactor:
         )
 
     def scrub(self, text: str) -> str:
-        """Mask registered secret values and bearer/basic credentials inside a string."""
+        """Mask registered secret values (and, with `mask_credentials`, bearer/basic credentials)."""
         if self._pattern is not None:
-            text = self._pattern.sub(MASK, text)
-        return _BEARER.sub(lambda m: f"{m.group(1)} {MASK}", text) if " " in text else text
+            text = self._pattern.sub(lambda m: self._replacements[m.group(0)], text)
+        if self.mask_credentials and " " in text:
+            text = _BEARER.sub(lambda m: f"{m.group(1)} {MASK}", text)
+        return text
+
+    def scrub_all(self, value: Any) -> Any:
+        """`scrub` every string inside dicts and lists; the structure and other values stay as they are."""
+        if isinstance(value, str):
+            return self.scrub(value)
+        if isinstance(value, dict):
+            return {k: self.scrub_all(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.scrub_all(v) for v in value]
+        return value
 
     def redact(self, value: Any) -> Any:
         """A JSON-native copy of `value` with secrets masked; never raises on odd objects."""
@@ -118,6 +150,14 @@ class Redactor:
 
 redactor: Final = Redactor()
 """The process-wide redactor both transports use by default; stores register secrets here."""
+
+
+_PHONE_LIKE: Final = re.compile(r"\+?\d[\d\s().-]{7,}\d")
+
+
+def mask_phones(text: str) -> str:
+    """Phone-like digit runs as `<phone>`: `mask_phones("call +380 99 482 95 73")` → `"call <phone>"`."""
+    return _PHONE_LIKE.sub("<phone>", text)
 
 
 def truncate(value: Any, max_bytes: int = MAX_DATA_BYTES) -> tuple[Any, bool]:

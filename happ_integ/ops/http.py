@@ -37,7 +37,7 @@ async def http_request(res: Resources, arg: m.HttpRequest) -> m.HttpResponse:
         raise UpstreamError(
             f"{arg.method} {secrets.redact(url)} failed: {secrets.redact(str(exc))}"
         ) from None
-    # A non-2xx answer is returned, not raised: the handler decides (the seed's `if (!response.ok)`).
+    # A non-2xx answer is returned, not raised: the handler decides (`if not response.ok: ...`).
     text = response.text[:_MAX_TEXT]
     try:
         body = response.json() if text else None

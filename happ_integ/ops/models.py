@@ -124,7 +124,7 @@ class HttpResponse(BaseModel):
     def ok(self) -> bool:
         return 200 <= self.status_code < 300
 
-    # httpx's name for the decoded body, so handler code reads like the seed's fetch.
+    # httpx's name for the decoded body, so `response.json()` reads as it does with httpx.
     def json(self) -> Any:  # type: ignore[override]
         return self.json_body
 

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from happ_integ.stores.config import ConfigStore
     from happ_integ.stores.creds import CredsStore, SecretBox
     from happ_integ.stores.db import Db
+    from happ_integ.stores.dedup import DedupStore
+    from happ_integ.stores.rate_limits import RateLimiter
 
 
 @dataclass
@@ -58,6 +60,16 @@ class Resources:
             self.integrations[integration].default_configs if integration in self.integrations else {}
         )
         return ConfigStore(self.pool, integration, defaults)
+
+    def dedup(self, integration: str, handler: str) -> DedupStore:
+        from happ_integ.stores.dedup import DedupStore
+
+        return DedupStore(self.pool, integration, handler)
+
+    def rate_limiter(self, integration: str, handler: str) -> RateLimiter:
+        from happ_integ.stores.rate_limits import RateLimiter
+
+        return RateLimiter(self.pool, integration, handler)
 
     def creds(self, integration: str) -> CredsStore:
         from happ_integ.logs import redactor

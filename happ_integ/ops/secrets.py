@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from happ_integ.errors import SecretMissing
+from happ_integ.logs.redact import Redactor
 from happ_integ.ops.resources import Resources
 from happ_integ.secrets import SECRET_PLACEHOLDER
 
@@ -17,6 +18,8 @@ class SecretResolver:
         self._box = res.box
         self._integration = integration
         self._values: dict[str, str] = {}
+        # A value an outside service echoes back becomes its name again, never the value.
+        self._echo = Redactor(mask_credentials=False)
 
     async def resolve(self, value: Any) -> Any:
         if isinstance(value, str):
@@ -38,6 +41,7 @@ class SecretResolver:
                     secret=name,
                 )
             self._values[name] = secret
+            self._echo.add_secret(secret, "{{secret:" + name + "}}")
         return self._values[name]
 
     async def _resolve_text(self, text: str) -> str:
@@ -56,13 +60,4 @@ class SecretResolver:
 
     def redact(self, value: Any) -> Any:
         """Put a name back wherever an outside service echoed a revealed value."""
-        if isinstance(value, str):
-            for name, secret in self._values.items():
-                if len(secret) >= 4:
-                    value = value.replace(secret, "{{secret:" + name + "}}")
-            return value
-        if isinstance(value, dict):
-            return {k: self.redact(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [self.redact(v) for v in value]
-        return value
+        return self._echo.scrub_all(value)

@@ -20,10 +20,11 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import ClassVar
 
 import asyncpg
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.fernet import InvalidToken
 from pydantic import SecretStr
 
 from happ_integ.errors import NonRetryableError, ValidationFailed
+from happ_integ.keys import FernetKeys, generate_key
 from happ_integ.stores.db import check_integration
 from happ_integ.stores.schema import with_core_schema
 
@@ -53,22 +54,12 @@ class SecretBox:
     """
 
     def __init__(self, key: str | SecretStr) -> None:
-        raw = key.get_secret_value() if isinstance(key, SecretStr) else key
-        parts = [part.strip() for part in (raw or "").split(",") if part.strip()]
-        try:
-            fernets = [Fernet(part.encode()) for part in parts]
-        except (ValueError, TypeError):
-            raise ValidationFailed(
-                "HAPP_SECRET_KEY is not a Fernet key (or a comma-separated list of them): "
-                "generate one with SecretBox.generate_key()"
-            ) from None
-        if not fernets:
-            raise ValidationFailed("HAPP_SECRET_KEY is empty")
-        self._fernet = MultiFernet(fernets)
+        keys = FernetKeys.parse(key, "HAPP_SECRET_KEY")
+        self._fernet = keys.fernet
         # Reference tags are keyed by a hash of each Fernet key: a placeholder a caller typed into a
         # payload cannot carry a valid tag, so it is never resolved into a secret value.
         self._tag_keys = [
-            hashlib.sha256(b"happ-secret-reference:" + part.encode()).digest() for part in parts
+            hashlib.sha256(b"happ-secret-reference:" + part.encode()).digest() for part in keys.raw
         ]
 
     def __repr__(self) -> str:
@@ -87,7 +78,7 @@ class SecretBox:
 
     @staticmethod
     def generate_key() -> str:
-        return Fernet.generate_key().decode()
+        return generate_key()
 
     def encrypt(self, plaintext: str) -> bytes:
         return self._fernet.encrypt(plaintext.encode())

@@ -1,4 +1,4 @@
-"""The seed's example handlers, ported: `make dev` serves them under /example."""
+"""Example handlers of each kind (inline, durable, event-only, scheduled): `make dev` serves them under /example."""
 
 from happ_integ import Integration, Scheduled, handlers_from
 from integrations.example import handlers

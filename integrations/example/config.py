@@ -1,4 +1,4 @@
-"""Config models and their defaults (the seed's config/types.ts + defaults.ts)."""
+"""Config models and their defaults with their defaults."""
 
 from __future__ import annotations
 

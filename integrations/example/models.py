@@ -1,4 +1,4 @@
-"""Payloads and responses (the seed's types.ts)."""
+"""Payloads and responses of the example handlers."""
 
 from __future__ import annotations
 

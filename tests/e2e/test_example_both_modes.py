@@ -1,4 +1,4 @@
-"""The seed's example handlers, run inline and durably from one source, give the same answers."""
+"""The example handlers, run inline and durably from one source, give the same answers."""
 
 from __future__ import annotations
 
@@ -197,7 +197,7 @@ async def test_agent_init_answers_the_default_when_the_crm_fails(stack: Stack) -
 
 
 async def test_nethunt_webhook_over_http_runs_once_per_record(stack: Stack) -> None:
-    """The seed's `webhook/:action` for an event-only handler: durable, keyed by recordId, deduplicated."""
+    """`POST /webhook/{name}` for an event-only handler: durable, keyed by recordId, deduplicated."""
     await stack.reset_calls()
     await stack.resources.pool.execute("DELETE FROM happ_dedup WHERE integration = 'example'")
     body = {"recordId": stack.record_id, "phone": PHONE}

@@ -225,7 +225,7 @@ async def test_health_checks_each_dependency(stack: Stack) -> None:
     assert (await stack.http.get("/health")).status_code == 200
 
 
-async def test_openapi_per_integration_carries_models_and_the_seed_block(stack: Stack) -> None:
+async def test_openapi_per_integration_carries_models_and_the_openapi_options(stack: Stack) -> None:
     doc = (await stack.http.get("/example/openapi.json")).json()
     op = doc["paths"]["/webhook/create-order"]["post"]
     assert op["summary"] == "Create new order" and op["tags"] == ["Orders"]

@@ -176,7 +176,7 @@ async def test_query_expands_tables_and_coerces_params(db: Db, name: str) -> Non
     assert res.data == [{"count": 2}] and res.row_count == 1
     res = await db.query("SELECT id FROM {{calls}} WHERE next_retry_at <= $1", iso(0))
     assert res.data == [{"id": "c1"}]
-    # The seed's raw form, without the placeholder, works too.
+    # The raw table name, without the placeholder, works too.
     res = await db.query(f"SELECT count(*) AS n FROM {name}_calls")
     assert res.data == [{"n": 2}]
     res = await db.query("UPDATE {{calls}} SET status = $1 WHERE id = $2", "failed", 2)

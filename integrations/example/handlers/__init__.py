@@ -1,1 +1,1 @@
-"""The example's handlers (the seed's barrel export): collected with `handlers_from`."""
+"""The example's handlers : collected with `handlers_from`."""

@@ -1,4 +1,4 @@
-"""create-order: the seed's OpenAPI example: an order stored and answered with its id."""
+"""create-order: an order stored and answered with its id."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""`Scheduled` entries as Temporal Schedules, id `{integration}:{handler}`.
+"""`Scheduled` entries as Temporal Schedules, id `{integration}:{handler}`, and `setup`.
 
+await setup_integration(resources, client, integration)   # stores, then the schedules
 await ensure_schedules(client, integration)          # create or update; drop ones no longer declared
 await trigger_schedules(client, integration, "retry")
 """
@@ -21,21 +22,26 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from happ_integ.errors import NotFound
 from happ_integ.integration import Integration, Scheduled
-from happ_integ.temporal import (
-    HANDLER_RUN_WORKFLOW,
-    INTEGRATION_KEY,
-    HandlerRunInput,
-    handler_search_attributes,
-    handler_workflow_id,
-    schedule_id,
-)
+from happ_integ.ops import Resources
+from happ_integ.setup import SetupReport, prepare_integration
+from happ_integ.temporal import INTEGRATION_KEY, HandlerRunInput
+from workflows.control import handler_search_attributes, handler_workflow_id, schedule_id, temporal_errors
+from workflows.handler_run import HandlerRun
+
+
+async def setup_integration(resources: Resources, client: Client, integration: Integration) -> SetupReport:
+    """Everything an integration needs before its first request; safe to run again."""
+    report = await prepare_integration(resources, integration)
+    with temporal_errors():
+        report.schedules = await ensure_schedules(client, integration)
+    return report
 
 
 def build_schedule(integration: Integration, entry: Scheduled) -> Schedule:
     run = HandlerRunInput(integration=integration.name, handler=entry.handler, payload=dict(entry.payload))
     return Schedule(
         action=ScheduleActionStartWorkflow(
-            HANDLER_RUN_WORKFLOW,
+            HandlerRun.run,
             run,
             # The schedule appends the fire time, so each run has its own id under this prefix.
             id=handler_workflow_id(integration.name, entry.handler, "scheduled"),

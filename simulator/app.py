@@ -4,14 +4,17 @@
     # HAPP_NETHUNT_API_URL=http://127.0.0.1:3100/nethunt/api/v1/zapier
     # HAPP_KEYCRM_API_URL=http://127.0.0.1:3100/keycrm/v1
     # HAPP_SAAS_API_URL=http://127.0.0.1:3100/voice
+    # HAPP_ELEVENLABS_API_URL=http://127.0.0.1:3100/elevenlabs
 
     states = SimulatorStates.demo(gateway="http://127.0.0.1:3001/sofa", auto_play=Outcome.answered(30))
-    app = create_simulator_app(states)                 # states.nethunt / .keycrm / .voice stay inspectable
+    app = create_simulator_app(states)   # states.nethunt / .keycrm / .voice / .elevenlabs stay inspectable
 
 With `auto_play` every originated call plays itself a moment later (to the configured webhook
 URLs); without it, `POST /voice/_sim/calls/{call_id}/play {"outcome": "busy"}` plays one call
-(`outcome`: answered | short | no_answer | busy | failed, `duration` seconds). `GET /voice/_sim/calls`
-lists the calls. The demo data: a NetHunt folder "Leads" and a KeyCRM pipeline "Sales" with one
+(`outcome`: answered | short | no_answer | busy | failed, `duration` seconds; optional
+`ring_seconds`, `talk_seconds`, `postcall`). `GET /voice/_sim/calls` lists the calls. The voice
+peer's played conversations are what the ElevenLabs peer answers (`states.voice.elevenlabs` is
+`states.elevenlabs`). The demo data: a NetHunt folder "Leads" and a KeyCRM pipeline "Sales" with one
 contact, +380994829573 ("Іван Петренко").
 """
 
@@ -27,25 +30,39 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from simulator.elevenlabs import ElevenLabsState, create_elevenlabs_app
 from simulator.keycrm import KeyCrmState, create_keycrm_app
 from simulator.nethunt import NetHuntState, create_nethunt_app
 from simulator.voice import Outcome, SimCall, VoiceState, create_voice_app, play_call
 
-PREFIXES = {"nethunt": "/nethunt/api/v1/zapier", "keycrm": "/keycrm/v1", "voice": "/voice"}
+PREFIXES = {
+    "nethunt": "/nethunt/api/v1/zapier",
+    "keycrm": "/keycrm/v1",
+    "voice": "/voice",
+    "elevenlabs": "/elevenlabs",
+}
 DEMO_PHONE = "+380994829573"
 
 
 @dataclass
 class SimulatorStates:
-    """The three peers' states, plus what dev mode needs: auto-play and background-task bookkeeping."""
+    """The peers' states, plus what dev mode needs: auto-play and background-task bookkeeping.
+
+    `elevenlabs` becomes the voice peer's `elevenlabs` too (after init), so the conversations the
+    voice simulator plays are the ones the ElevenLabs API peer answers.
+    """
 
     nethunt: NetHuntState = field(default_factory=NetHuntState)
     keycrm: KeyCrmState = field(default_factory=KeyCrmState)
     voice: VoiceState = field(default_factory=VoiceState)
+    elevenlabs: ElevenLabsState = field(default_factory=ElevenLabsState)
     auto_play: Outcome | None = None
     pause_seconds: float = 0.5
     errors: list[str] = field(default_factory=list)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set, repr=False)
+
+    def __post_init__(self) -> None:
+        self.voice.elevenlabs = self.elevenlabs
 
     @classmethod
     def demo(cls, gateway: str | None = None, auto_play: Outcome | None = None) -> SimulatorStates:
@@ -77,6 +94,7 @@ class SimulatorStates:
             "SAAS_SIP_ID": "sim-sip",
             "SAAS_ASSISTANT_ID": "sim-assistant",
             "ELEVENLABS_WEBHOOK_SECRET": self.voice.webhook_secret,
+            "ELEVENLABS_API_KEY": self.elevenlabs.api_key,
         }
 
     def play_in_background(self, call: SimCall, outcome: Outcome) -> None:
@@ -116,15 +134,21 @@ def _add_dev_routes(voice_app: FastAPI, states: SimulatorStates) -> None:
             call = states.voice.call(call_id)
         except StopIteration:
             return JSONResponse({"detail": "no such call"}, status_code=404)
-        duration = (
-            int(spec.get("duration", 45 if kind == "answered" else 2)) if kind in ("answered", "short") else 0
-        )
-        states.play_in_background(call, Outcome(kind, duration))
+        try:
+            answered = kind in ("answered", "short")
+            duration = int(spec.get("duration", 45 if kind == "answered" else 2)) if answered else 0
+            ring, talk = float(spec.get("ring_seconds", 0)), float(spec.get("talk_seconds", 0))
+        except (TypeError, ValueError):
+            return JSONResponse({"detail": "duration and *_seconds must be numbers"}, status_code=422)
+        postcall = bool(spec.get("postcall", True))
+        outcome = Outcome(kind, duration, postcall=postcall, ring_seconds=ring, talk_seconds=talk)
+        states.play_in_background(call, outcome)
         return {"playing": call.call_id, "outcome": kind, "duration": duration}
 
 
 def create_simulator_app(states: SimulatorStates | None = None) -> FastAPI:
-    """NetHunt under `/nethunt/api/v1/zapier`, KeyCRM under `/keycrm/v1`, the voice SaaS under `/voice`."""
+    """NetHunt under `/nethunt/api/v1/zapier`, KeyCRM under `/keycrm/v1`, the voice SaaS under `/voice`,
+    ElevenLabs under `/elevenlabs`."""
     states = states or SimulatorStates()
     if states.auto_play is not None:
         outcome = states.auto_play
@@ -136,6 +160,7 @@ def create_simulator_app(states: SimulatorStates | None = None) -> FastAPI:
     app.mount("/nethunt", create_nethunt_app(states.nethunt))
     app.mount("/keycrm", create_keycrm_app(states.keycrm))
     app.mount("/voice", voice_app)
+    app.mount("/elevenlabs", create_elevenlabs_app(states.elevenlabs))
 
     @app.get("/")
     async def index(request: Request) -> dict[str, str]:
@@ -154,7 +179,9 @@ def run_simulator(host: str = "127.0.0.1", port: int = 3100, states: SimulatorSt
 
 def main(argv: list[str] | None = None) -> None:
     """`python -m simulator.app --port 3100 --gateway http://127.0.0.1:3001/sofa --auto-play answered`."""
-    parser = argparse.ArgumentParser(description="happ-integ loopback peers (NetHunt, KeyCRM, voice SaaS)")
+    parser = argparse.ArgumentParser(
+        description="happ-integ loopback peers (NetHunt, KeyCRM, voice SaaS, ElevenLabs)"
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=3100)
     parser.add_argument("--gateway", help="integration base URL the voice webhooks go to")

@@ -5,13 +5,19 @@
     app = create_voice_app(state)               # POST /{sip}/originate/ with Bearer t
     ...                                         # the code under test originates a call
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=gateway), base_url="http://gw") as gw:
-        await play_call(state, state.calls[-1], Outcome.answered(45), gw)
+        await play_call(state, state.calls[-1], Outcome.answered(45, talk_seconds=0.2), gw)
+    state.max_in_flight, state.in_flight_timeline   # how many calls overlapped, and when
 
 What a played call sends, in order (each step only when its URL is set):
 - answered/short: `call_start` → agent-init request (plain JSON) → `call_end(duration)` → signed `post_call_transcription`
 - no-answer/busy/failed: `call_end(duration=0, metadata.status)` → signed `call_initiation_failure`
+`Outcome.ring_seconds` waits before the first event, `talk_seconds` before call_end; `postcall=False`
+skips the transcription webhook. Answered and short calls are also conversations on the ElevenLabs
+API peer (`state.elevenlabs`, see `simulator.elevenlabs`): "in-progress" from call_start, "done" from call_end.
 Call events are `{"eventType", "callId", "conversation_id", "duration", "metadata"}` where `callId` is
-our `call_id` when originate carried one (else the SaaS's id) and metadata echoes originate's.
+our `call_id` when originate carried one (top-level, else in metadata or dynamic_variables; else the
+SaaS's id) and metadata echoes originate's. A call is in flight from its accepted originate until its
+call_end is sent (before that webhook's answer is awaited); one never played stays in flight.
 Signed webhooks carry `ElevenLabs-Signature: t=<unix>,v0=<hex HMAC-SHA256(secret, "t.body")>`.
 `simulator.app` adds auto-play and `/_sim/…` control routes for `happ dev`.
 """
@@ -24,7 +30,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import httpx
 from fastapi import FastAPI, Request
@@ -33,62 +39,12 @@ from fastapi.responses import JSONResponse
 from simulator import RecordingMiddleware, SimState, bearer_ok
 from simulator import sign_elevenlabs as sign_elevenlabs  # re-exported
 from simulator import verify_elevenlabs as verify_elevenlabs  # re-exported
-
-Kind = Literal["answered", "short", "no_answer", "busy", "failed"]
-_FAILURE_REASON = {"no_answer": "no-answer", "busy": "busy", "failed": "unknown"}
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """How a played call goes: `Outcome.answered(45)`, `.short(2)`, `.no_answer()`, `.busy()`, `.failed()`."""
-
-    kind: Kind
-    duration: int = 0
-    summary: str = "Клієнт зацікавлений, просить передзвонити завтра."
-    call_successful: str = "success"
-    data_collection: dict[str, Any] = field(default_factory=dict)
-    transcript: list[dict[str, Any]] | None = None
-    postcall: bool = True
-
-    @classmethod
-    def answered(cls, duration: int = 45, **kw: Any) -> Outcome:
-        return cls("answered", duration, **kw)
-
-    @classmethod
-    def short(cls, duration: int = 2, **kw: Any) -> Outcome:
-        kw.setdefault("call_successful", "failure")
-        kw.setdefault("summary", "The call ended right after it was answered.")
-        return cls("short", duration, **kw)
-
-    @classmethod
-    def no_answer(cls) -> Outcome:
-        return cls("no_answer")
-
-    @classmethod
-    def busy(cls) -> Outcome:
-        return cls("busy")
-
-    @classmethod
-    def failed(cls) -> Outcome:
-        return cls("failed")
-
-
-@dataclass
-class SimCall:
-    """An originate the simulator accepted; `call_id` is ours when originate carried one."""
-
-    provider_call_id: str
-    sip_id: str
-    phone_number: str
-    assistant_id: Any
-    dynamic_variables: dict[str, Any]
-    metadata: dict[str, Any]
-    conversation_id: str = field(default_factory=lambda: f"conv_{uuid.uuid4().hex[:20]}")
-
-    @property
-    def call_id(self) -> str:
-        ours = self.metadata.get("call_id") or self.dynamic_variables.get("call_id")
-        return str(ours) if ours else self.provider_call_id
+from simulator.calls import Kind as Kind  # re-exported
+from simulator.calls import Outcome as Outcome  # re-exported
+from simulator.calls import SimCall as SimCall  # re-exported
+from simulator.elevenlabs import ElevenLabsState, conversation_data
+from simulator.elevenlabs import initiation_failure_payload as initiation_failure_payload  # re-exported
+from simulator.elevenlabs import postcall_payload as postcall_payload  # re-exported
 
 
 @dataclass
@@ -104,7 +60,11 @@ class Delivery:
 
 @dataclass
 class VoiceState(SimState):
-    """Credentials, where webhooks go, and every originated call (`state.calls`)."""
+    """Credentials, where webhooks go, every originated call (`state.calls`) and the in-flight record.
+
+    `elevenlabs` is where played calls' conversations go (`SimulatorStates` shares one with the
+    ElevenLabs API peer). `monotonic` stamps `in_flight_timeline`, a `(time, count)` per change.
+    """
 
     token: str = "sim-voice-token"
     webhook_secret: str = "sim-elevenlabs-secret"
@@ -118,10 +78,39 @@ class VoiceState(SimState):
     calls: list[SimCall] = field(default_factory=list)
     deliveries: list[Delivery] = field(default_factory=list)
     clock: Callable[[], float] = time.time
+    elevenlabs: ElevenLabsState = field(default_factory=ElevenLabsState)
+    monotonic: Callable[[], float] = time.monotonic
+    max_in_flight: int = 0
+    in_flight_timeline: list[tuple[float, int]] = field(default_factory=list)
+    _in_flight: set[str] = field(default_factory=set, repr=False)
 
     def call(self, call_id: str) -> SimCall:
         """The call known by our `call_id` or by the provider's id."""
         return next(c for c in reversed(self.calls) if call_id in (c.call_id, c.provider_call_id))
+
+    @property
+    def in_flight(self) -> int:
+        """Calls accepted and not yet ended (their call_end not yet sent)."""
+        return len(self._in_flight)
+
+    def mark_in_flight(self, call: SimCall) -> None:
+        """Idempotent; originate calls it for every call it accepts."""
+        if call.provider_call_id not in self._in_flight:
+            self._in_flight.add(call.provider_call_id)
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            self.in_flight_timeline.append((self.monotonic(), self.in_flight))
+
+    def mark_ended(self, call: SimCall) -> None:
+        """Idempotent: replaying a call does not end another one."""
+        if call.provider_call_id in self._in_flight:
+            self._in_flight.discard(call.provider_call_id)
+            self.in_flight_timeline.append((self.monotonic(), self.in_flight))
+
+    def reset_in_flight(self) -> None:
+        """Forget every in-flight call, the maximum and the timeline (between tests of one session)."""
+        self._in_flight.clear()
+        self.max_in_flight = 0
+        self.in_flight_timeline.clear()
 
 
 def call_event(
@@ -153,81 +142,6 @@ def agent_init_request(state: VoiceState, call: SimCall) -> dict[str, Any]:
     return {**body, "call_id": call.call_id} if call.call_id != call.provider_call_id else body
 
 
-def _transcript(outcome: Outcome) -> list[dict[str, Any]]:
-    if outcome.transcript is not None:
-        return outcome.transcript
-    lines = (
-        "Добрий день! Вам зручно говорити?",
-        "Так, слухаю.",
-        "Коли вам зручно поспілкуватися?",
-        "Завтра.",
-    )
-    step = max(outcome.duration, 1) / len(lines)
-    roles = ("agent", "user")
-    return [
-        {"role": roles[i % 2], "message": m, "time_in_call_secs": round(i * step, 1)}
-        for i, m in enumerate(lines)
-    ]
-
-
-def postcall_payload(
-    state: VoiceState, call: SimCall, outcome: Outcome, variables: dict[str, Any], ts: int
-) -> dict[str, Any]:
-    """The `post_call_transcription` envelope ElevenLabs sends when the conversation's analysis is done."""
-    dyn = {
-        **call.dynamic_variables,
-        **variables,
-        "system__agent_id": state.agent_id,
-        "system__conversation_id": call.conversation_id,
-        "system__called_number": call.phone_number,
-        "system__caller_id": state.caller_number,
-        "system__call_sid": call.provider_call_id,
-        "system__call_duration_secs": outcome.duration,
-    }
-    results = {
-        k: {"data_collection_id": k, "value": v, "json_schema": None, "rationale": "simulated"}
-        for k, v in outcome.data_collection.items()
-    }
-    phone = {
-        "direction": "outbound",
-        "type": "sip_trunking",
-        "agent_number": state.caller_number,
-        "external_number": call.phone_number,
-        "call_sid": call.provider_call_id,
-    }
-    data = {
-        "agent_id": state.agent_id,
-        "conversation_id": call.conversation_id,
-        "status": "done",
-        "transcript": _transcript(outcome),
-        "metadata": {
-            "start_time_unix_secs": ts - outcome.duration,
-            "call_duration_secs": outcome.duration,
-            "termination_reason": "Call ended by remote party",
-            "phone_call": phone,
-        },
-        "analysis": {
-            "call_successful": outcome.call_successful,
-            "transcript_summary": outcome.summary,
-            "data_collection_results": results,
-            "evaluation_criteria_results": {},
-        },
-        "conversation_initiation_client_data": {"dynamic_variables": dyn},
-    }
-    return {"type": "post_call_transcription", "event_timestamp": ts, "data": data}
-
-
-def initiation_failure_payload(state: VoiceState, call: SimCall, outcome: Outcome, ts: int) -> dict[str, Any]:
-    """The `call_initiation_failure` envelope (`failure_reason` busy / no-answer / unknown)."""
-    data = {
-        "agent_id": state.agent_id,
-        "conversation_id": call.conversation_id,
-        "failure_reason": _FAILURE_REASON.get(outcome.kind, "unknown"),
-        "metadata": {"type": "sip", "body": {"call_sid": call.provider_call_id, "to": call.phone_number}},
-    }
-    return {"type": "call_initiation_failure", "event_timestamp": ts, "data": data}
-
-
 async def _post(
     state: VoiceState, http: httpx.AsyncClient, kind: str, url: str, payload: dict[str, Any], sign: bool
 ) -> Delivery:
@@ -250,34 +164,63 @@ async def _post(
 async def play_call(
     state: VoiceState, call: SimCall, outcome: Outcome, http: httpx.AsyncClient, pause: float = 0.0
 ) -> list[Delivery]:
-    """Send the webhooks of one call to the configured URLs through `http`; returns what was sent."""
+    """Send the webhooks of one call to the configured URLs through `http`; returns what was sent.
+
+    What the receiver may look up while it handles an event (the call's in-flight mark, its
+    conversation on the ElevenLabs peer) changes just before that event is sent, never after its
+    answer: a slow call_end handler must not see its own call still in flight.
+    """
     sent: list[Delivery] = []
 
     async def post(
-        kind: str, url: str | None, payload: dict[str, Any], sign: bool = False
+        kind: str,
+        url: str | None,
+        payload: dict[str, Any],
+        sign: bool = False,
+        on_send: Callable[[], None] | None = None,
     ) -> Delivery | None:
+        if url is not None and pause and sent:
+            await asyncio.sleep(pause)
+        if on_send is not None:  # even when the URL is unset: the call still starts or ends
+            on_send()
         if url is None:
             return None
-        if pause and sent:
-            await asyncio.sleep(pause)
         sent.append(await _post(state, http, kind, url, payload, sign))
         return sent[-1]
 
-    ts = int(state.clock())
+    if outcome.ring_seconds > 0:
+        await asyncio.sleep(outcome.ring_seconds)
     if outcome.kind in ("answered", "short"):
-        await post("call_start", state.call_events_url, call_event(call, "call_start"))
+        live = conversation_data(state, call, outcome, {}, int(state.clock()), "in-progress")
+        start = call_event(call, "call_start")
+        await post("call_start", state.call_events_url, start, on_send=lambda: state.elevenlabs.store(live))
         init = await post("agent_init", state.agent_init_url, agent_init_request(state, call))
         answer = init.response if init and isinstance(init.response, dict) else {}
         variables = answer.get("dynamic_variables")
-        await post("call_end", state.call_events_url, call_event(call, "call_end", outcome.duration))
+        variables = variables if isinstance(variables, dict) else {}
+        if outcome.talk_seconds > 0:
+            await asyncio.sleep(outcome.talk_seconds)
+        ts = int(state.clock())
+        payload = postcall_payload(state, call, outcome, variables, ts)
+
+        def end() -> None:
+            state.mark_ended(call)
+            state.elevenlabs.store(payload["data"])  # done before the webhook, as on ElevenLabs
+
+        end_event = call_event(call, "call_end", outcome.duration)
+        await post("call_end", state.call_events_url, end_event, on_send=end)
         if outcome.postcall:
-            payload = postcall_payload(
-                state, call, outcome, variables if isinstance(variables, dict) else {}, ts
-            )
             await post("post_call_transcription", state.postcall_url, payload, sign=True)
     else:
-        await post("call_end", state.call_events_url, call_event(call, "call_end", 0, outcome.kind))
-        payload = initiation_failure_payload(state, call, outcome, ts)
+
+        def end_unanswered() -> None:
+            state.mark_ended(call)
+            # ElevenLabs holds no conversation for a call nobody answered (even a replayed one).
+            state.elevenlabs.conversations.pop(call.conversation_id, None)
+
+        end_event = call_event(call, "call_end", 0, outcome.kind)
+        await post("call_end", state.call_events_url, end_event, on_send=end_unanswered)
+        payload = initiation_failure_payload(state, call, outcome, int(state.clock()))
         await post("call_initiation_failure", state.postcall_url, payload, sign=True)
     return sent
 
@@ -296,6 +239,7 @@ def create_voice_app(state: VoiceState | None = None) -> FastAPI:
         if not isinstance(body, dict) or not str(body.get("phone_number") or "").strip():
             return JSONResponse({"phone_number": ["This field is required."]}, status_code=400)
         variables, meta = body.get("dynamic_variables"), body.get("metadata")
+        ours = body.get("call_id")
         call = SimCall(
             f"va_{uuid.uuid4().hex[:16]}",
             sip_id,
@@ -303,8 +247,10 @@ def create_voice_app(state: VoiceState | None = None) -> FastAPI:
             body.get("assistant_id"),
             variables if isinstance(variables, dict) else {},
             meta if isinstance(meta, dict) else {},
+            requested_call_id=str(ours) if ours not in (None, "") else None,
         )
         state.calls.append(call)
+        state.mark_in_flight(call)  # before on_originate: auto-play may end it at once
         if state.on_originate is not None:
             state.on_originate(call)
         return {"success": True, "callId": call.provider_call_id, "status": "initiated"}

@@ -16,7 +16,7 @@ from happ_integ.clients.happ_voice import HappVoiceApi
 from happ_integ.clients.keycrm import KeyCrmApi
 from happ_integ.clients.nethunt import NetHuntApi
 from simulator.app import DEMO_PHONE, SimulatorStates, create_simulator_app, main
-from simulator.voice import Outcome, verify_elevenlabs
+from simulator.voice import Outcome, play_call, verify_elevenlabs
 
 
 def transport(states: SimulatorStates) -> httpx.ASGITransport:
@@ -31,6 +31,7 @@ async def test_clients_work_through_the_prefixes() -> None:
             "nethunt": "http://sim/nethunt/api/v1/zapier",
             "keycrm": "http://sim/keycrm/v1",
             "voice": "http://sim/voice",
+            "elevenlabs": "http://sim/elevenlabs",
         }
         nethunt = NetHuntApi(http, index["nethunt"], states.nethunt.email, states.nethunt.api_key)
         [record] = await nethunt.search_records("leads", f'"Phone":{DEMO_PHONE}')
@@ -49,6 +50,31 @@ async def test_clients_work_through_the_prefixes() -> None:
         assert (await http.post("/voice/_sim/calls/nope/play")).status_code == 404
         bad = await http.post("/voice/_sim/calls/sofa-9/play", json={"outcome": "weird"})
         assert bad.status_code == 422
+        bad = await http.post("/voice/_sim/calls/sofa-9/play", json={"ring_seconds": "soon"})
+        assert bad.status_code == 422
+
+
+async def test_elevenlabs_peer_shares_the_voice_conversations() -> None:
+    states = SimulatorStates.demo()
+    assert states.voice.elevenlabs is states.elevenlabs
+    assert states.credentials()["ELEVENLABS_API_KEY"] == states.elevenlabs.api_key == "sim-elevenlabs-key"
+    async with httpx.AsyncClient(transport=transport(states), base_url="http://sim") as http:
+        voice = HappVoiceApi(http, "http://sim/voice", states.voice.token)
+        await voice.originate("sip-1", DEMO_PHONE, 1, call_id="sofa-2")
+        assert states.voice.in_flight == 1
+        call = states.voice.call("sofa-2")
+        await play_call(states.voice, call, Outcome.answered(7, postcall=False), http)
+        assert states.voice.in_flight == 0
+        url = f"/elevenlabs/v1/convai/conversations/{call.conversation_id}"
+        key = {"xi-api-key": states.elevenlabs.api_key}
+        answer = await http.get(url, headers=key)
+        assert answer.status_code == 200 and answer.json()["status"] == "done"
+        assert answer.json()["metadata"]["call_duration_secs"] == 7
+        assert states.elevenlabs.requests[-1].path == f"/v1/convai/conversations/{call.conversation_id}"
+        assert (await http.get(url)).status_code == 401
+        states.elevenlabs.fail_next(503)
+        assert (await http.get(url, headers=key)).status_code == 503
+        assert (await http.get(url, headers=key)).status_code == 200
 
 
 def free_port() -> int:
@@ -110,6 +136,13 @@ async def test_auto_play_sends_a_whole_call(
         assert played.status_code == 202 and played.json()["duration"] == 0
         await wait_for(hits, 6)
         assert json.loads(hits[-1][2])["data"]["failure_reason"] == "busy"
+        spec = {"outcome": "short", "duration": 3, "postcall": False, "ring_seconds": 0.01, "talk_seconds": 0}
+        assert (await http.post("/voice/_sim/calls/sofa-1/play", json=spec)).status_code == 202
+        await wait_for(hits, 9)
+        await asyncio.sleep(0.1)
+        assert [h[0] for h in hits[6:]] == ["call-events", "agent-init", "call-events"]
+        conversation = states.elevenlabs.conversations[states.voice.call("sofa-1").conversation_id]
+        assert conversation["status"] == "done" and conversation["metadata"]["call_duration_secs"] == 3
         assert states.errors == []
 
 

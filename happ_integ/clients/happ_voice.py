@@ -8,8 +8,10 @@
 
 The request is the one the original system sent — `POST {base}/{sip_id}/originate/` with
 `Authorization: Bearer <token>` and `{"phone_number": …, "assistant_id": …}` — plus, when given,
-`dynamic_variables` and `metadata` (our `call_id` goes into both) so that call events and the
-agent's webhooks can name the call this framework knows it by.
+our `call_id` as a top-level field and in `dynamic_variables` and `metadata`, so that call events
+and the agent's webhooks can name the call this framework knows it by. The top-level field is the
+one that exists only to name our call (the SaaS prefers it); the copies in the other two keep
+working with a SaaS that reads only those.
 """
 
 from __future__ import annotations
@@ -72,13 +74,15 @@ class HappVoiceApi:
         call_id: str | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> OriginateResult:
-        """Start an outbound call. `assistant_id=None` leaves the field out (the SIP line's default)."""
+        """Start an outbound call. `assistant_id=None` leaves the field out (the SIP line's default);
+        `call_id` is sent top-level and added to `dynamic_variables` and `metadata` (unless they name one)."""
         body: dict[str, Any] = {"phone_number": phone_number}
         if assistant_id is not None:
             body["assistant_id"] = assistant_id
         variables = dict(dynamic_variables or {})
         meta = dict(metadata or {})
         if call_id is not None:
+            body["call_id"] = call_id
             variables.setdefault("call_id", call_id)
             meta.setdefault("call_id", call_id)
         if variables:

@@ -5,17 +5,23 @@
         records = await nethunt.search_records(folder_id, '"Phone":+380994829573', limit=1)
         await nethunt.update_record(records[0].id, {"Status": "Called"}, overwrite=True)
         await nethunt.create_comment(records[0].id, "Call summary: ...")
+        await nethunt.create_call_log(records[0].id, "Outbound AI call", time=started, duration_minutes=1.5)
+        fresh = await nethunt.recent_call_logs(folder_id, since=last_poll)   # newest first
 
 Facts this follows (https://nethunt.com/integration-api): base `https://nethunt.com/api/v1/zapier`;
 HTTP Basic auth with the user's e-mail as user name and the API key as password; JSON bodies;
 records are `{"recordId", "createdAt", "updatedAt", "recordUrl", "fields": {name: value}}` where
 multi-value fields (phones, e-mails) are lists; `overwrite` of update-record is a query parameter and
-the body is `{"fieldActions": {name: {"add": value, "remove": value, "overwrite": bool}}}`.
+the body is `{"fieldActions": {name: {"add": value, "remove": value, "overwrite": bool}}}`;
+create-call-log takes `{"text", "time" (ISO-8601), "duration" (minutes)}`; the polling triggers
+`new-comment/{folderId}` and `new-call-log/{folderId}` list a folder's items newest first and take
+`since` (ISO-8601) and `limit` query parameters.
 """
 
 from __future__ import annotations
 
 import base64
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -163,6 +169,58 @@ class NetHuntApi:
         data = await self._api.request("POST", f"/actions/create-comment/{record_id}", json={"text": text})
         return data if isinstance(data, dict) else {"result": data}
 
+    async def create_call_log(
+        self,
+        record_id: str,
+        text: str,
+        *,
+        time: datetime | str | None = None,
+        duration_minutes: float | None = None,
+    ) -> dict[str, Any]:
+        """`POST /actions/create-call-log/{recordId}` with `{"text", "time", "duration"}`; returns
+        NetHunt's answer as is. `time` (when the call happened; NetHunt uses "now" without it) is sent
+        as ISO-8601, a naive datetime taken as UTC; `duration_minutes` is NetHunt's `duration`, in
+        minutes (`seconds / 60`). An unknown record raises `NotFound`."""
+        body: dict[str, Any] = {"text": text}
+        if time is not None:
+            body["time"] = iso_time(time)
+        if duration_minutes is not None:
+            body["duration"] = duration_minutes
+        data = await self._api.request("POST", f"/actions/create-call-log/{record_id}", json=body)
+        return data if isinstance(data, dict) else {"result": data}
+
+    async def recent_comments(
+        self, folder_id: str, *, since: datetime | str | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """`GET /triggers/new-comment/{folderId}?since=…&limit=…`: the folder's comments, newest first
+        (`{"recordId", "commentId", "text", "createdAt"}`). An unknown folder raises `NotFound`."""
+        return await self._poll(f"/triggers/new-comment/{folder_id}", since, limit)
+
+    async def recent_call_logs(
+        self, folder_id: str, *, since: datetime | str | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """`GET /triggers/new-call-log/{folderId}?since=…&limit=…`: the folder's call logs, newest first
+        (`{"recordId", "callLogId", "text", "time", "duration", "createdAt"}`). Unknown folder → `NotFound`."""
+        return await self._poll(f"/triggers/new-call-log/{folder_id}", since, limit)
+
+    async def _poll(self, path: str, since: datetime | str | None, limit: int) -> list[dict[str, Any]]:
+        params: dict[str, str | int] = {"limit": limit}
+        if since is not None:
+            params["since"] = iso_time(since)
+        return _objects(await self._api.request("GET", path, params=params))
+
+
+def iso_time(value: datetime | str) -> str:
+    """NetHunt's ISO-8601 form: `iso_time(datetime(2025, 3, 1, 10, tzinfo=UTC))` → `"2025-03-01T10:00:00.000Z"`.
+
+    A naive datetime is taken as UTC (not the worker's local zone, which would shift it silently);
+    a string is sent as given, so NetHunt itself judges a malformed one.
+    """
+    if isinstance(value, str):
+        return value
+    moment = value if value.tzinfo else value.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
 
 def _as_list(data: Any) -> list[Any]:
     if data is None:
@@ -170,6 +228,13 @@ def _as_list(data: Any) -> list[Any]:
     if isinstance(data, list):
         return data
     raise UpstreamError("NetHunt answered with an object where a list was expected", service="NetHunt")
+
+
+def _objects(data: Any) -> list[dict[str, Any]]:
+    items = _as_list(data)
+    if not all(isinstance(item, dict) for item in items):
+        raise UpstreamError("NetHunt answered with a list of something other than objects", service="NetHunt")
+    return items
 
 
 def _record(

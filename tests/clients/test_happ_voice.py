@@ -40,9 +40,22 @@ async def test_originate_sends_what_the_saas_expects(voice: tuple[VoiceState, ht
     assert sent.json == {
         "phone_number": "+380994829573",
         "assistant_id": 17,
+        "call_id": "sofa-c-1",
         "dynamic_variables": {"client_name": "Іван", "call_id": "sofa-c-1"},
         "metadata": {"call_id": "sofa-c-1"},
     }
+
+
+async def test_top_level_call_id_names_the_call(voice: tuple[VoiceState, httpx.AsyncClient]) -> None:
+    state, http = voice
+    await client(http).originate(
+        "sip-7", "+380994829573", 17, {"call_id": "theirs"}, call_id="sofa-c-2", metadata={"call_id": "m"}
+    )
+    sent = state.requests[-1].json
+    # The caller's own values stay where they put them; the top-level field is ours and wins.
+    assert sent["call_id"] == "sofa-c-2"
+    assert sent["dynamic_variables"] == {"call_id": "theirs"} and sent["metadata"] == {"call_id": "m"}
+    assert state.calls[-1].call_id == "sofa-c-2"
 
 
 async def test_minimal_originate_body(voice: tuple[VoiceState, httpx.AsyncClient]) -> None:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import base64
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
 
 import httpx
 import pytest
 
-from happ_integ.clients.nethunt import NetHuntApi, NetHuntRecord
-from happ_integ.errors import NotFound, Unauthorized, UpstreamError
+from happ_integ.clients.nethunt import NetHuntApi, NetHuntRecord, iso_time
+from happ_integ.errors import NotFound, Unauthorized, UpstreamError, UpstreamRejected
 from simulator.nethunt import NetHuntState, create_nethunt_app
 
 BASE = "http://nethunt.test/api/v1/zapier"
@@ -107,6 +108,105 @@ async def test_create_comment(env: Env) -> None:
     sent = env.state.requests[-1]
     assert sent.path == f"/api/v1/zapier/actions/create-comment/{env.record}"
     assert sent.json == {"text": "Дзвінок: клієнт зацікавлений"}
+
+
+def tick_clock(state: NetHuntState, start: datetime) -> None:
+    """Every timestamp the simulator stamps is one minute after the previous one."""
+    moments = (start + timedelta(minutes=i) for i in range(10_000))
+    state.clock = lambda: next(moments)
+
+
+async def test_create_call_log(env: Env) -> None:
+    kyiv = timezone(timedelta(hours=3))
+    answer = await env.api.create_call_log(
+        env.record,
+        "AI: клієнт зацікавлений",
+        time=datetime(2025, 3, 1, 13, 5, tzinfo=kyiv),
+        duration_minutes=1.5,
+    )
+    assert answer["recordId"] == env.record and answer["callLogId"]
+    sent = env.state.requests[-1]
+    assert (sent.method, sent.path) == ("POST", f"/api/v1/zapier/actions/create-call-log/{env.record}")
+    # Sent in UTC: what NetHunt stamps itself, and no offset for a query string or a reader to misread.
+    assert sent.json == {
+        "text": "AI: клієнт зацікавлений",
+        "time": "2025-03-01T10:05:00.000Z",
+        "duration": 1.5,
+    }
+    assert env.state.call_logs[-1]["time"] == "2025-03-01T10:05:00.000Z"
+    await env.api.create_call_log(env.record, "Без часу")
+    assert env.state.requests[-1].json == {"text": "Без часу"}
+    assert env.state.call_logs[-1]["duration"] is None and env.state.call_logs[-1]["time"]
+    await env.api.create_call_log(env.record, "x", time="2025-03-01T10:00:00+02:00", duration_minutes=0)
+    assert env.state.requests[-1].json == {"text": "x", "time": "2025-03-01T10:00:00+02:00", "duration": 0}
+
+
+async def test_create_call_log_errors(env: Env) -> None:
+    with pytest.raises(NotFound) as caught:
+        await env.api.create_call_log("f" * 24, "text")
+    assert caught.value.details["path"] == f"/api/v1/zapier/actions/create-call-log/{'f' * 24}"
+    with pytest.raises(UpstreamRejected, match="duration"):
+        await env.api.create_call_log(env.record, "text", duration_minutes=-1)
+    with pytest.raises(UpstreamRejected, match="time"):
+        await env.api.create_call_log(env.record, "text", time="yesterday")
+    assert env.state.call_logs == []
+
+
+async def test_recent_comments_newest_first_since_and_limit(env: Env) -> None:
+    other_folder = env.state.add_folder("Other", folder_id="other")
+    stranger = env.state.add_record(other_folder, {"Name": "X"})
+    tick_clock(env.state, datetime(2025, 3, 1, 10, 0, tzinfo=UTC))
+    for text in ("перший", "другий", "третій"):  # stamped 10:00, 10:01, 10:02
+        await env.api.create_comment(env.record, text)
+    await env.api.create_comment(stranger, "чужий")
+
+    comments = await env.api.recent_comments(env.folder)
+    assert [c["text"] for c in comments] == ["третій", "другий", "перший"]
+    assert set(comments[0]) == {"recordId", "commentId", "text", "createdAt"}
+    sent = env.state.requests[-1]
+    assert (sent.method, sent.path) == ("GET", f"/api/v1/zapier/triggers/new-comment/{env.folder}")
+    assert sent.query == {"limit": "100"}
+
+    since = datetime(2025, 3, 1, 10, 1, tzinfo=UTC)
+    assert [c["text"] for c in await env.api.recent_comments(env.folder, since=since)] == ["третій", "другий"]
+    assert env.state.requests[-1].query == {"since": "2025-03-01T10:01:00.000Z", "limit": "100"}
+    assert [c["text"] for c in await env.api.recent_comments(env.folder, limit=1)] == ["третій"]
+    naive = await env.api.recent_comments(env.folder, since=datetime(2025, 3, 1, 10, 2))  # naive is UTC
+    assert [c["text"] for c in naive] == ["третій"]
+    as_text = await env.api.recent_comments(env.folder, since="2025-03-01T12:01:30+02:00")
+    assert [c["text"] for c in as_text] == ["третій"]
+    assert await env.api.recent_comments(env.folder, since=datetime(2030, 1, 1, tzinfo=UTC)) == []
+
+
+async def test_recent_call_logs(env: Env) -> None:
+    tick_clock(env.state, datetime(2025, 3, 1, 10, 0, tzinfo=UTC))
+    await env.api.create_call_log(env.record, "перший", duration_minutes=0.5)
+    await env.api.create_call_log(env.record, "другий", duration_minutes=2)
+    logs = await env.api.recent_call_logs(env.folder, since="2025-03-01T10:00:00Z", limit=5)
+    assert [(log["text"], log["duration"]) for log in logs] == [("другий", 2), ("перший", 0.5)]
+    assert logs[0]["recordId"] == env.record and logs[0]["callLogId"] and logs[0]["time"]
+    sent = env.state.requests[-1]
+    assert (sent.method, sent.path) == ("GET", f"/api/v1/zapier/triggers/new-call-log/{env.folder}")
+    assert sent.query == {"since": "2025-03-01T10:00:00Z", "limit": "5"}
+
+
+async def test_polling_unknown_folder_and_bad_limit(env: Env) -> None:
+    with pytest.raises(NotFound):
+        await env.api.recent_comments("no-such-folder")
+    with pytest.raises(NotFound):
+        await env.api.recent_call_logs("no-such-folder")
+    with pytest.raises(UpstreamRejected, match="limit"):
+        await env.api.recent_call_logs(env.folder, limit=0)
+
+
+def test_iso_time() -> None:
+    assert iso_time(datetime(2025, 3, 1, 10, 0, 0, 123456, tzinfo=UTC)) == "2025-03-01T10:00:00.123Z"
+    assert (
+        iso_time(datetime(2025, 3, 1, 12, 0, tzinfo=timezone(timedelta(hours=2))))
+        == "2025-03-01T10:00:00.000Z"
+    )
+    assert iso_time(datetime(2025, 3, 1, 10, 0)) == "2025-03-01T10:00:00.000Z"
+    assert iso_time("2025-03-01") == "2025-03-01"
 
 
 async def test_wrong_key_is_unauthorized_without_leaking_it(env: Env) -> None:

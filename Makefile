@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: dev test lint format bench install clean
+.PHONY: dev test fuzz lint format bench install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,10 @@ dev: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Schemathesis over every integration's OpenAPI document, longer than `make test` and with random seeds.
+fuzz: $(STAMP)
+	HAPP_FUZZ_SEED=random HAPP_FUZZ_EXAMPLES=$${HAPP_FUZZ_EXAMPLES:-200} $(BIN)/python -m pytest tests/fuzz $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

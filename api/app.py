@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from api.deps import health_response
 from api.errors import install_error_handlers
 from api.limits import BodySizeLimit
+from api.openapi import install_openapi
 from api.routes.admin import admin_router
 from api.routes.builtins import builtins_router
 from api.routes.codec import router as codec_router
@@ -41,6 +42,7 @@ def integration_app(integration: Integration, runtime: ApiRuntime) -> FastAPI:
     app.include_router(builtins_router(integration))
     app.include_router(admin_router(integration))
     app.include_router(handler_router(integration))
+    install_openapi(app)
     return app
 
 

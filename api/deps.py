@@ -7,7 +7,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from api.openapi import ADMIN_SCHEME
 from api.runtime import ApiRuntime
 from happ_integ.errors import Unauthorized
 from happ_integ.health import HealthReport
@@ -44,7 +46,21 @@ def require_admin(request: Request, runtime: RuntimeDep) -> None:
     require_bearer(request, expected.get_secret_value(), "admin token")
 
 
-AdminDep = Annotated[None, Depends(require_admin)]
+# Declares the scheme in the OpenAPI document; the check itself is `require_admin`'s.
+_admin_scheme = HTTPBearer(
+    scheme_name=ADMIN_SCHEME, auto_error=False, description="Authorization: Bearer $HAPP_ADMIN_TOKEN"
+)
+
+
+def _admin_route(
+    request: Request,
+    runtime: RuntimeDep,
+    _: Annotated[HTTPAuthorizationCredentials | None, Depends(_admin_scheme)],
+) -> None:
+    require_admin(request, runtime)
+
+
+AdminDep = Annotated[None, Depends(_admin_route)]
 
 
 def is_admin(request: Request, runtime: ApiRuntime) -> bool:

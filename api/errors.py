@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import get_route_path
 from temporalio.service import RPCError, RPCStatusCode
 
 from happ_integ.errors import DependencyUnavailable, HappError
@@ -68,15 +69,39 @@ def _validation_detail(exc: RequestValidationError) -> list[dict[str, Any]]:
     detail = []
     for err in exc.errors():
         loc = [str(part) for part in err.get("loc", ())]
+        message = err.get("msg", "")
+        if err.get("type") == "json_invalid":
+            # Where the parser stopped is a number in `loc`; what went wrong is in ctx.
+            loc = loc[:1]
+            message = f"{message}: {(err.get('ctx') or {}).get('error', '')}".rstrip(": ")
         detail.append(
             {
-                "field": ".".join(loc[1:] if loc and loc[0] in {"body", "query", "path"} else loc) or "body",
+                "field": ".".join(loc[1:] if loc and loc[0] in {"body", "query", "path", "header"} else loc)
+                or "body",
                 "loc": loc,
-                "message": err.get("msg", ""),
+                "message": message,
                 "type": err.get("type", ""),
             }
         )
     return detail
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route of this app serves at the request's path."""
+    path = get_route_path(request.scope)
+    methods: set[str] = set()
+    pending = list(request.app.router.routes)
+    while pending:
+        route = pending.pop()
+        included = getattr(route, "original_router", None)
+        if included is not None:
+            # Routers included without a prefix (ours) keep their routes' paths as they are.
+            pending.extend(included.routes)
+            continue
+        regex, route_methods = getattr(route, "path_regex", None), getattr(route, "methods", None)
+        if regex is not None and route_methods and regex.match(path):
+            methods |= set(route_methods)
+    return sorted(methods - {"HEAD"}) or ["GET"]
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -87,9 +112,15 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        headers = dict(getattr(exc, "headers", None) or {})
         if exc.status_code == 404 and message == "Not Found":
             message = f"no route {request.method} {request.url.path}"
-        return JSONResponse(error_body(message), exc.status_code, headers=getattr(exc, "headers", None))
+        if exc.status_code == 405:
+            # Starlette names only the first route on the path; GET and PUT /config/{key} are two.
+            allowed = _allowed_methods(request)
+            headers["Allow"] = ", ".join(allowed)
+            message = f"{request.method} is not allowed here; use {' or '.join(allowed)}"
+        return JSONResponse(error_body(message), exc.status_code, headers=headers or None)
 
     async def on_any(request: Request, exc: Exception) -> JSONResponse:
         return error_response(exc, getattr(request.state, "trace_id", None))

@@ -25,9 +25,9 @@ from happ_integ.integration import discover_integrations
 from happ_integ.logs import CaptureSink
 from happ_integ.runtime import close_resources, open_resources
 from happ_integ.settings import Settings
-from workflows.schedules import setup_integration
 from happ_integ.temporal import HandlerRunInput, HandlerRunResult, connect_client
 from worker import build_workers, workflow_runner
+from workflows.schedules import setup_integration
 
 RUNS = 40
 MAX_RATIO = 3.0

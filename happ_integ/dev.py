@@ -108,6 +108,7 @@ def run_dev(settings: Settings, simulate: bool = False) -> None:
                     "saas_api_url": settings.saas_api_url or f"{base}/voice",
                     "nethunt_api_url": f"{base}/nethunt/api/v1/zapier",
                     "keycrm_api_url": f"{base}/keycrm/v1",
+                    "elevenlabs_api_url": f"{base}/elevenlabs",
                 }
             )
         asyncio.run(_serve(settings, temporal, simulate))

@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 NETHUNT_PUBLIC_URL = "https://nethunt.com/api/v1/zapier"
 KEYCRM_PUBLIC_URL = "https://openapi.keycrm.app/v1"
+ELEVENLABS_PUBLIC_URL = "https://api.elevenlabs.io"
 
 
 class Settings(BaseSettings):
@@ -36,6 +37,7 @@ class Settings(BaseSettings):
     saas_api_url: str | None = Field(default=None, validation_alias="HAPP_SAAS_API_URL")
     nethunt_api_url: str = Field(default=NETHUNT_PUBLIC_URL, validation_alias="HAPP_NETHUNT_API_URL")
     keycrm_api_url: str = Field(default=KEYCRM_PUBLIC_URL, validation_alias="HAPP_KEYCRM_API_URL")
+    elevenlabs_api_url: str = Field(default=ELEVENLABS_PUBLIC_URL, validation_alias="HAPP_ELEVENLABS_API_URL")
 
     payload_key: SecretStr | None = Field(default=None, validation_alias="HAPP_PAYLOAD_KEY")
     codec_origins: Annotated[list[str], NoDecode] = Field(

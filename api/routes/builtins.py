@@ -6,7 +6,9 @@ from fastapi import APIRouter, Body, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.body import GuardedRoute
 from api.deps import AdminDep, RuntimeDep, health_response
+from api.responses import error_responses
 from happ_integ.health import HealthReport, check_health
 from happ_integ.integration import Integration
 from happ_integ.setup import SetupReport
@@ -25,22 +27,28 @@ class CronTriggered(BaseModel):
 
 
 def builtins_router(integration: Integration) -> APIRouter:
-    router = APIRouter(tags=["Built-ins"])
+    router = APIRouter(tags=["Built-ins"], route_class=GuardedRoute)
 
-    @router.post("/setup", response_model=SetupReport)
+    @router.post("/setup", response_model=SetupReport, responses=error_responses(401, 500, 503))
     async def setup(runtime: RuntimeDep, _: AdminDep) -> SetupReport:
         """Migrations, placeholder secrets, default configs and Schedules; safe to run again."""
         return await setup_integration(runtime.resources, await runtime.temporal(), integration)
 
     @router.get(
-        "/health", response_model=HealthReport, responses={503: {"description": "A dependency is down"}}
+        "/health",
+        response_model=HealthReport,
+        responses={
+            503: {"description": "A dependency is down: which one is in `checks`", "model": HealthReport}
+        },
     )
     async def health(request: Request, runtime: RuntimeDep) -> JSONResponse:
         """PostgreSQL, cache, secrets, Temporal and a worker polling this integration's task queue."""
         report = await check_health(runtime.resources_or_none, await runtime.temporal_or_none(), integration)
         return health_response(report, request, runtime)
 
-    @router.post("/cron/trigger", response_model=CronTriggered)
+    @router.post(
+        "/cron/trigger", response_model=CronTriggered, responses=error_responses(400, 401, 404, 413, 422, 503)
+    )
     async def cron_trigger(
         runtime: RuntimeDep, _: AdminDep, body: CronTrigger | None = Body(default=None)
     ) -> CronTriggered:

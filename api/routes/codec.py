@@ -22,6 +22,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
 
+from api.body import GuardedRoute
 from api.deps import RuntimeDep, is_admin
 from happ_integ.codec import EncryptionCodec
 from happ_integ.errors import NotFound, Unauthorized, ValidationFailed
@@ -31,7 +32,7 @@ _FORM = """<!doctype html><title>happ-integ codec</title>
 <form method="post"><p>Admin token, to decode payloads in the Temporal Web UI:</p>
 <input type="password" name="token" autofocus> <button>Sign in</button></form>"""
 
-router = APIRouter(prefix="/codec", tags=["Codec"])
+router = APIRouter(prefix="/codec", tags=["Codec"], route_class=GuardedRoute)
 
 
 def _cookie_value(admin_token: str) -> str:

@@ -7,19 +7,23 @@ and the OpenAPI document shows it.
 
 import contextlib
 import inspect
+import re
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Request
+from fastapi import APIRouter, Body, Header, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from api.auth import authenticate
+from api.body import GuardedRoute
 from api.deps import get_runtime
 from api.dispatch import run_for_request
 from api.errors import error_body, error_response
+from api.openapi import ELEVENLABS_SCHEME, WEBHOOK_TOKEN_SCHEME
+from api.responses import Accepted, error_responses
 from api.runtime import ApiRuntime
-from happ_integ.handler import HandlerDefinition
+from happ_integ.handler import BearerAuth, ElevenLabsAuth, HandlerDefinition
 from happ_integ.integration import Integration, route_of
 
 MAX_WAIT_SECONDS = 60.0
@@ -27,7 +31,7 @@ DEFAULT_WAIT_SECONDS = 30.0
 
 
 def handler_router(integration: Integration) -> APIRouter:
-    router = APIRouter()
+    router = APIRouter(route_class=GuardedRoute)
     for definition in integration.handlers.values():
         method, _, path = route_of(definition).partition(" ")
         # An event-only handler (`POST /webhook/{name}`) always runs durably.
@@ -48,9 +52,11 @@ def _add_route(
     name = integration.name
     model = definition.payload_model
 
-    async def endpoint(request: Request, payload: BaseModel) -> JSONResponse:
+    async def endpoint(
+        request: Request, payload: BaseModel, idempotency_key: str | None = None, wait: float | None = None
+    ) -> JSONResponse:
         runtime: ApiRuntime = get_runtime(request)
-        trace_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        trace_id = _trace_id(request)
         request.state.trace_id = trace_id
         headers = {"X-Trace-Id": trace_id}
         dedup = definition.dedup
@@ -68,7 +74,7 @@ def _add_route(
                         429,
                         {**headers, "Retry-After": str(decision.retry_after_seconds)},
                     )
-            key = request.headers.get("idempotency-key") or (
+            key = idempotency_key or (
                 dedup.key_of(payload.model_dump(mode="json", by_alias=True)) if dedup else None
             )
             if dedup is not None and key is not None:
@@ -94,7 +100,7 @@ def _add_route(
                 trace_id,
                 key,
                 durable,
-                _wait_seconds(request),
+                DEFAULT_WAIT_SECONDS if wait is None else wait,
                 fresh=claimed,
             )
         except Exception as exc:
@@ -111,12 +117,15 @@ def _add_route(
         return JSONResponse(outcome.body, outcome.status_code, headers)
 
     source = Annotated[model, Query()] if method == "GET" else Annotated[model, Body()]  # type: ignore[valid-type]
-    endpoint.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-        [
-            inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Request),
-            inspect.Parameter("payload", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=source),
-        ]
-    )
+    params = [
+        inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Request),
+        inspect.Parameter("payload", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=source),
+    ]
+    if durable or definition.dedup is not None:
+        params.append(_IDEMPOTENCY_KEY)
+    if durable:
+        params.append(_WAIT)
+    endpoint.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     endpoint.__name__ = definition.name.replace("-", "_")
     options = definition.openapi
     router.add_api_route(
@@ -129,31 +138,63 @@ def _add_route(
         tags=list(options.tags),
         deprecated=options.deprecated or None,
         response_model=definition.response_model,
-        responses=_responses(definition),
+        responses=_responses(definition, durable),
         openapi_extra=_openapi_extra(definition),
     )
 
 
-def _wait_seconds(request: Request) -> float:
-    raw = request.query_params.get("wait")
-    try:
-        value = float(raw) if raw is not None else DEFAULT_WAIT_SECONDS
-    except ValueError:
-        value = DEFAULT_WAIT_SECONDS
-    return max(0.0, min(value, MAX_WAIT_SECONDS))
+_IDEMPOTENCY_KEY = inspect.Parameter(
+    "idempotency_key",
+    inspect.Parameter.KEYWORD_ONLY,
+    default=None,
+    annotation=Annotated[
+        str,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=255,
+            pattern=r"^[!-~]+$",
+            description="Deliveries with the same key run once: a retry attaches to the first run "
+            "or gets its answer. Printable ASCII, at most 255 characters.",
+        ),
+    ],
+)
+_WAIT = inspect.Parameter(
+    "wait",
+    inspect.Parameter.KEYWORD_ONLY,
+    default=None,
+    annotation=Annotated[
+        float,
+        Query(
+            ge=0,
+            le=MAX_WAIT_SECONDS,
+            description=f"Seconds to wait for the durable run's result before answering 202 "
+            f"(default {DEFAULT_WAIT_SECONDS:g}; 0 answers as soon as Temporal accepted the run).",
+        ),
+    ],
+)
+_TRACE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
-def _responses(definition: HandlerDefinition) -> dict[int | str, dict[str, Any]]:
-    responses: dict[int | str, dict[str, Any]] = {
-        422: {"description": "Invalid payload: the field path and message"},
-    }
+def _trace_id(request: Request) -> str:
+    """The caller's `X-Request-Id` when it is a sane id (it ends up in logs and history), else a new one."""
+    given = request.headers.get("x-request-id", "")
+    return given if _TRACE_ID.fullmatch(given) else uuid.uuid4().hex
+
+
+def _responses(definition: HandlerDefinition, durable: bool) -> dict[int | str, dict[str, Any]]:
+    # A handler may raise any happ error, so each status they map to can come back.
+    codes = [400, 403, 404, 409, 413, 422, 500, 502, 503, 504]
     if definition.auth is not None:
-        responses[401] = {"description": "Missing or wrong credentials"}
+        codes.append(401)
     if definition.rate_limit is not None:
-        responses[429] = {"description": "Rate limit reached; see Retry-After"}
-    if definition.durable or definition.event_only:
-        responses[202] = {"description": "Accepted: the durable run is still going (see X-Workflow-Id)"}
-        responses[503] = {"description": "Temporal or PostgreSQL unavailable: retry"}
+        codes.append(429)
+    responses = error_responses(*sorted(codes))
+    if durable:
+        responses[202] = {
+            "description": "Accepted: the durable run is still going (see X-Workflow-Id)",
+            "model": Accepted,
+        }
     for status, spec in (definition.openapi.responses or {}).items():
         entry: dict[str, Any] = {"description": spec.get("description", "")}
         if "schema" in spec:
@@ -163,10 +204,15 @@ def _responses(definition: HandlerDefinition) -> dict[int | str, dict[str, Any]]
 
 
 def _openapi_extra(definition: HandlerDefinition) -> dict[str, Any] | None:
+    extra: dict[str, Any] = {}
+    if isinstance(definition.auth, BearerAuth):
+        extra["security"] = [{WEBHOOK_TOKEN_SCHEME: []}]
+    elif isinstance(definition.auth, ElevenLabsAuth):
+        extra["security"] = [{ELEVENLABS_SCHEME: []}]
     body = definition.openapi.request_body
     examples = definition.openapi.examples
     if not body and not examples:
-        return None
+        return extra or None
     request_body: dict[str, Any] = {}
     if body:
         if "description" in body:
@@ -180,4 +226,4 @@ def _openapi_extra(definition: HandlerDefinition) -> dict[str, Any] | None:
         content["examples"] = {k: {"value": v} for k, v in examples.items()}
     if content:
         request_body["content"] = {"application/json": content}
-    return {"requestBody": request_body}
+    return {**extra, "requestBody": request_body}

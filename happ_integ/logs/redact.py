@@ -163,7 +163,8 @@ def mask_phones(text: str) -> str:
 def truncate(value: Any, max_bytes: int = MAX_DATA_BYTES) -> tuple[Any, bool]:
     """`(value, False)` if its JSON fits in `max_bytes`, else `(preview string with marker, True)`."""
     text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    raw = text.encode()
+    # Measured as the stream will write it: text that is not valid Unicode goes out escaped.
+    raw = text.encode("utf-8", "backslashreplace")
     if len(raw) <= max_bytes:
         return value, False
     preview = raw[:max_bytes].decode("utf-8", "ignore")

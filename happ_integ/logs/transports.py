@@ -33,7 +33,14 @@ class StreamTransport:
 
     def _write(self, text: str) -> None:
         stream = self.stream
-        stream.write(self.redactor.scrub(text))
+        text = self.redactor.scrub(text)
+        try:
+            stream.write(text)
+        except UnicodeEncodeError:
+            # Text the stream cannot encode (an unpaired surrogate, or any non-ASCII on an ASCII
+            # terminal) is written escaped: a log line is never lost to its content.
+            encoding = getattr(stream, "encoding", None) or "utf-8"
+            stream.write(text.encode(encoding, "backslashreplace").decode(encoding))
         flush = getattr(stream, "flush", None)
         if callable(flush):
             flush()

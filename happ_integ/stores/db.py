@@ -260,7 +260,7 @@ class Db:
     async def insert(self, table: str, row: Mapping[str, Any]) -> dict[str, Any]:
         """Insert one row and return it as stored (defaults filled in), JSON-shaped."""
         sql, params = build_insert(self.table(table), row, await self._coercer(table, row))
-        with pg_errors():
+        with pg_errors(columns=list(row)):
             record = await self.pool.fetchrow(sql, *params)
         assert record is not None
         return to_json(dict(record))
@@ -269,7 +269,8 @@ class Db:
         """Set `values` on the rows matching `where` (never empty); return how many changed."""
         coerce = await self._coercer(table, [*values, *(where or {})])
         sql, params = build_update(self.table(table), values, where, coerce)
-        with pg_errors():
+        # The values come first among the parameters, so an error about one can name its column.
+        with pg_errors(columns=list(values)):
             return _status_count(await self.pool.execute(sql, *params), 0)
 
     async def select(

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Awaitable, Callable, Iterator
+import logging
+import re
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -35,6 +37,7 @@ from happ_integ.errors import (
 )
 
 T = TypeVar("T")
+log = logging.getLogger("happ.db")
 
 CORE_SCHEMA_SQL = """
 CREATE TABLE IF NOT EXISTS happ_migrations (
@@ -128,37 +131,77 @@ async def with_core_schema(pool: asyncpg.Pool, op: Callable[[], Awaitable[T]], *
 
 
 @contextmanager
-def pg_errors(*, redact: bool = False) -> Iterator[None]:
-    """Translate asyncpg's errors into the happ error tree.
+def pg_errors(*, redact: bool = False, columns: Sequence[str] = ()) -> Iterator[None]:
+    """Translate asyncpg's errors into the happ error tree, with short messages.
 
-    with pg_errors():
+    with pg_errors(columns=["id", "quantity"]):      # the statement's parameters, in order
         await pool.execute(sql, *params)
 
-    `redact=True` keeps PostgreSQL's message (which may quote a bound value) out of the
-    error and its chain: the secrets store uses it.
+    A caller sees what was refused and why in a few words ("column quantity: value out of int32
+    range", "unique violation"), never SQL or the driver's own text; the full error is logged.
+    `redact=True` (the secrets store) logs no PostgreSQL message either, as it may quote a value.
     """
     try:
         yield
     except HappError:
         raise
     except (OSError, TimeoutError) as exc:
-        raise DependencyUnavailable("PostgreSQL", f"PostgreSQL is unavailable: {exc}") from exc
+        raise DependencyUnavailable(
+            "PostgreSQL", f"PostgreSQL is unavailable ({type(exc).__name__})"
+        ) from exc
     except asyncpg.PostgresError as exc:
-        raise _translate(exc, redact) from (None if redact else exc)
+        _log_refusal(exc, redact)
+        if _ARGUMENT.search(str(exc)):
+            raise ValidationFailed(_argument_message(str(exc), columns)) from None
+        raise _translate(exc) from None
     except asyncpg.InterfaceError as exc:
-        # The client-side "invalid input for query argument" error is an InterfaceError and a ValueError;
-        # the others (closed pool or connection) mean the database is out of reach.
+        # The client-side "invalid input for query argument $N: <value> (<reason>)" error is a
+        # DataError or an InterfaceError and ValueError; other interface errors (closed pool or
+        # connection) mean the database is out of reach.
         if isinstance(exc, ValueError):
-            message = "a value does not fit its column" if redact else str(exc)
-            raise ValidationFailed(message) from (None if redact else exc)
-        raise DependencyUnavailable("PostgreSQL", f"PostgreSQL is unavailable: {exc}") from exc
+            _log_refusal(exc, redact)
+            raise ValidationFailed(_argument_message(str(exc), columns)) from None
+        raise DependencyUnavailable("PostgreSQL", "PostgreSQL is unavailable (connection lost)") from exc
 
 
-def _translate(exc: asyncpg.PostgresError, redact: bool) -> HappError:
+_ARGUMENT = re.compile(r"query argument \$(\d+)")
+_REASON = re.compile(r"\(([^()]*)\)\s*$")
+
+
+def _argument_message(text: str, columns: Sequence[str]) -> str:
+    number = _ARGUMENT.search(text)
+    reason = _REASON.search(text)
+    where = "a value"
+    if number and 0 < int(number.group(1)) <= len(columns):
+        where = f"column {columns[int(number.group(1)) - 1]}"
+    return f"{where} does not fit its type" + (f" ({reason.group(1)})" if reason else "")
+
+
+def _log_refusal(exc: Exception, redact: bool) -> None:
+    sqlstate = getattr(exc, "sqlstate", None) or "-"
+    if redact:
+        log.warning("PostgreSQL refused a statement: %s (SQLSTATE %s)", type(exc).__name__, sqlstate)
+    else:
+        log.warning("PostgreSQL refused a statement: %s: %s (SQLSTATE %s)", type(exc).__name__, exc, sqlstate)
+
+
+def _words(exc: asyncpg.PostgresError) -> str:
+    """`NumericValueOutOfRangeError` → "numeric value out of range"; `PostgresSyntaxError` → "syntax"."""
+    name = type(exc).__name__.removesuffix("Error").removeprefix("Postgres") or "error"
+    return re.sub(r"(?<!^)(?=[A-Z])", " ", name).lower()
+
+
+def _translate(exc: asyncpg.PostgresError) -> HappError:
     sqlstate = str(getattr(exc, "sqlstate", "") or "")
-    message = f"PostgreSQL refused the statement ({sqlstate})" if redact else _message(exc)
+    reason = _words(exc)
+    if sqlstate[:2] == "42":
+        # Syntax and naming errors quote identifiers (`relation "sofa_leads" does not exist`), never values.
+        reason = str(getattr(exc, "message", "") or reason)
+    elif getattr(exc, "constraint_name", None):
+        reason = f"{reason} of {exc.constraint_name}"  # type: ignore[attr-defined]
+    message = f"the database refused the statement: {reason} (SQLSTATE {sqlstate})"
     if sqlstate[:2] in ("08", "53", "57"):
-        return DependencyUnavailable("PostgreSQL", f"PostgreSQL is unavailable: {message}")
+        return DependencyUnavailable("PostgreSQL", f"PostgreSQL is unavailable: {_words(exc)}")
     if sqlstate[:2] == "40":
         return RetryableError(message)
     if sqlstate == "23505":
@@ -166,11 +209,6 @@ def _translate(exc: asyncpg.PostgresError, redact: bool) -> HappError:
     if sqlstate == "42P01":
         return NotFound(message)
     return ValidationFailed(message)
-
-
-def _message(exc: asyncpg.PostgresError) -> str:
-    detail = getattr(exc, "detail", None)
-    return f"{exc}: {detail}" if detail else str(exc)
 
 
 _TEXT = {"text", "varchar", "bpchar", "name", "citext"}

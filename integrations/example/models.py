@@ -71,9 +71,10 @@ class NethuntResponse(BaseResponse):
 
 
 class CreateOrderPayload(BasePayload):
-    phone: str = Field(description="Customer phone", examples=["+380991234567"])
-    product_id: str = Field(description="Product ID")
-    quantity: int = Field(default=1, ge=1, description="Quantity")
+    phone: str = Field(description="Customer phone", examples=["+380991234567"], max_length=32)
+    product_id: str = Field(description="Product ID", max_length=64)
+    # The orders table stores an integer column; the bound says so before anything runs.
+    quantity: int = Field(default=1, ge=1, le=10_000, description="Quantity")
 
 
 class CreateOrderResponse(BaseResponse):

@@ -60,9 +60,10 @@ class Stack:
         return self.json_log.getvalue()
 
 
-async def _serve(app: Any, port: int) -> tuple[EmbeddedServer, asyncio.Task[None]]:
+async def serve(app: Any, port: int, lifespan: str = "off") -> tuple[EmbeddedServer, asyncio.Task[None]]:
+    """Serve an ASGI app over real HTTP on loopback until `server.should_exit` is set."""
     server = EmbeddedServer(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan=lifespan)  # type: ignore[arg-type]
     )
     task = asyncio.create_task(server.serve())
     while not server.started:
@@ -78,7 +79,7 @@ async def stack(pg_url: str, temporal_dev: EmbeddedTemporal, temporal_client: Cl
     sims.nethunt.add_folder("Leads", folder_id=FOLDER)
     record_id = sims.nethunt.add_record(FOLDER, {"Name": "Іван", "Phone": [PHONE], "Company": "ТОВ Компанія"})
     sim_port = free_port()
-    sim_server, sim_task = await _serve(create_simulator_app(sims), sim_port)
+    sim_server, sim_task = await serve(create_simulator_app(sims), sim_port)
     sim = f"http://127.0.0.1:{sim_port}"
 
     settings = Settings(

@@ -95,6 +95,17 @@ async def lookup(ctx: Context[Echo]) -> Echoed:
     return Echoed(text=ctx.payload.text, runs=ctx.payload.count)
 
 
+class Number(BaseModel):
+    n: int
+
+
+@define_handler(name="number", endpoint="POST /number", durable=False, retries=0)
+async def number(ctx: Context[Number]) -> Echoed:
+    """Stores a number the model does not bound: a column type refuses the large ones."""
+    await ctx.db.insert("numbers", {"id": ctx.uuid(), "n": ctx.payload.n})
+    return Echoed(text=str(ctx.payload.n))
+
+
 class Forward(BaseModel):
     note: str
 
@@ -154,7 +165,11 @@ gw = Integration(
         aliased,
         sleepy,
         wall_clock,
+        number,
     ],
-    migrations=[Migration("001_runs", "CREATE TABLE {{runs}} (id text PRIMARY KEY, key text, handler text)")],
+    migrations=[
+        Migration("001_runs", "CREATE TABLE {{runs}} (id text PRIMARY KEY, key text, handler text)"),
+        Migration("002_numbers", "CREATE TABLE {{numbers}} (id text PRIMARY KEY, n int NOT NULL)"),
+    ],
     secrets=["WEBHOOK_TOKEN", "ELEVENLABS_WEBHOOK_SECRET"],
 )

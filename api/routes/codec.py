@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from collections.abc import Sequence
 from urllib.parse import parse_qs
 
@@ -22,7 +21,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
 
-from api.body import GuardedRoute
+from api.body import GuardedRoute, parse_json
 from api.deps import RuntimeDep, is_admin
 from happ_integ.codec import EncryptionCodec
 from happ_integ.errors import NotFound, Unauthorized, ValidationFailed
@@ -95,7 +94,11 @@ async def login(request: Request, runtime: RuntimeDep) -> JSONResponse:
     expected = runtime.settings.admin_token
     raw = await request.body()
     if request.headers.get("content-type", "").startswith("application/json"):
-        token = str(json.loads(raw or b"{}").get("token", ""))
+        try:
+            body = parse_json(raw or b"{}")
+        except ValueError as exc:
+            raise ValidationFailed(f"the body is not JSON: {exc}") from None
+        token = str(body.get("token", "")) if isinstance(body, dict) else ""
     else:
         token = parse_qs(raw.decode(errors="replace")).get("token", [""])[0]
     if expected is None or not hmac.compare_digest(token.encode(), expected.get_secret_value().encode()):

@@ -1,7 +1,9 @@
 """Temporal activities; `worker_activities` is what a worker runs.
 
 - the context operations (`db.insert`, `cache.get`, `http.request`, `crm.*` …): one activity per
-  operation, generated from `happ_integ.ops` (`activities.context_ops`).
+  operation, generated from `happ_integ.ops` (`activities.context_ops`);
+- the call's own (`call.begin`, `call.record`, `voice.originate`, `elevenlabs.get_conversation`,
+  `queue.*`): methods of `activities.calls.CallActivities`.
 """
 
 from __future__ import annotations
@@ -11,13 +13,14 @@ from typing import Any
 
 from temporalio.client import Client
 
+from activities.calls import CallActivities
 from activities.context_ops import context_activities
 from happ_integ.ops import Resources
 
 
 def worker_activities(resources: Resources, client: Client) -> list[Callable[..., Any]]:
     """Every activity a worker registers, bound to this process's resources and Temporal client."""
-    return [*context_activities(resources)]
+    return [*context_activities(resources), *CallActivities(resources, client).all()]
 
 
 __all__ = ["worker_activities"]

@@ -24,8 +24,11 @@ from typing import Any
 from croniter import croniter
 from pydantic import BaseModel, ValidationError
 
+from happ_integ.calls.config import CallHandling
+from happ_integ.calls.models import LookupPayload, LookupResult, PostcallPayload
 from happ_integ.errors import HandlerDefinitionError
 from happ_integ.handler import HandlerDefinition, handler_definition, is_handler
+from happ_integ.stores.calls import CALL_FLOW_MIGRATIONS
 from happ_integ.stores.db import INTEGRATION_NAME
 from happ_integ.stores.migrations import Migration
 from happ_integ.temporal import task_queue_for
@@ -35,7 +38,20 @@ CALL_FLOW_SECRETS = (
     "SAAS_SIP_ID",
     "SAAS_ASSISTANT_ID",
     "ELEVENLABS_WEBHOOK_SECRET",
+    "ELEVENLABS_API_KEY",
     "WEBHOOK_TOKEN",
+)
+# What an integration with a call flow serves besides its handlers (api/routes/calls.py).
+CALL_FLOW_ROUTES = frozenset(
+    {
+        "POST /webhook/call-originate",
+        "POST /webhook/call-events",
+        "POST /webhook/agent-init",
+        "POST /webhook/agent-postcall",
+        "GET /calls",
+        "GET /calls/{call_id}",
+        "POST /calls/{call_id}/cancel",
+    }
 )
 
 
@@ -80,10 +96,19 @@ class Scheduled:
 
 @dataclass(frozen=True)
 class CallFlow:
-    """The handlers an outbound call runs: CRM lookup before dialling, CRM update after."""
+    """The handlers an outbound call runs: CRM lookup before dialling, CRM update after.
+
+    `lookup` takes a `LookupPayload` and returns a `LookupResult`; `postcall` takes a
+    `PostcallPayload` (both from `happ_integ.calls.models`). The call flow runs them (durably,
+    as child runs of the call's workflow; agent-init runs the lookup inline for a number with no
+    call in flight), so they get no HTTP route of their own.
+    """
 
     lookup: str | None = None
     postcall: str | None = None
+
+    def handler_names(self) -> set[str]:
+        return {name for name in (self.lookup, self.postcall) if name}
 
 
 class Integration:
@@ -103,7 +128,10 @@ class Integration:
                 "at most 40 characters: it prefixes table names"
             )
         self.name = name
+        self.call_flow = call_flow
         self.handlers: dict[str, HandlerDefinition] = {}
+        internal = call_flow.handler_names() if call_flow else set()
+        reserved = BUILTIN_ROUTES | (CALL_FLOW_ROUTES if call_flow else frozenset())
         endpoints: dict[str, str] = {}
         for fn in handlers:
             definition = handler_definition(fn)
@@ -111,27 +139,32 @@ class Integration:
                 raise HandlerDefinitionError(
                     f"integration {name!r}: two handlers are named {definition.name!r}"
                 )
+            if definition.name in internal and definition.endpoint is None:
+                self.handlers[definition.name] = definition
+                continue
             key = route_of(definition)
             if key in endpoints:
                 raise HandlerDefinitionError(
                     f"integration {name!r}: handlers {endpoints[key]!r} and {definition.name!r} both serve {key}"
                 )
             method, _, path = key.partition(" ")
-            if key in BUILTIN_ROUTES or (method in ("GET", "PUT") and path.startswith("/config/")):
+            if key in reserved or (method in ("GET", "PUT") and path.startswith("/config/")):
                 raise HandlerDefinitionError(
                     f"integration {name!r}: handler {definition.name!r} would shadow the built-in route {key}; "
                     "choose another path"
                 )
             endpoints[key] = definition.name
             self.handlers[definition.name] = definition
-        self.migrations = tuple(migrations)
+        # The call flow's own tables come first, so the integration's migrations may refer to them.
+        self.migrations = (*(CALL_FLOW_MIGRATIONS if call_flow else ()), *migrations)
         ids = [mig.id for mig in self.migrations]
         if len(set(ids)) != len(ids):
             raise HandlerDefinitionError(f"integration {name!r}: migration ids must be unique, got {ids}")
         self.secrets = tuple(secrets)
         self.default_configs = dict(default_configs or {})
+        if call_flow:
+            self.default_configs.setdefault("call_handling", CallHandling())
         self.scheduled = tuple(scheduled)
-        self.call_flow = call_flow
         for entry in self.scheduled:
             self._require_handler(entry.handler, "scheduled")
             try:
@@ -142,9 +175,23 @@ class Integration:
                     f"{exc.errors()[0]['msg']} at {'.'.join(map(str, exc.errors()[0]['loc'])) or 'payload'}"
                 ) from None
         if call_flow:
-            for role in ("lookup", "postcall"):
-                if getattr(call_flow, role):
-                    self._require_handler(getattr(call_flow, role), f"call_flow.{role}")
+            for role, payload in (("lookup", LookupPayload), ("postcall", PostcallPayload)):
+                handler = getattr(call_flow, role)
+                if not handler:
+                    continue
+                self._require_handler(handler, f"call_flow.{role}")
+                model = self.handlers[handler].payload_model
+                if not issubclass(model, payload):
+                    raise HandlerDefinitionError(
+                        f"integration {name!r}: call_flow.{role} handler {handler!r} must take "
+                        f"Context[{payload.__name__}] (from happ_integ), not Context[{model.__name__}]"
+                    )
+            if call_flow.lookup and not issubclass(
+                self.handlers[call_flow.lookup].response_model, LookupResult
+            ):
+                raise HandlerDefinitionError(
+                    f"integration {name!r}: call_flow.lookup handler {call_flow.lookup!r} must return a LookupResult"
+                )
 
     def _require_handler(self, handler: str, where: str) -> None:
         if handler not in self.handlers:

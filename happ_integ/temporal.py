@@ -4,12 +4,15 @@
     integration.task_queue                         # "happ-sofa", from task_queue_for("sofa")
 
 The custom search attributes below are what an operator filters on in the Web UI; `happ dev` and
-the compose setup register exactly these. Workflow ids, and every call that starts, signals,
-updates or queries one of our workflows, live in `workflows.control`.
+the compose setup register exactly these. The workflow ids are here too, so workflow code can name
+its children and peers without importing client code; every call that starts, signals, updates
+or queries one of our workflows lives in `workflows.control`.
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
@@ -55,6 +58,36 @@ class HandlerRunResult(BaseModel):
 
 def task_queue_for(integration: str) -> str:
     return f"happ-{integration}"
+
+
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9._:@-]{1,128}")
+
+
+def run_key(key: str) -> str:
+    """A key as it may appear in a workflow id: itself when short and plain, else a digest of it.
+
+    Workflow ids are limited (about 1,000 bytes) and show in the Web UI; a long or odd dedup key
+    (an `Idempotency-Key` header, a CRM record id) is hashed so any key makes a valid, stable id.
+    """
+    if _PLAIN_KEY.fullmatch(key):
+        return key
+    return "h-" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:40]
+
+
+def handler_workflow_id(integration: str, handler: str, key: str) -> str:
+    return f"{integration}:handler:{handler}:{run_key(key)}"
+
+
+def call_workflow_id(integration: str, call_id: str) -> str:
+    return f"{integration}:call:{call_id}"
+
+
+def queue_workflow_id(integration: str) -> str:
+    return f"{integration}:call-queue"
+
+
+def schedule_id(integration: str, handler: str) -> str:
+    return f"{integration}:{handler}"
 
 
 async def connect_client(address: str, namespace: str = "default", payload_key: str | None = None) -> Client:

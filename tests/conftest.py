@@ -13,12 +13,14 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from happ_integ.embedded import EmbeddedPostgres, EmbeddedTemporal, test_server_path
 from happ_integ.embedded.process import free_port
-from happ_integ.temporal import connect_client
+from happ_integ.temporal import connect_client, search_attribute_kinds
 
 
 @pytest.fixture(scope="session")
@@ -62,6 +64,17 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
 
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=test_server_path(), data_converter=pydantic_data_converter
+    )
+    # The call workflows set the project's search attributes; this server knows none by itself.
+    kinds = {
+        "Keyword": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+        "Int": IndexedValueType.INDEXED_VALUE_TYPE_INT,
+    }
+    await env.client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=env.client.namespace,
+            search_attributes={name: kinds[kind] for name, kind in search_attribute_kinds().items()},
+        )
     )
     yield env
     await env.shutdown()

@@ -11,10 +11,13 @@ from happ_integ import (
     Dedup,
     HandlerDefinitionError,
     Integration,
+    Migration,
     Scheduled,
     define_handler,
     handler_definition,
 )
+from happ_integ.calls.config import CallHandling
+from happ_integ.calls.models import LookupPayload, LookupResult, PostcallPayload
 
 
 class In(BaseModel):
@@ -115,14 +118,48 @@ def test_integration_refuses_duplicates_and_dangling_names() -> None:
         Scheduled(cron="every hour", handler="c")
 
 
+@define_handler(name="crm-lookup")
+async def lookup(ctx: Context[LookupPayload]) -> LookupResult:
+    return LookupResult()
+
+
+@define_handler(name="crm-postcall")
+async def postcall(ctx: Context[PostcallPayload]) -> Out:
+    return Out(success=True)
+
+
 def test_integration_exposes_its_task_queue_and_call_flow_secrets() -> None:
-    lookup = make("crm-lookup")
     integration = Integration(
         "sofa", handlers=[lookup], secrets=["NETHUNT_API_KEY"], call_flow=CallFlow(lookup="crm-lookup")
     )
     assert integration.task_queue == "happ-sofa"
     assert integration.all_secret_names()[:2] == ["NETHUNT_API_KEY", "SAAS_AUTH_TOKEN"]
-    assert "ELEVENLABS_WEBHOOK_SECRET" in integration.all_secret_names()
+    assert {"ELEVENLABS_WEBHOOK_SECRET", "ELEVENLABS_API_KEY", "WEBHOOK_TOKEN"} <= set(
+        integration.all_secret_names()
+    )
+
+
+def test_a_call_flow_brings_its_tables_config_and_routes() -> None:
+    integration = Integration(
+        "sofa",
+        handlers=[lookup, postcall],
+        migrations=[Migration("001_mine", "SELECT 1")],
+        call_flow=CallFlow(lookup="crm-lookup", postcall="crm-postcall"),
+    )
+    assert [m.id for m in integration.migrations] == ["happ_calls_001", "001_mine"]
+    assert isinstance(integration.default_configs["call_handling"], CallHandling)
+    # The call flow runs its handlers itself: they get no route of their own.
+    assert set(integration.handlers) == {"crm-lookup", "crm-postcall"}
+    with pytest.raises(HandlerDefinitionError, match="shadow the built-in route POST /webhook/call-events"):
+        Integration("x", handlers=[make("call-events")], call_flow=CallFlow())
+    assert Integration("x", handlers=[make("call-events")]).handlers  # no call flow: the name is free
+
+
+def test_call_flow_handlers_must_take_the_call_flow_payloads() -> None:
+    with pytest.raises(HandlerDefinitionError, match=r"must take Context\[LookupPayload\]"):
+        Integration("x", handlers=[make("crm-lookup")], call_flow=CallFlow(lookup="crm-lookup"))
+    with pytest.raises(HandlerDefinitionError, match=r"must take Context\[PostcallPayload\]"):
+        Integration("x", handlers=[make("crm-postcall")], call_flow=CallFlow(postcall="crm-postcall"))
 
 
 def test_routes_that_would_be_shadowed_or_collide_are_refused() -> None:

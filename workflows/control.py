@@ -1,5 +1,5 @@
-"""Starting, signalling, updating and querying our workflows: their ids, search attributes and
-the one mapping of Temporal's errors onto happ errors.
+"""Starting, signalling, updating and querying our workflows: their search attributes and the
+one mapping of Temporal's errors onto happ errors (the ids are named in `happ_integ.temporal`).
 
     handle = await start_handler_run(client, "sofa", definition, payload, key="rec-1", trace_id=t)
     result = await handler_result(handle, wait_seconds=30)       # None: still running
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -36,43 +35,41 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from happ_integ.calls.models import (
+    CallEvent,
+    CallEventAnswer,
+    CallRequest,
+    CallState,
+    CallStatus,
+    PostcallAnswer,
+    PostcallEvent,
+    QueueState,
+)
+from happ_integ.calls.phones import mask_phone
 from happ_integ.durable import error_from_failure
 from happ_integ.errors import Conflict, DependencyUnavailable, HappError, NotFound, ValidationFailed
 from happ_integ.handler import HandlerDefinition
 from happ_integ.temporal import (
+    CALL_ATTEMPT_KEY,
+    CALL_STATUS_KEY,
     HANDLER_KEY,
     INTEGRATION_KEY,
     HandlerRunInput,
     HandlerRunResult,
+    call_workflow_id,
+    handler_workflow_id,
+    queue_workflow_id,
     task_queue_for,
 )
+from workflows.call_queue import CallQueue
 from workflows.handler_run import HandlerRun
+from workflows.outbound_call import OutboundCall
 
 # A handler run that is still going after this long is stopped by Temporal and shows as timed out,
 # so a run whose code can never finish does not stay open (or retry) forever.
 HANDLER_RUN_TIMEOUT_SECONDS = 3600
 
-_PLAIN_KEY = re.compile(r"[A-Za-z0-9._:@-]{1,128}")
 _UNAVAILABLE = {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.RESOURCE_EXHAUSTED}
-
-
-def run_key(key: str) -> str:
-    """A key as it may appear in a workflow id: itself when short and plain, else a digest of it.
-
-    Workflow ids are limited (about 1,000 bytes) and show in the Web UI; a long or odd dedup key
-    (an `Idempotency-Key` header, a CRM record id) is hashed so any key makes a valid, stable id.
-    """
-    if _PLAIN_KEY.fullmatch(key):
-        return key
-    return "h-" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:40]
-
-
-def handler_workflow_id(integration: str, handler: str, key: str) -> str:
-    return f"{integration}:handler:{handler}:{run_key(key)}"
-
-
-def schedule_id(integration: str, handler: str) -> str:
-    return f"{integration}:{handler}"
 
 
 def handler_search_attributes(integration: str, handler: str) -> TypedSearchAttributes:
@@ -102,7 +99,8 @@ def temporal_error(exc: BaseException, workflow_id: str | None = None) -> HappEr
         elif exc.status == RPCStatusCode.FAILED_PRECONDITION:
             error = Conflict("the workflow has already finished")
         elif exc.status == RPCStatusCode.INVALID_ARGUMENT:
-            error = ValidationFailed("Temporal refused the request as invalid")
+            # Temporal's own words: they name the argument (a search attribute, an id), not payloads.
+            error = ValidationFailed(f"Temporal refused the request: {exc.message}")
     if error is not None and workflow_id is not None:
         error.details.setdefault("workflow_id", workflow_id)
     return error
@@ -172,3 +170,105 @@ async def handler_result(
             return await asyncio.wait_for(handle.result(), wait_seconds)
         except TimeoutError:
             return None
+
+
+# The call ---------------------------------------------------------------------------------------
+
+
+def call_search_attributes(integration: str, status: CallStatus, attempt: int) -> TypedSearchAttributes:
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(INTEGRATION_KEY, integration),
+            SearchAttributePair(CALL_STATUS_KEY, status.value),
+            SearchAttributePair(CALL_ATTEMPT_KEY, attempt),
+        ]
+    )
+
+
+async def start_call(client: Client, request: CallRequest) -> WorkflowHandle[Any, CallState]:
+    """Start the call's `OutboundCall` (or attach to it: a retried request starts nothing new).
+
+    The memo carries the number masked, so the Web UI's list tells calls apart without showing it.
+    """
+    workflow_id = call_workflow_id(request.integration, request.call_id)
+    masked = mask_phone(request.phone_number)
+    with temporal_errors(workflow_id):
+        return await client.start_workflow(
+            OutboundCall.run,
+            request,
+            id=workflow_id,
+            task_queue=task_queue_for(request.integration),
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+            search_attributes=call_search_attributes(request.integration, CallStatus.SCHEDULED, 0),
+            memo={"phone": masked},
+            static_summary=f"{request.integration} call {masked}",
+        )
+
+
+async def start_call_queue(client: Client, integration: str) -> None:
+    with temporal_errors(queue_workflow_id(integration)):
+        await client.start_workflow(
+            CallQueue.run,
+            QueueState(integration=integration),
+            id=queue_workflow_id(integration),
+            task_queue=task_queue_for(integration),
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            search_attributes=TypedSearchAttributes([SearchAttributePair(INTEGRATION_KEY, integration)]),
+            static_summary=f"{integration}: concurrency of its calls",
+        )
+
+
+def _update_id(kind: str, identity: tuple[object, ...], *detail: object) -> str | None:
+    """A stable id for an update about one physical event, so Temporal answers a redelivery with
+    the first answer. `identity` must name the event (a provider call id, a conversation id);
+    without one there is no id (a fresh one per delivery) and the workflow's own rules tell a
+    repeat from a new event."""
+    if not any(identity):
+        return None
+    digest = hashlib.sha256(repr((identity, detail)).encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    return f"{kind}:{digest}"
+
+
+async def send_call_event(
+    client: Client, integration: str, call_id: str, event: CallEvent
+) -> CallEventAnswer:
+    workflow_id = call_workflow_id(integration, call_id)
+    update_id = _update_id(
+        "call-event", (event.provider_call_id, event.conversation_id), event.event_type, event.duration
+    )
+    handle = client.get_workflow_handle_for(OutboundCall.run, workflow_id)
+    with temporal_errors(workflow_id):
+        return await handle.execute_update(OutboundCall.call_event, event, id=update_id)
+
+
+async def send_postcall(
+    client: Client, integration: str, call_id: str, event: PostcallEvent
+) -> PostcallAnswer:
+    workflow_id = call_workflow_id(integration, call_id)
+    update_id = _update_id("postcall", (event.info.conversation_id, event.audio_document_id), event.type)
+    handle = client.get_workflow_handle_for(OutboundCall.run, workflow_id)
+    with temporal_errors(workflow_id):
+        return await handle.execute_update(OutboundCall.postcall, event, id=update_id)
+
+
+async def cancel_call(client: Client, integration: str, call_id: str) -> CallState:
+    workflow_id = call_workflow_id(integration, call_id)
+    handle = client.get_workflow_handle_for(OutboundCall.run, workflow_id)
+    with temporal_errors(workflow_id):
+        return await handle.execute_update(OutboundCall.cancel)
+
+
+async def call_state(client: Client, integration: str, call_id: str) -> CallState:
+    """The call's state, also once it has ended (a closed workflow still answers queries)."""
+    workflow_id = call_workflow_id(integration, call_id)
+    handle = client.get_workflow_handle_for(OutboundCall.run, workflow_id)
+    with temporal_errors(workflow_id):
+        return await handle.query(OutboundCall.state)
+
+
+async def queue_state(client: Client, integration: str) -> QueueState:
+    handle = client.get_workflow_handle_for(CallQueue.run, queue_workflow_id(integration))
+    with temporal_errors(queue_workflow_id(integration)):
+        return await handle.query(CallQueue.snapshot)

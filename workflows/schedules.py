@@ -24,8 +24,8 @@ from happ_integ.errors import NotFound
 from happ_integ.integration import Integration, Scheduled
 from happ_integ.ops import Resources
 from happ_integ.setup import SetupReport, prepare_integration
-from happ_integ.temporal import INTEGRATION_KEY, HandlerRunInput
-from workflows.control import handler_search_attributes, handler_workflow_id, schedule_id, temporal_errors
+from happ_integ.temporal import INTEGRATION_KEY, HandlerRunInput, handler_workflow_id, schedule_id
+from workflows.control import handler_search_attributes, temporal_errors
 from workflows.handler_run import HandlerRun
 
 

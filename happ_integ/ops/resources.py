@@ -15,6 +15,7 @@ from happ_integ.settings import Settings
 if TYPE_CHECKING:
     from happ_integ.integration import Integration
     from happ_integ.stores.cache import Cache
+    from happ_integ.stores.calls import CallStore
     from happ_integ.stores.config import ConfigStore
     from happ_integ.stores.creds import CredsStore, SecretBox
     from happ_integ.stores.db import Db
@@ -60,6 +61,11 @@ class Resources:
             self.integrations[integration].default_configs if integration in self.integrations else {}
         )
         return ConfigStore(self.pool, integration, defaults)
+
+    def calls(self, integration: str) -> CallStore:
+        from happ_integ.stores.calls import CallStore
+
+        return CallStore(self.pool, integration)
 
     def dedup(self, integration: str, handler: str) -> DedupStore:
         from happ_integ.stores.dedup import DedupStore

@@ -1,0 +1,184 @@
+"""The activities of the call workflows, bound to this process's resources and Temporal client.
+
+    calls = CallActivities(resources, client)
+    Worker(..., activities=[calls.begin, calls.record, calls.originate, ...])
+    await workflow.execute_activity_method(CallActivities.originate, OriginateCall(...), ...)
+
+Secrets are read here, inside the activity (`SAAS_AUTH_TOKEN`, `ELEVENLABS_API_KEY` …), so no
+value ever reaches workflow history. Each activity takes one input model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from pydantic import BaseModel, Field
+from temporalio import activity
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.service import RPCError, RPCStatusCode
+
+from happ_integ.calls.config import CallHandling
+from happ_integ.calls.models import CallBegin, CallRecord, CallRequest, PostcallInfo
+from happ_integ.clients.elevenlabs import ElevenLabsApi
+from happ_integ.clients.happ_voice import HappVoiceApi
+from happ_integ.durable import error_to_failure
+from happ_integ.errors import HappError, NotFound, UpstreamRejected
+from happ_integ.ops import Resources
+from happ_integ.ops.secrets import SecretResolver
+from happ_integ.temporal import call_workflow_id
+
+
+class OriginateCall(BaseModel):
+    integration: str
+    call_id: str
+    phone_number: str
+    attempt: int
+    variables: dict[str, Any] = Field(default_factory=dict)
+
+
+class Originated(BaseModel):
+    provider_call_id: str | None = None
+
+
+class ConversationRequest(BaseModel):
+    integration: str
+    call_id: str
+    conversation_id: str
+
+
+class QueueRef(BaseModel):
+    integration: str
+
+
+class WorkflowIds(BaseModel):
+    ids: list[str]
+
+
+class CallActivities:
+    def __init__(self, resources: Resources, client: Client) -> None:
+        self._res = resources
+        self._client = client
+
+    @activity.defn(name="call.begin")
+    async def begin(self, req: CallRequest) -> CallBegin:
+        """The options the call runs with (read once, when it starts), and its row in the calls table."""
+        with _as_failure():
+            await self._res.calls(req.integration).ensure(
+                req.call_id, req.phone_number, call_workflow_id(req.integration, req.call_id), req.metadata
+            )
+            return CallBegin(handling=await self._handling(req.integration))
+
+    @activity.defn(name="call.record")
+    async def record(self, rec: CallRecord) -> None:
+        """One status change written to `{integration}_calls`."""
+        with _as_failure():
+            await self._res.calls(rec.integration).record(rec)
+
+    @activity.defn(name="voice.originate")
+    async def originate(self, arg: OriginateCall) -> Originated:
+        """`POST {HAPP_SAAS_API_URL}/{SAAS_SIP_ID}/originate/`: ask the voice assistant to dial."""
+        with _as_failure():
+            base = self._res.settings.saas_api_url
+            if not base:
+                raise UpstreamRejected("HAPP_SAAS_API_URL is not set: the voice assistant cannot be reached")
+            secrets = SecretResolver(self._res, arg.integration)
+            token = await secrets.named("SAAS_AUTH_TOKEN")
+            sip_id = await secrets.named("SAAS_SIP_ID")
+            assistant = self._res.creds(arg.integration)
+            assistant_id = await assistant.reveal("SAAS_ASSISTANT_ID")
+            result = await HappVoiceApi(self._res.http, base, token).originate(
+                sip_id,
+                arg.phone_number,
+                assistant_id,
+                dynamic_variables=arg.variables,
+                call_id=arg.call_id,
+                metadata={"attempt": arg.attempt},
+            )
+            return Originated(provider_call_id=result.provider_call_id)
+
+    @activity.defn(name="elevenlabs.get_conversation")
+    async def fetch_conversation(self, arg: ConversationRequest) -> PostcallInfo | None:
+        """The conversation from the ElevenLabs API once it is done (None before), stored like a
+        post-call webhook: the transcript goes to PostgreSQL, only its summary to history."""
+        with _as_failure():
+            key = await SecretResolver(self._res, arg.integration).named("ELEVENLABS_API_KEY")
+            api = ElevenLabsApi(self._res.http, self._res.settings.elevenlabs_api_url, key)
+            try:
+                conversation = await api.get_conversation(arg.conversation_id)
+            except NotFound:
+                return None
+            if not conversation.done:
+                return None
+            document = await self._res.calls(arg.integration).store_document(
+                "transcript",
+                key=arg.conversation_id,
+                body=conversation.model_dump(mode="json"),
+                call_id=arg.call_id,
+                conversation_id=arg.conversation_id,
+            )
+            return PostcallInfo(
+                conversation_id=arg.conversation_id,
+                document_id=document,
+                duration_seconds=conversation.duration_seconds,
+                call_successful=conversation.call_successful,
+                transcript_summary=conversation.transcript_summary,
+                data_collection_results=conversation.data_collection_results,
+                source="api",
+            )
+
+    @activity.defn(name="queue.start")
+    async def start_queue(self, ref: QueueRef) -> None:
+        """Start the integration's CallQueue if it is not running (it is started on first use)."""
+        from workflows.control import start_call_queue  # the module that starts workflows imports these
+
+        with _as_failure():
+            await start_call_queue(self._client, ref.integration)
+
+    @activity.defn(name="queue.capacity")
+    async def queue_capacity(self, ref: QueueRef) -> int:
+        """`call_handling.concurrency_limit`, read now (a change applies to the next acquisition)."""
+        with _as_failure():
+            return (await self._handling(ref.integration)).concurrency_limit
+
+    @activity.defn(name="queue.closed_holders")
+    async def closed_workflows(self, arg: WorkflowIds) -> list[str]:
+        """The ids among `arg.ids` whose workflow is no longer running (terminated, timed out …)."""
+        closed = []
+        for workflow_id in arg.ids:
+            try:
+                description = await self._client.get_workflow_handle(workflow_id).describe()
+            except RPCError as exc:
+                if exc.status != RPCStatusCode.NOT_FOUND:
+                    raise
+                closed.append(workflow_id)
+                continue
+            if description.status != WorkflowExecutionStatus.RUNNING:
+                closed.append(workflow_id)
+        return closed
+
+    async def _handling(self, integration: str) -> CallHandling:
+        handling = await self._res.config(integration).get("call_handling", CallHandling)
+        assert handling is not None
+        return handling
+
+    def all(self) -> list[Any]:
+        return [
+            self.begin,
+            self.record,
+            self.originate,
+            self.fetch_conversation,
+            self.start_queue,
+            self.queue_capacity,
+            self.closed_workflows,
+        ]
+
+
+@contextmanager
+def _as_failure() -> Iterator[None]:
+    """Raise a happ error as the activity failure Temporal should see (retryable or not)."""
+    try:
+        yield
+    except HappError as exc:
+        raise error_to_failure(exc) from None

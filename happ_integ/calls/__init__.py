@@ -1,0 +1,9 @@
+"""The outbound call's rules and shapes, shared by the gateway, the workflows and the activities.
+
+- `config`: `CallHandling`, `CallingHours` (the `call_handling` config);
+- `models`: the call's state, its messages, the lookup/postcall handlers' payloads;
+- `rules`: what happens after an attempt; `clock`: the calling window and the agent's date;
+- `phones`: E.164 normalisation and masking.
+
+All of it is pure (no I/O), so workflow code uses it as it is.
+"""

@@ -1,0 +1,69 @@
+"""What happens after an attempt: the retry rules, as pure functions the workflow and its
+update handlers share (so a webhook's answer is exactly what the workflow then does).
+
+    outcome = classify_end(duration=2, answered=True, provider_status=None, handling=handling)  # SHORT
+    decision = after_attempt(handling, attempt=1, outcome=outcome, now=now, cancelled=False)
+    decision.kind, decision.retry_at                                       # "retry", now + 600 s
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from happ_integ.calls.config import CallHandling
+from happ_integ.calls.models import CallStatus, Outcome
+
+_PROVIDER_OUTCOMES = {
+    "no_answer": Outcome.NO_ANSWER,
+    "no-answer": Outcome.NO_ANSWER,
+    "noanswer": Outcome.NO_ANSWER,
+    "busy": Outcome.BUSY,
+    "failed": Outcome.FAILED,
+    "unknown": Outcome.FAILED,
+}
+
+
+def provider_outcome(status: str | None) -> Outcome | None:
+    """`metadata.status` of a call_end, or ElevenLabs' `failure_reason`, as an outcome."""
+    return _PROVIDER_OUTCOMES.get((status or "").strip().lower()) if status else None
+
+
+def classify_end(
+    *, duration: float | None, answered: bool, provider_status: str | None, handling: CallHandling
+) -> Outcome:
+    """A call_end without a call_start before it, or without a duration, counts as duration 0."""
+    reported = provider_outcome(provider_status)
+    if reported is not None and not answered:
+        return reported
+    seconds = duration if (answered and duration is not None) else 0
+    return Outcome.ANSWERED if seconds >= handling.short_call_seconds and seconds > 0 else Outcome.SHORT
+
+
+@dataclass(frozen=True)
+class Decision:
+    kind: Literal["postcall", "retry", "exhausted", "cancelled"]
+    retry_at: datetime | None = None
+
+    @property
+    def status(self) -> CallStatus:
+        return {
+            "postcall": CallStatus.WAITING_POSTCALL,
+            "retry": CallStatus.SCHEDULED,
+            "exhausted": CallStatus.EXHAUSTED,
+            "cancelled": CallStatus.CANCELLED,
+        }[self.kind]
+
+
+def after_attempt(
+    handling: CallHandling, *, attempt: int, outcome: Outcome, now: datetime, cancelled: bool
+) -> Decision:
+    """Answered → post-call (even when cancelled meanwhile); otherwise a retry until max_attempts."""
+    if outcome is Outcome.ANSWERED:
+        return Decision("postcall")
+    if cancelled:
+        return Decision("cancelled")
+    if attempt >= handling.max_attempts:
+        return Decision("exhausted")
+    return Decision("retry", now + timedelta(seconds=handling.retry_delay(attempt)))

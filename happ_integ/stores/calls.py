@@ -1,0 +1,259 @@
+"""The calls of an integration with a call flow: one row per call in `{integration}_calls`, and the
+documents a call produced (transcripts, audio, webhooks that matched no call) beside it.
+
+    calls = CallStore(pool, "sofa")
+    call_id, created = await calls.claim("c_1", "+380994829573", "sofa:call:c_1", {})
+    await calls.record(CallRecord(integration="sofa", call_id="c_1", status=CallStatus.DIALING, attempt=1))
+    await calls.in_flight_by_phone("+380994829573")        # the row, or None
+    doc = await calls.store_document("transcript", body=data, conversation_id="conv_1", call_id="c_1")
+
+The workflow owns a call's state; this table is its record, written at every status change, so
+calls can be listed and agent-init can answer from it without asking the workflow. At most one
+call per number is in flight: a unique index says so, whoever inserts.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from happ_integ.calls.models import FINAL_STATUSES, CallRecord, CallStatus
+from happ_integ.errors import ValidationFailed
+from happ_integ.stores.db import quote_ident, table_name
+from happ_integ.stores.migrations import Migration
+from happ_integ.stores.schema import pg_errors, to_json
+
+_FINAL = ", ".join(f"'{status.value}'" for status in sorted(FINAL_STATUSES))
+IN_FLIGHT = f"status NOT IN ({_FINAL})"
+
+CALL_FLOW_MIGRATIONS = (
+    Migration(
+        "happ_calls_001",
+        f"""
+        CREATE TABLE {{{{calls}}}} (
+            call_id         text PRIMARY KEY,
+            workflow_id     text NOT NULL,
+            phone           text NOT NULL,
+            status          text NOT NULL,
+            attempt         int NOT NULL DEFAULT 0,
+            next_attempt_at timestamptz,
+            provider_call_id text,
+            conversation_id text,
+            outcome         text,
+            reason          text,
+            variables       jsonb,
+            metadata        jsonb NOT NULL DEFAULT '{{}}',
+            result          jsonb,
+            created_at      timestamptz NOT NULL DEFAULT now(),
+            updated_at      timestamptz NOT NULL DEFAULT now()
+        );
+        CREATE UNIQUE INDEX ON {{{{calls}}}} (phone) WHERE {IN_FLIGHT};
+        CREATE INDEX ON {{{{calls}}}} (created_at DESC, call_id DESC);
+        CREATE INDEX ON {{{{calls}}}} (status, created_at DESC);
+        CREATE INDEX ON {{{{calls}}}} (conversation_id) WHERE conversation_id IS NOT NULL;
+        CREATE INDEX ON {{{{calls}}}} (provider_call_id) WHERE provider_call_id IS NOT NULL;
+        CREATE TABLE {{{{call_documents}}}} (
+            id              text PRIMARY KEY,
+            kind            text NOT NULL,
+            call_id         text,
+            conversation_id text,
+            body            jsonb,
+            data            bytea,
+            created_at      timestamptz NOT NULL DEFAULT now()
+        );
+        CREATE INDEX ON {{{{call_documents}}}} (call_id);
+        """,
+    ),
+)
+
+_COLUMNS = (
+    "call_id, workflow_id, phone, status, attempt, next_attempt_at, provider_call_id, conversation_id,"
+    " outcome, reason, variables, metadata, result, created_at, updated_at"
+)
+
+
+class CallStore:
+    """The calls and call documents of one integration; see the module docstring."""
+
+    def __init__(self, pool: asyncpg.Pool, integration: str) -> None:
+        self.pool = pool
+        self.integration = integration
+        self.calls = quote_ident(table_name(integration, "calls"))
+        self.documents = quote_ident(table_name(integration, "call_documents"))
+
+    async def claim(
+        self, call_id: str, phone: str, workflow_id: str, metadata: dict[str, Any]
+    ) -> tuple[str, bool]:
+        """Insert a new call for `phone`, or return the one already in flight: `(call_id, created)`."""
+        for _ in range(3):
+            with pg_errors():
+                created = await self.pool.fetchval(
+                    f"""INSERT INTO {self.calls} (call_id, workflow_id, phone, status, metadata)
+                        VALUES ($1, $2, $3, 'scheduled', $4)
+                        ON CONFLICT (phone) WHERE {IN_FLIGHT} DO NOTHING RETURNING call_id""",
+                    call_id,
+                    workflow_id,
+                    phone,
+                    metadata,
+                )
+                if created:
+                    return created, True
+                existing = await self.pool.fetchval(
+                    f"SELECT call_id FROM {self.calls} WHERE phone = $1 AND {IN_FLIGHT}", phone
+                )
+            if existing:
+                return existing, False
+            # The call in flight ended between the two statements: try again.
+        raise ValidationFailed("the number's call changed state three times in a row: try again")
+
+    async def forget_claim(self, call_id: str) -> None:
+        """Remove a call whose workflow never started (Temporal refused it), so the number is free."""
+        with pg_errors():
+            await self.pool.execute(
+                f"DELETE FROM {self.calls} WHERE call_id = $1 AND status = 'scheduled' AND attempt = 0",
+                call_id,
+            )
+
+    async def ensure(self, call_id: str, phone: str, workflow_id: str, metadata: dict[str, Any]) -> None:
+        """The row of a call started without the gateway (a test, the CLI), if it has none."""
+        with pg_errors():
+            await self.pool.execute(
+                f"""INSERT INTO {self.calls} (call_id, workflow_id, phone, status, metadata)
+                    VALUES ($1, $2, $3, 'scheduled', $4) ON CONFLICT DO NOTHING""",
+                call_id,
+                workflow_id,
+                phone,
+                metadata,
+            )
+
+    async def record(self, rec: CallRecord) -> None:
+        """Write one status change; ids, variables and result are kept when not given."""
+        with pg_errors():
+            await self.pool.execute(
+                f"""UPDATE {self.calls} SET status = $2, attempt = $3, next_attempt_at = $4,
+                        provider_call_id = COALESCE($5, provider_call_id),
+                        conversation_id = COALESCE($6, conversation_id),
+                        outcome = COALESCE($7, outcome), reason = COALESCE($8, reason),
+                        variables = COALESCE($9, variables), result = COALESCE($10, result),
+                        updated_at = now()
+                    WHERE call_id = $1""",
+                rec.call_id,
+                rec.status.value,
+                rec.attempt,
+                rec.next_attempt_at,
+                rec.provider_call_id,
+                rec.conversation_id,
+                rec.outcome.value if rec.outcome else None,
+                rec.reason,
+                rec.variables,
+                rec.result,
+            )
+
+    async def get(self, call_id: str) -> dict[str, Any] | None:
+        return await self._one(f"SELECT {_COLUMNS} FROM {self.calls} WHERE call_id = $1", call_id)
+
+    async def in_flight_by_phone(self, phone: str) -> dict[str, Any] | None:
+        return await self._one(f"SELECT {_COLUMNS} FROM {self.calls} WHERE phone = $1 AND {IN_FLIGHT}", phone)
+
+    async def by_conversation(self, conversation_id: str) -> dict[str, Any] | None:
+        return await self._one(
+            f"SELECT {_COLUMNS} FROM {self.calls} WHERE conversation_id = $1 ORDER BY created_at DESC LIMIT 1",
+            conversation_id,
+        )
+
+    async def by_provider_id(self, provider_call_id: str) -> dict[str, Any] | None:
+        return await self._one(
+            f"SELECT {_COLUMNS} FROM {self.calls} WHERE provider_call_id = $1 ORDER BY created_at DESC LIMIT 1",
+            provider_call_id,
+        )
+
+    async def waiting_postcall_by_phone(self, phone: str) -> dict[str, Any] | None:
+        return await self._one(
+            f"SELECT {_COLUMNS} FROM {self.calls} WHERE phone = $1 AND status = $2"
+            " ORDER BY created_at DESC LIMIT 1",
+            phone,
+            CallStatus.WAITING_POSTCALL.value,
+        )
+
+    async def list(
+        self, status: CallStatus | None = None, limit: int = 50, cursor: str | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """Newest first; pass the returned cursor back for the next page (None: no more)."""
+        params: list[Any] = []
+        where = []
+        if status is not None:
+            params.append(status.value)
+            where.append(f"status = ${len(params)}")
+        if cursor is not None:
+            created_at, call_id = _read_cursor(cursor)
+            params += [created_at, call_id]
+            where.append(f"(created_at, call_id) < (${len(params) - 1}, ${len(params)})")
+        params.append(limit + 1)
+        sql = (
+            f"SELECT {_COLUMNS} FROM {self.calls}"
+            + (f" WHERE {' AND '.join(where)}" if where else "")
+            + f" ORDER BY created_at DESC, call_id DESC LIMIT ${len(params)}"
+        )
+        with pg_errors():
+            rows = [dict(r) for r in await self.pool.fetch(sql, *params)]
+        more = len(rows) > limit
+        rows = rows[:limit]
+        next_cursor = _make_cursor(rows[-1]["created_at"], rows[-1]["call_id"]) if more and rows else None
+        return [to_json(r) for r in rows], next_cursor
+
+    async def store_document(
+        self,
+        kind: str,
+        *,
+        key: str,
+        body: Any = None,
+        data: bytes | None = None,
+        call_id: str | None = None,
+        conversation_id: str | None = None,
+    ) -> str:
+        """Store a document once under `{kind}:{key}` (a redelivered webhook stores nothing new)."""
+        document_id = f"{kind}:{key}"
+        with pg_errors():
+            await self.pool.execute(
+                f"""INSERT INTO {self.documents} (id, kind, call_id, conversation_id, body, data)
+                    VALUES ($1, $2, $3, $4, $5, $6)
+                    ON CONFLICT (id) DO UPDATE SET call_id = COALESCE({self.documents}.call_id, EXCLUDED.call_id)""",
+                document_id,
+                kind,
+                call_id,
+                conversation_id,
+                body,
+                data,
+            )
+        return document_id
+
+    async def document(self, document_id: str) -> dict[str, Any] | None:
+        with pg_errors():
+            row = await self.pool.fetchrow(
+                f"SELECT id, kind, call_id, conversation_id, body, created_at FROM {self.documents} WHERE id = $1",
+                document_id,
+            )
+        return to_json(dict(row)) if row else None
+
+    async def _one(self, sql: str, *params: Any) -> dict[str, Any] | None:
+        with pg_errors():
+            row = await self.pool.fetchrow(sql, *params)
+        return to_json(dict(row)) if row else None
+
+
+def _make_cursor(created_at: datetime, call_id: str) -> str:
+    raw = json.dumps([created_at.isoformat(), call_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _read_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created_at, call_id = json.loads(raw)
+        return datetime.fromisoformat(created_at), str(call_id)
+    except (ValueError, TypeError):
+        raise ValidationFailed("cursor is not one this API handed out", field="cursor") from None

@@ -1,0 +1,144 @@
+"""Stand-ins for what the call workflows talk to, for time-skipping tests of the workflows alone.
+
+`FakeHandlerRun` is registered under the name `HandlerRun`: the lookup answers a record and
+variables, the postcall handler answers the payload it received. `CallScript` holds the fake
+activities' behaviour and records their calls; its activities carry the real names
+(`voice.originate`, …), so the workflow under test cannot tell them from the real ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from temporalio import activity, workflow
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.service import RPCError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.calls import ConversationRequest, OriginateCall, Originated, QueueRef, WorkflowIds
+    from happ_integ.calls.config import CallHandling
+    from happ_integ.calls.models import (
+        CallBegin,
+        CallRecord,
+        CallRequest,
+        LookupResult,
+        PostcallInfo,
+        SlotGrant,
+        SlotRelease,
+        SlotRequest,
+    )
+    from happ_integ.durable import error_to_failure
+    from happ_integ.errors import HappError
+    from happ_integ.temporal import HandlerRunInput, HandlerRunResult, queue_workflow_id
+
+from workflows.call_queue import CallQueue
+
+
+@workflow.defn(name="HandlerRun")
+class FakeHandlerRun:
+    @workflow.run
+    async def run(self, inp: HandlerRunInput) -> HandlerRunResult:
+        if inp.handler == "crm-lookup":
+            found = LookupResult(found=True, record_id="rec-1", variables={"client_name": "Іван"})
+            return HandlerRunResult(response=found.model_dump(mode="json"))
+        return HandlerRunResult(response={"success": True, "payload": inp.payload})
+
+
+@dataclass
+class CallScript:
+    client: Client
+    handling: CallHandling = field(default_factory=lambda: CallHandling(calling_hours=None))
+    capacity: int = 3
+    originate_errors: list[HappError] = field(default_factory=list)  # raised by the next originates
+    conversation: PostcallInfo | None = None  # what the ElevenLabs API answers (None: not found)
+    originates: list[tuple[datetime, OriginateCall]] = field(default_factory=list)
+    records: list[CallRecord] = field(default_factory=list)
+    fetches: int = 0
+
+    @activity.defn(name="call.begin")
+    async def begin(self, req: CallRequest) -> CallBegin:
+        return CallBegin(handling=self.handling)
+
+    @activity.defn(name="call.record")
+    async def record(self, rec: CallRecord) -> None:
+        self.records.append(rec)
+
+    @activity.defn(name="voice.originate")
+    async def originate(self, arg: OriginateCall) -> Originated:
+        self.originates.append((activity.info().current_attempt_scheduled_time, arg))
+        if self.originate_errors:
+            raise error_to_failure(self.originate_errors.pop(0))
+        return Originated(provider_call_id=f"va-{arg.attempt}")
+
+    @activity.defn(name="elevenlabs.get_conversation")
+    async def fetch_conversation(self, arg: ConversationRequest) -> PostcallInfo | None:
+        self.fetches += 1
+        return self.conversation
+
+    @activity.defn(name="queue.start")
+    async def start_queue(self, ref: QueueRef) -> None:
+        from workflows.control import start_call_queue
+
+        await start_call_queue(self.client, ref.integration)
+
+    @activity.defn(name="queue.capacity")
+    async def queue_capacity(self, ref: QueueRef) -> int:
+        return self.capacity
+
+    @activity.defn(name="queue.closed_holders")
+    async def closed_workflows(self, arg: WorkflowIds) -> list[str]:
+        closed = []
+        for workflow_id in arg.ids:
+            try:
+                status = (await self.client.get_workflow_handle(workflow_id).describe()).status
+            except RPCError:
+                status = None
+            if status != WorkflowExecutionStatus.RUNNING:
+                closed.append(workflow_id)
+        return closed
+
+    def activities(self) -> list[Any]:
+        return [
+            self.begin,
+            self.record,
+            self.originate,
+            self.fetch_conversation,
+            self.start_queue,
+            self.queue_capacity,
+            self.closed_workflows,
+        ]
+
+    def statuses(self) -> list[str]:
+        return [r.status.value for r in self.records]
+
+
+@workflow.defn
+class SlotHolder:
+    """Takes one slot of the integration's CallQueue and holds it until told to `finish`."""
+
+    def __init__(self) -> None:
+        self._granted = False
+        self._done = False
+
+    @workflow.run
+    async def run(self, integration: str) -> None:
+        me = workflow.info().workflow_id
+        queue = workflow.get_external_workflow_handle(queue_workflow_id(integration))
+        await queue.signal(CallQueue.acquire, SlotRequest(holder=me, attempt=1))
+        await workflow.wait_condition(lambda: self._granted)
+        await workflow.wait_condition(lambda: self._done)
+        await queue.signal(CallQueue.release, SlotRelease(holder=me, attempt=1))
+
+    @workflow.signal(name="slot_granted")
+    def slot_granted(self, grant: SlotGrant) -> None:
+        self._granted = True
+
+    @workflow.signal
+    def finish(self) -> None:
+        self._done = True
+
+    @workflow.query
+    def has_slot(self) -> bool:
+        return self._granted and not self._done

@@ -1,0 +1,324 @@
+"""`OutboundCall` on the time-skipping test server: every path a call can take, with the voice
+assistant, the CRM handlers and the database replaced by the stand-ins in `fakes`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from temporalio.client import WorkflowHandle
+from temporalio.service import RPCError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from happ_integ import CallFlow, Context, Integration, define_handler, registry
+from happ_integ.calls.config import CallHandling, CallingHours
+from happ_integ.calls.models import (
+    CallEvent,
+    CallRequest,
+    CallState,
+    CallStatus,
+    LookupPayload,
+    LookupResult,
+    Outcome,
+    PostcallEvent,
+    PostcallInfo,
+    PostcallPayload,
+)
+from happ_integ.errors import UpstreamError, UpstreamRejected
+from happ_integ.logs import CaptureSink
+from happ_integ.settings import Settings
+from happ_integ.temporal import queue_workflow_id
+from tests.workflows.fakes import CallScript, FakeHandlerRun
+from worker import workflow_runner
+from workflows import CallQueue, OutboundCall
+from workflows.control import call_state, cancel_call, send_call_event, send_postcall, start_call
+
+
+@define_handler(name="crm-lookup")
+async def lookup(ctx: Context[LookupPayload]) -> LookupResult:
+    return LookupResult()
+
+
+@define_handler(name="crm-postcall")
+async def postcall(ctx: Context[PostcallPayload]) -> LookupResult:
+    return LookupResult()
+
+
+@dataclass
+class Call:
+    env: WorkflowEnvironment
+    script: CallScript
+    integration: str
+    call_id: str
+    handle: WorkflowHandle[OutboundCall, CallState]
+
+    async def state(self) -> CallState:
+        return await call_state(self.env.client, self.integration, self.call_id)
+
+    async def until(self, test: Callable[[CallState], bool], seconds: float = 10) -> CallState:
+        deadline = time.monotonic() + seconds
+        while True:
+            state = await self.state()
+            if test(state):
+                return state
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"the call never got there; it is {state.status} (attempt {state.attempt})"
+                )
+            await asyncio.sleep(0.05)
+
+    async def dialing(self, attempt: int) -> CallState:
+        return await self.until(lambda s: s.status is CallStatus.DIALING and s.attempt == attempt)
+
+    async def event(self, kind: str, duration: float | None = None, **extra: object) -> object:
+        event = CallEvent(event_type=kind, duration=duration, **extra)  # type: ignore[arg-type]
+        return await send_call_event(self.env.client, self.integration, self.call_id, event)
+
+    async def transcription(self, duration: float = 45, conversation_id: str = "conv-1") -> object:
+        info = PostcallInfo(
+            conversation_id=conversation_id,
+            document_id=f"transcript:{conversation_id}",
+            duration_seconds=duration,
+            call_successful="success",
+            transcript_summary="Клієнт зацікавлений",
+        )
+        event = PostcallEvent(type="post_call_transcription", info=info)
+        return await send_postcall(self.env.client, self.integration, self.call_id, event)
+
+    async def result(self) -> CallState:
+        try:
+            return await asyncio.wait_for(self.handle.result(), 30)
+        except TimeoutError:
+            state = await self.state()
+            described = (await self.handle.describe()).raw_description
+            pending = [(a.activity_type.name, a.state, a.attempt) for a in described.pending_activities]
+            raise AssertionError(
+                f"the call did not end: {state.status} attempt {state.attempt}, pending {pending}, "
+                f"children {[c.workflow_id for c in described.pending_children]}"
+            ) from None
+
+
+@pytest.fixture
+async def calls(time_skipping_env: WorkflowEnvironment) -> AsyncIterator[Callable[..., object]]:
+    env = time_skipping_env
+    name = f"t{uuid.uuid4().hex[:10]}"
+    integration = Integration(
+        name, handlers=[lookup, postcall], call_flow=CallFlow(lookup="crm-lookup", postcall="crm-postcall")
+    )
+    registry.install({name: integration}, CaptureSink(), Settings())
+    script = CallScript(env.client)
+    worker = Worker(
+        env.client,
+        task_queue=f"happ-{name}",
+        workflows=[OutboundCall, CallQueue, FakeHandlerRun],
+        activities=script.activities(),
+        workflow_runner=workflow_runner(),
+    )
+
+    started: list[str] = []
+
+    async def start(handling: CallHandling | None = None) -> Call:
+        if handling is not None:
+            script.handling = handling
+        call_id = f"c_{uuid.uuid4().hex[:12]}"
+        request = CallRequest(integration=name, call_id=call_id, phone_number="+380994829573")
+        handle = await start_call(env.client, request)
+        started.append(handle.id)
+        return Call(env, script, name, call_id, handle)
+
+    async with worker:
+        yield start
+        # Nothing of this test may stay open: the server skips time only while no task is pending.
+        for workflow_id in [*started, queue_workflow_id(name)]:
+            with contextlib.suppress(RPCError):
+                await env.client.get_workflow_handle(workflow_id).terminate("the test is over")
+
+
+def handling(**options: object) -> CallHandling:
+    return CallHandling(calling_hours=None, **options)  # type: ignore[arg-type]
+
+
+async def test_a_normal_call_completes_with_the_crm_postcall(calls: Callable[..., object]) -> None:
+    call: Call = await calls()  # type: ignore[misc]
+    dialing = await call.dialing(1)
+    assert dialing.variables == {"client_name": "Іван"} and dialing.record_id == "rec-1"
+    assert (await call.event("call_start")).status is CallStatus.IN_PROGRESS  # type: ignore[attr-defined]
+    answer = await call.event("call_end", 45, conversation_id="conv-1")
+    assert answer.status is CallStatus.WAITING_POSTCALL and not answer.scheduled_retry  # type: ignore[attr-defined]
+    await call.transcription(45)
+    state = await call.result()
+    assert state.status is CallStatus.COMPLETED and state.attempt == 1
+    assert state.attempts[0].outcome is Outcome.ANSWERED and state.attempts[0].duration_seconds == 45
+    payload = state.result["payload"]  # type: ignore[index]
+    assert payload["record_id"] == "rec-1" and payload["call_successful"] == "success"
+    assert payload["transcript_document_id"] == "transcript:conv-1" and payload["duration_seconds"] == 45
+    # The originate carried our call id and the lookup's variables to the agent.
+    _, originate = call.script.originates[0]
+    assert originate.variables == {"client_name": "Іван", "call_id": call.call_id}
+    assert call.script.statuses() == [
+        "queued",
+        "dialing",
+        "in_progress",
+        "waiting_postcall",
+        "analyzing",
+        "completed",
+    ]
+
+
+async def test_a_short_call_is_retried_after_the_delay_then_completes(calls: Callable[..., object]) -> None:
+    call: Call = await calls(handling(retry_delays_seconds=[120]))  # type: ignore[misc]
+    await call.dialing(1)
+    await call.event("call_start")
+    answer = await call.event("call_end", 2)
+    assert answer.scheduled_retry and answer.status is CallStatus.SCHEDULED  # type: ignore[attr-defined]
+    retry_at = answer.next_retry_at  # type: ignore[attr-defined]
+    scheduled = await call.until(lambda s: s.status is CallStatus.SCHEDULED)
+    assert scheduled.next_attempt_at == retry_at and scheduled.attempts[0].outcome is Outcome.SHORT
+    await call.env.sleep(timedelta(seconds=121))
+    await call.dialing(2)
+    first, second = (moment for moment, _ in call.script.originates)
+    assert second - first >= timedelta(seconds=120)
+    await call.event("call_start")
+    await call.event("call_end", 30)
+    await call.transcription(30, "conv-2")
+    state = await call.result()
+    assert state.status is CallStatus.COMPLETED and state.attempt == 2
+
+
+async def test_a_call_never_answered_is_exhausted_after_max_attempts(calls: Callable[..., object]) -> None:
+    call: Call = await calls(handling(max_attempts=3, retry_delays_seconds=[60, 90]))  # type: ignore[misc]
+    for attempt in (1, 2, 3):
+        await call.dialing(attempt)
+        answer = await call.event("call_end", 0, provider_status="no_answer")
+        if attempt < 3:
+            assert answer.scheduled_retry  # type: ignore[attr-defined]
+            await call.until(lambda s: s.status is CallStatus.SCHEDULED)
+            await call.env.sleep(timedelta(seconds=91))
+        else:
+            assert answer.status is CallStatus.EXHAUSTED and not answer.scheduled_retry  # type: ignore[attr-defined]
+    state = await call.result()
+    assert state.status is CallStatus.EXHAUSTED
+    assert [a.outcome for a in state.attempts] == [Outcome.NO_ANSWER] * 3
+    assert len(call.script.originates) == 3
+
+
+async def test_a_ring_timeout_ends_the_attempt(calls: Callable[..., object]) -> None:
+    call: Call = await calls(handling(max_attempts=1, ring_timeout_seconds=45))  # type: ignore[misc]
+    await call.dialing(1)
+    state = await call.result()  # waiting for the result lets the server skip the 45 s
+    assert state.status is CallStatus.EXHAUSTED and state.attempts[0].outcome is Outcome.RING_TIMEOUT
+
+
+async def test_a_call_requested_at_night_is_dialled_when_the_window_opens(
+    calls: Callable[..., object], time_skipping_env: WorkflowEnvironment
+) -> None:
+    kyiv = ZoneInfo("Europe/Kyiv")
+    now = (await time_skipping_env.get_current_time()).astimezone(kyiv)
+    # Skip to the next Friday, 22:00 in Kyiv: Saturday is allowed (weekdays 1–6), so 09:00 Saturday.
+    friday = now.date() + timedelta(days=(4 - now.weekday()) % 7 or 7)
+    at_22 = datetime.combine(friday, datetime.min.time(), tzinfo=kyiv).replace(hour=22)
+    await time_skipping_env.sleep(at_22 - now)
+    hours = CallingHours(timezone="Europe/Kyiv", start="09:00", end="20:00", weekdays=[1, 2, 3, 4, 5, 6])
+    call: Call = await calls(CallHandling(calling_hours=hours))  # type: ignore[misc]
+    scheduled = await call.until(lambda s: s.status is CallStatus.SCHEDULED)
+    opens = datetime.combine(friday + timedelta(days=1), datetime.min.time(), tzinfo=kyiv).replace(hour=9)
+    assert scheduled.next_attempt_at == opens.astimezone(UTC)
+    assert not call.script.originates
+    await time_skipping_env.sleep(opens - at_22 + timedelta(seconds=5))
+    await call.dialing(1)
+    dialled_at, _ = call.script.originates[0]
+    assert dialled_at.astimezone(kyiv).isoweekday() == 6 and dialled_at.astimezone(kyiv).hour == 9
+
+
+async def test_a_missing_postcall_is_read_from_the_elevenlabs_api(calls: Callable[..., object]) -> None:
+    call: Call = await calls(handling(postcall_timeout_seconds=300))  # type: ignore[misc]
+    await call.dialing(1)
+    await call.event("call_start", conversation_id="conv-9")
+    await call.event("call_end", 50)
+    await call.until(lambda s: s.status is CallStatus.WAITING_POSTCALL)
+    await call.env.sleep(timedelta(seconds=301))
+    await call.until(lambda s: call.script.fetches >= 1)
+    assert (await call.state()).status is CallStatus.WAITING_POSTCALL  # not done at ElevenLabs yet
+    call.script.conversation = PostcallInfo(
+        conversation_id="conv-9", document_id="transcript:conv-9", duration_seconds=50, source="api"
+    )
+    state = await call.result()
+    assert state.status is CallStatus.COMPLETED and state.postcall is not None
+    assert state.postcall.source == "api" and call.script.fetches >= 2
+
+
+async def test_a_postcall_that_never_comes_fails_the_call_after_a_day(calls: Callable[..., object]) -> None:
+    call: Call = await calls(handling(postcall_timeout_seconds=60))  # type: ignore[misc]
+    await call.dialing(1)
+    await call.event("call_start", conversation_id="conv-x")
+    await call.event("call_end", 50)
+    state = await call.result()
+    assert state.status is CallStatus.FAILED and state.reason == "postcall_missing"
+
+
+async def test_cancel_while_scheduled_makes_no_further_attempt(calls: Callable[..., object]) -> None:
+    call: Call = await calls(handling(retry_delays_seconds=[600]))  # type: ignore[misc]
+    await call.dialing(1)
+    await call.event("call_end", 0)
+    await call.until(lambda s: s.status is CallStatus.SCHEDULED)
+    await cancel_call(call.env.client, call.integration, call.call_id)
+    state = await call.result()
+    assert state.status is CallStatus.CANCELLED and len(call.script.originates) == 1
+
+
+async def test_cancel_while_talking_lets_the_call_finish_and_its_postcall_run(
+    calls: Callable[..., object],
+) -> None:
+    call: Call = await calls()  # type: ignore[misc]
+    await call.dialing(1)
+    await call.event("call_start")
+    cancelled = await cancel_call(call.env.client, call.integration, call.call_id)
+    assert cancelled.cancel_requested
+    await call.event("call_end", 40)
+    await call.transcription(40)
+    state = await call.result()
+    assert state.status is CallStatus.COMPLETED and len(call.script.originates) == 1
+
+
+async def test_a_4xx_from_originate_fails_the_call_without_retrying(calls: Callable[..., object]) -> None:
+    call: Call = await calls()  # type: ignore[misc]
+    call.script.originate_errors = [UpstreamRejected("HappVoice answered HTTP 400 to POST /sip/originate/")]
+    state = await call.result()
+    assert state.status is CallStatus.FAILED and "HTTP 400" in (state.reason or "")
+    assert len(call.script.originates) == 1
+
+
+async def test_an_unreachable_voice_assistant_counts_as_a_failed_attempt(
+    calls: Callable[..., object],
+) -> None:
+    call: Call = await calls(handling(max_attempts=2, retry_delays_seconds=[60]))  # type: ignore[misc]
+    call.script.originate_errors = [UpstreamError("HappVoice timed out")] * 5
+    await call.env.sleep(timedelta(minutes=2))  # the activity's five tries, spread over about two minutes
+    state = await call.until(lambda s: s.status is CallStatus.SCHEDULED and s.attempt == 1)
+    assert state.attempts[0].outcome is Outcome.ORIGINATE_FAILED
+    assert len(call.script.originates) == 5  # Temporal's retries of the activity, then the call's rules
+    await call.env.sleep(timedelta(seconds=61))
+    await call.dialing(2)
+    await call.event("call_end", 0)
+    assert (await call.result()).status is CallStatus.EXHAUSTED
+
+
+async def test_duplicate_and_late_events_change_nothing(calls: Callable[..., object]) -> None:
+    call: Call = await calls(handling(retry_delays_seconds=[600]))  # type: ignore[misc]
+    await call.dialing(1)
+    first = await call.event("call_end", 0, provider_call_id="va-1")
+    again = await call.event("call_end", 0, provider_call_id="va-1")
+    assert first == again  # the redelivery is answered like the first
+    await call.until(lambda s: s.status is CallStatus.SCHEDULED)
+    late = await call.event("call_end", 50, provider_call_id="va-1")
+    assert late.status is CallStatus.SCHEDULED and "nothing changed" in late.message  # type: ignore[attr-defined]
+    state = await call.state()
+    assert state.attempt == 1 and state.attempts[0].outcome is Outcome.SHORT

@@ -27,6 +27,7 @@ from happ_integ.durable import error_to_failure
 from happ_integ.errors import HappError, NotFound, UpstreamRejected
 from happ_integ.ops import Resources
 from happ_integ.ops.secrets import SecretResolver
+from happ_integ.stores.writes import WriteLedger
 from happ_integ.temporal import call_workflow_id
 
 
@@ -40,6 +41,7 @@ class OriginateCall(BaseModel):
 
 class Originated(BaseModel):
     provider_call_id: str | None = None
+    uncertain: bool = Field(default=False, description="an earlier try was cut short; it may have dialled")
 
 
 class ConversationRequest(BaseModel):
@@ -86,17 +88,36 @@ class CallActivities:
             secrets = SecretResolver(self._res, arg.integration)
             token = await secrets.named("SAAS_AUTH_TOKEN")
             sip_id = await secrets.named("SAAS_SIP_ID")
-            assistant = self._res.creds(arg.integration)
-            assistant_id = await assistant.reveal("SAAS_ASSISTANT_ID")
-            result = await HappVoiceApi(self._res.http, base, token).originate(
-                sip_id,
-                arg.phone_number,
-                assistant_id,
-                dynamic_variables=arg.variables,
-                call_id=arg.call_id,
-                metadata={"attempt": arg.attempt},
-            )
-            return Originated(provider_call_id=result.provider_call_id)
+            assistant_id = await self._res.creds(arg.integration).reveal("SAAS_ASSISTANT_ID")
+            # One attempt dials once: a retry after a worker died mid-request may not dial again
+            # (the voice assistant may already be ringing the number); the call's events, or its
+            # ring timeout, tell how the attempt went.
+            info = activity.info()
+            ledger = WriteLedger(self._res.pool, arg.integration)
+            key = f"{info.workflow_id}/{info.activity_id}"
+            entry = await ledger.begin(key)
+            if entry.done:
+                return Originated.model_validate(entry.result)
+            if entry.interrupted:
+                activity.logger.warning("an earlier try of this originate was cut short: not dialling again")
+                result = Originated(uncertain=True)
+                await ledger.finish(key, result.model_dump(mode="json"))
+                return result
+            try:
+                answer = await HappVoiceApi(self._res.http, base, token).originate(
+                    sip_id,
+                    arg.phone_number,
+                    assistant_id,
+                    dynamic_variables=arg.variables,
+                    call_id=arg.call_id,
+                    metadata={"attempt": arg.attempt},
+                )
+            except BaseException:
+                await ledger.forget(key)
+                raise
+            result = Originated(provider_call_id=answer.provider_call_id)
+            await ledger.finish(key, result.model_dump(mode="json"))
+            return result
 
     @activity.defn(name="elevenlabs.get_conversation")
     async def fetch_conversation(self, arg: ConversationRequest) -> PostcallInfo | None:

@@ -8,6 +8,7 @@ operation added to `happ_integ.ops` is an activity with no second place to keep 
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +18,7 @@ from temporalio import activity
 from happ_integ.durable import error_to_failure
 from happ_integ.errors import HappError
 from happ_integ.ops import Operation, Resources, load_operations
+from happ_integ.stores.writes import WriteLedger
 
 
 def context_activities(resources: Resources) -> list[Callable[..., Any]]:
@@ -26,6 +28,8 @@ def context_activities(resources: Resources) -> list[Callable[..., Any]]:
 def _as_activity(op: Operation, resources: Resources) -> Callable[..., Any]:
     async def run(arg: BaseModel) -> BaseModel:
         try:
+            if op.writes:
+                return await _write_once(op, resources, arg)
             result: BaseModel = await op.impl(resources, arg)
             return result
         except HappError as exc:
@@ -35,3 +39,31 @@ def _as_activity(op: Operation, resources: Resources) -> Callable[..., Any]:
     run.__annotations__ = {"arg": op.input_model, "return": op.result_model}
     run.__name__ = run.__qualname__ = op.name.replace(".", "_")
     return activity.defn(name=op.name)(run)
+
+
+async def _write_once(op: Operation, resources: Resources, arg: BaseModel) -> BaseModel:
+    """Make a write once per activity, whatever happens to its attempts.
+
+    A retry after the write succeeded (the worker died before reporting it) answers from the
+    ledger. After an attempt that was cut short mid-request, the operation's `landed` check asks
+    the service whether the write got through before trying it again.
+    """
+    info = activity.info()
+    integration = str(getattr(arg, "integration", ""))
+    ledger = WriteLedger(resources.pool, integration)
+    key = f"{info.workflow_id}/{info.activity_id}"
+    entry = await ledger.begin(key)
+    if entry.done:
+        return op.result_model.model_validate(entry.result)
+    if entry.interrupted and op.landed is not None:
+        found = await op.landed(resources, arg, entry.started_at)
+        if found is not None:
+            await ledger.finish(key, found.model_dump(mode="json"))
+            return typing.cast(BaseModel, found)
+    try:
+        result: BaseModel = await op.impl(resources, arg)
+    except BaseException:
+        await ledger.forget(key)
+        raise
+    await ledger.finish(key, result.model_dump(mode="json"))
+    return result

@@ -22,6 +22,8 @@ from api.limits import BodySizeLimit
 from api.openapi import install_openapi
 from api.routes.admin import admin_router
 from api.routes.builtins import builtins_router
+from api.routes.call_webhooks import call_webhooks_router
+from api.routes.calls_admin import calls_admin_router
 from api.routes.codec import router as codec_router
 from api.routes.handlers import handler_router
 from api.runtime import ApiRuntime
@@ -42,6 +44,9 @@ def integration_app(integration: Integration, runtime: ApiRuntime) -> FastAPI:
     app.include_router(builtins_router(integration))
     app.include_router(admin_router(integration))
     app.include_router(handler_router(integration))
+    if integration.call_flow is not None:
+        app.include_router(call_webhooks_router(integration))
+        app.include_router(calls_admin_router(integration))
     install_openapi(app)
     return app
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import typing
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from pydantic import BaseModel
@@ -235,3 +236,39 @@ class NetHuntClient(_Client):
             integration=self._integration, folder_id=str(folder_id), fields=dict(fields), **self._auth
         )
         return (await self._executor.call("crm.create_record", arg, m.CrmRecord)).record
+
+    async def create_comment(self, record_id: str, text: str, *, folder_id: Any = None) -> dict[str, Any]:
+        """A comment on the record; NetHunt's answer. `folder_id` (default: the NETHUNT_FOLDER_ID
+        secret) is the record's folder, where a durable retry looks whether the comment exists."""
+        arg = m.CrmCreateComment(
+            integration=self._integration,
+            record_id=record_id,
+            text=text,
+            folder_id=str(folder_id) if folder_id else None,
+            **self._auth,
+        )
+        return (await self._executor.call("crm.create_comment", arg, m.CrmItem)).item
+
+    async def create_call_log(
+        self,
+        record_id: str,
+        text: str,
+        *,
+        time: datetime | str | None = None,
+        duration_minutes: float | None = None,
+        folder_id: Any = None,
+    ) -> dict[str, Any]:
+        """A call log on the record: when the call happened (`time`, a naive datetime taken as UTC;
+        None: now) and how long it lasted, in minutes. NetHunt's answer; `folder_id` as for comments."""
+        from happ_integ.clients.nethunt import iso_time
+
+        arg = m.CrmCreateCallLog(
+            integration=self._integration,
+            record_id=record_id,
+            text=text,
+            time=iso_time(time) if time is not None else None,
+            duration_minutes=duration_minutes,
+            folder_id=str(folder_id) if folder_id else None,
+            **self._auth,
+        )
+        return (await self._executor.call("crm.create_call_log", arg, m.CrmItem)).item

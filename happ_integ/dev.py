@@ -35,6 +35,10 @@ if TYPE_CHECKING:
     from simulator.app import SimulatorStates
 
 
+# What `--simulate` gives an unset WEBHOOK_TOKEN, so the README's curl lines work as they are.
+SIMULATED_WEBHOOK_TOKEN = "sim-webhook-token"
+
+
 class _Stop(Exception):
     pass
 
@@ -139,7 +143,15 @@ async def _serve(settings: Settings, temporal: EmbeddedTemporal | None, simulate
         loop.add_signal_handler(sig, stop.set)
 
     integrations = discover_integrations(settings.integrations)
-    simulated = SimulatorStates.demo(gateway=None) if simulate else None
+    simulated = None
+    if simulate:
+        from simulator.calls import Outcome
+
+        # The simulated voice assistant plays every call it is asked to make, against the first
+        # integration with a call flow: events, agent-init, the signed post-call.
+        calling = next((i.name for i in integrations.values() if i.call_flow is not None), None)
+        gateway = f"http://{settings.api_host}:{settings.api_port}/{calling}" if calling else None
+        simulated = SimulatorStates.demo(gateway=gateway, auto_play=Outcome.answered(45, talk_seconds=2))
     assert settings.temporal_address
     client = await connect_settings(settings)
     resources = await open_resources(settings, integrations)
@@ -151,6 +163,9 @@ async def _serve(settings: Settings, temporal: EmbeddedTemporal | None, simulate
             )
             if simulated is not None:
                 filled = await _point_at_simulator(resources, integration, simulated)
+                if integration.call_flow is not None and "call_handling" in report.configs_created:
+                    # A fresh demo calls at any hour; a real deployment keeps its calling hours.
+                    await resources.config(integration.name).set("call_handling", {"calling_hours": None})
                 if filled:
                     print(
                         f"happ dev: {integration.name} talks to the simulator ({', '.join(filled)})",
@@ -205,7 +220,7 @@ async def _point_at_simulator(
     """Give the integration the simulator's credentials for every secret still unset."""
     store = resources.creds(integration.name)
     status = await store.status()
-    offered = states.credentials()
+    offered = {**states.credentials(), "WEBHOOK_TOKEN": SIMULATED_WEBHOOK_TOKEN}
     missing = {n: offered[n] for n in integration.all_secret_names() if n in offered and not status.get(n)}
     if missing:
         await store.set_many(missing)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -20,24 +21,38 @@ In = TypeVar("In", bound=BaseModel)
 Out = TypeVar("Out", bound=BaseModel)
 
 
+# After an attempt that was cut short (a worker killed mid-request): did its write reach the outside
+# service after all? The answer it would have given, or None when it did not land.
+Landed = Callable[[Resources, Any, datetime], Awaitable[Any]]
+
+
 @dataclass(frozen=True)
 class Operation:
     name: str
     input_model: type[BaseModel]
     result_model: type[BaseModel]
     impl: Callable[[Resources, Any], Awaitable[Any]]
+    # A write to an outside service: a durable run makes it once, however often its activity is
+    # tried (see activities.context_ops); `landed` tells whether a cut-short attempt got through.
+    writes: bool = False
+    landed: Landed | None = None
 
 
 OPERATIONS: dict[str, Operation] = {}
 
 
 def operation(
-    name: str, input_model: type[In], result_model: type[Out]
+    name: str,
+    input_model: type[In],
+    result_model: type[Out],
+    *,
+    writes: bool = False,
+    landed: Callable[[Resources, In, datetime], Awaitable[Out | None]] | None = None,
 ) -> Callable[[Callable[[Resources, In], Awaitable[Out]]], Callable[[Resources, In], Awaitable[Out]]]:
     def register(fn: Callable[[Resources, In], Awaitable[Out]]) -> Callable[[Resources, In], Awaitable[Out]]:
         if name in OPERATIONS:
             raise RuntimeError(f"operation {name!r} is registered twice")
-        OPERATIONS[name] = Operation(name, input_model, result_model, fn)
+        OPERATIONS[name] = Operation(name, input_model, result_model, fn, writes, landed)
         return fn
 
     return register

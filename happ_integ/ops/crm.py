@@ -1,7 +1,15 @@
-"""crm.* operations: NetHunt, with its credentials resolved inside the activity."""
+"""crm.* operations: NetHunt, with its credentials resolved inside the activity.
+
+The writes (`writes=True`) are made once by a durable run however often their activity is tried.
+Creating a comment or a call log twice would leave two of them on the record, so after an attempt
+that was cut short their `landed` check looks for the item among the folder's recent ones first.
+An update with `overwrite` is checked by reading the record back: when it already holds the new
+values, the update is not sent again.
+"""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
@@ -20,6 +28,10 @@ async def _nethunt(res: Resources, arg: m.CrmAuth) -> tuple[Any, SecretResolver]
     api_key = await secrets.resolve(arg.api_key) if arg.api_key else await secrets.named("NETHUNT_API_KEY")
     api = NetHuntApi(res.http, res.settings.nethunt_api_url, email, api_key)
     return api, secrets
+
+
+async def _folder(secrets: SecretResolver, folder_id: str | None) -> str:
+    return str(await secrets.resolve(folder_id)) if folder_id else await secrets.named("NETHUNT_FOLDER_ID")
 
 
 def _dump(record: BaseModel | dict[str, Any] | None, secrets: SecretResolver) -> dict[str, Any] | None:
@@ -44,7 +56,21 @@ async def crm_get_record(res: Resources, arg: m.CrmGetRecord) -> m.CrmRecord:
     )
 
 
-@operation("crm.update_record", m.CrmUpdateRecord, m.CrmRecord)
+async def _updated_record(res: Resources, arg: m.CrmUpdateRecord, since: datetime) -> m.CrmRecord | None:
+    """The record, when a cut-short update already gave it every new value (overwrite only: an
+    update that adds to a multi-value field cannot be told from one that did not happen)."""
+    if not arg.overwrite:
+        return None
+    api, secrets = await _nethunt(res, arg)
+    record = await api.get_record(await _folder(secrets, arg.folder_id), arg.record_id)
+    if record is None:
+        return None
+    if all(record.fields.get(name) in (value, [value]) for name, value in arg.fields.items()):
+        return m.CrmRecord(record=_dump(record, secrets))
+    return None
+
+
+@operation("crm.update_record", m.CrmUpdateRecord, m.CrmRecord, writes=True, landed=_updated_record)
 async def crm_update_record(res: Resources, arg: m.CrmUpdateRecord) -> m.CrmRecord:
     api, secrets = await _nethunt(res, arg)
     return m.CrmRecord(
@@ -52,9 +78,59 @@ async def crm_update_record(res: Resources, arg: m.CrmUpdateRecord) -> m.CrmReco
     )
 
 
-@operation("crm.create_record", m.CrmCreateRecord, m.CrmRecord)
+@operation("crm.create_record", m.CrmCreateRecord, m.CrmRecord, writes=True)
 async def crm_create_record(res: Resources, arg: m.CrmCreateRecord) -> m.CrmRecord:
     api, secrets = await _nethunt(res, arg)
     return m.CrmRecord(
         record=_dump(await api.create_record(await secrets.resolve(arg.folder_id), arg.fields), secrets)
     )
+
+
+# How far before the first attempt began the landed checks look: NetHunt's clock may differ from ours.
+_CLOCK_SLACK = timedelta(minutes=1)
+
+
+def _same_item(item: dict[str, Any], record_id: str, text: str) -> bool:
+    return str(item.get("recordId") or "") == record_id and str(item.get("text") or "") == text
+
+
+async def _created_comment(res: Resources, arg: m.CrmCreateComment, started_at: datetime) -> m.CrmItem | None:
+    """The comment an earlier attempt created (same record, same text, since it began), or None."""
+    api, secrets = await _nethunt(res, arg)
+    comments = await api.recent_comments(
+        await _folder(secrets, arg.folder_id), since=started_at - _CLOCK_SLACK
+    )
+    for comment in comments:
+        if _same_item(comment, arg.record_id, arg.text):
+            return m.CrmItem(item=_dump(comment, secrets) or {})
+    return None
+
+
+@operation("crm.create_comment", m.CrmCreateComment, m.CrmItem, writes=True, landed=_created_comment)
+async def crm_create_comment(res: Resources, arg: m.CrmCreateComment) -> m.CrmItem:
+    api, secrets = await _nethunt(res, arg)
+    # Resolved now, though only a retry's landed check reads it: a missing folder fails the first attempt.
+    await _folder(secrets, arg.folder_id)
+    return m.CrmItem(item=_dump(await api.create_comment(arg.record_id, arg.text), secrets) or {})
+
+
+async def _created_call_log(
+    res: Resources, arg: m.CrmCreateCallLog, started_at: datetime
+) -> m.CrmItem | None:
+    """The call log an earlier attempt created (same record, same text, since it began), or None."""
+    api, secrets = await _nethunt(res, arg)
+    logs = await api.recent_call_logs(await _folder(secrets, arg.folder_id), since=started_at - _CLOCK_SLACK)
+    for log in logs:
+        if _same_item(log, arg.record_id, arg.text):
+            return m.CrmItem(item=_dump(log, secrets) or {})
+    return None
+
+
+@operation("crm.create_call_log", m.CrmCreateCallLog, m.CrmItem, writes=True, landed=_created_call_log)
+async def crm_create_call_log(res: Resources, arg: m.CrmCreateCallLog) -> m.CrmItem:
+    api, secrets = await _nethunt(res, arg)
+    await _folder(secrets, arg.folder_id)
+    answer = await api.create_call_log(
+        arg.record_id, arg.text, time=arg.time, duration_minutes=arg.duration_minutes
+    )
+    return m.CrmItem(item=_dump(answer, secrets) or {})

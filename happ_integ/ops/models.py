@@ -150,11 +150,34 @@ class CrmUpdateRecord(CrmAuth):
     record_id: str
     fields: dict[str, Any]
     overwrite: bool = False
+    folder_id: str | None = None  # the record's folder (default: NETHUNT_FOLDER_ID), for the landed check
 
 
 class CrmCreateRecord(CrmAuth):
     folder_id: str
     fields: dict[str, Any]
+
+
+class CrmCreateComment(CrmAuth):
+    record_id: str
+    text: str
+    # The record's folder, where a retry looks for the comment; None: the NETHUNT_FOLDER_ID secret.
+    folder_id: str | None = None
+
+
+class CrmCreateCallLog(CrmAuth):
+    record_id: str
+    text: str
+    time: str | None = Field(default=None, description="ISO-8601; None: NetHunt takes now")
+    duration_minutes: float | None = None
+    # The record's folder, where a retry looks for the call log; None: the NETHUNT_FOLDER_ID secret.
+    folder_id: str | None = None
+
+
+class CrmItem(BaseModel):
+    """What NetHunt answered to a create-comment or create-call-log, as it answered it."""
+
+    item: dict[str, Any]
 
 
 class CrmRecord(BaseModel):

@@ -79,6 +79,14 @@ CREATE TABLE IF NOT EXISTS happ_dedup (
     PRIMARY KEY (integration, handler, key)
 );
 CREATE INDEX IF NOT EXISTS happ_dedup_expires_idx ON happ_dedup (expires_at);
+CREATE TABLE IF NOT EXISTS happ_writes (
+    integration text NOT NULL,
+    key         text NOT NULL,
+    done        boolean NOT NULL DEFAULT false,
+    result      jsonb NULL,
+    started_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (integration, key)
+);
 CREATE TABLE IF NOT EXISTS happ_rate_limits (
     integration  text NOT NULL,
     handler      text NOT NULL,
@@ -99,6 +107,7 @@ CORE_TABLES = (
     "happ_secrets",
     "happ_dedup",
     "happ_rate_limits",
+    "happ_writes",
 )
 
 

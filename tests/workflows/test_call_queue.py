@@ -43,7 +43,10 @@ class Queue:
     async def hold(self) -> WorkflowHandle[SlotHolder, None]:
         """A new holder, once the queue has taken its request (so the order of requests is fixed)."""
         handle = await self.env.client.start_workflow(
-            SlotHolder.run, self.integration, id=f"holder-{uuid.uuid4().hex[:8]}", task_queue=f"happ-{self.integration}"
+            SlotHolder.run,
+            self.integration,
+            id=f"holder-{uuid.uuid4().hex[:8]}",
+            task_queue=f"happ-{self.integration}",
         )
         self.holders.append(handle)
         await self.until(lambda s: handle.id in s.holders or any(w.holder == handle.id for w in s.waiters))
@@ -117,7 +120,9 @@ async def test_a_new_limit_applies_to_the_next_acquisition(queue: Queue) -> None
 
 async def test_the_queue_continues_as_new_carrying_its_state(queue: Queue) -> None:
     await queue.start(QueueState(integration=queue.integration, continue_after_events=40))
-    first_run = (await queue.env.client.get_workflow_handle(queue_workflow_id(queue.integration)).describe()).run_id
+    first_run = (
+        await queue.env.client.get_workflow_handle(queue_workflow_id(queue.integration)).describe()
+    ).run_id
     for _ in range(12):
         holder = await queue.hold()
         await queue.until(lambda s, h=holder: h.id in s.holders)  # type: ignore[misc]

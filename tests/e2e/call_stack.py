@@ -1,0 +1,213 @@
+"""The product as it runs in production, for end-to-end call tests: worker processes of their own
+(`happ worker --integration sofa`), the gateway over real HTTP, the dev server, PostgreSQL, and the
+simulated voice assistant, ElevenLabs and NetHunt playing every call they are asked to make."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+from api.app import create_app
+from happ_integ.dev import EmbeddedServer
+from happ_integ.embedded import EmbeddedTemporal
+from happ_integ.embedded.process import free_port
+from happ_integ.integration import discover_integrations
+from happ_integ.keys import generate_key
+from happ_integ.logs import CaptureSink
+from happ_integ.ops import Resources
+from happ_integ.runtime import close_resources, open_resources
+from happ_integ.settings import Settings
+from simulator.app import SimulatorStates, create_simulator_app
+from simulator.calls import Outcome
+from tests.e2e.conftest import serve
+from workflows.schedules import setup_integration
+
+HOOK_TOKEN = "hook-" + uuid.uuid4().hex
+ADMIN = "admin-" + uuid.uuid4().hex
+
+
+def phone(n: int) -> str:
+    return f"+38099{n:07d}"
+
+
+@dataclass
+class WorkerProcess:
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@dataclass
+class CallStack:
+    settings: Settings
+    env: dict[str, str]
+    base: str
+    http: httpx.AsyncClient
+    sims: SimulatorStates
+    resources: Resources
+    logs: Path
+    capture: CaptureSink
+    temporal: EmbeddedTemporal
+    servers: list[tuple[EmbeddedServer, asyncio.Task[None]]] = field(default_factory=list)
+    workers: list[WorkerProcess] = field(default_factory=list)
+    records: dict[str, str] = field(default_factory=dict)  # phone → NetHunt record id
+
+    def start_worker(self) -> WorkerProcess:
+        log = self.logs / f"worker-{len(self.workers) + 1}.log"
+        proc = subprocess.Popen(
+            [str(Path(sys.executable).parent / "happ"), "worker", "--integration", "sofa"],
+            env=self.env,
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+        worker = WorkerProcess(proc, log)
+        self.workers.append(worker)
+        return worker
+
+    def add_leads(self, numbers: list[str]) -> None:
+        for number in numbers:
+            self.records[number] = self.sims.nethunt.add_record(
+                "leads",
+                {"Name": f"Лід {number[-4:]}", "Phone": [number], "Company": "ТОВ Тест", "Source": "Ads"},
+            )
+
+    async def originate(self, numbers: list[str]) -> list[str]:
+        resp = await self.http.post(
+            "/sofa/webhook/call-originate",
+            json={"calls": [{"phone_number": n} for n in numbers]},
+            headers={"Authorization": f"Bearer {HOOK_TOKEN}"},
+        )
+        assert resp.status_code == 200, resp.text
+        results = resp.json()["calls"]
+        assert all(r["success"] for r in results), results
+        return [r["callId"] for r in results]
+
+    async def rows(self, call_ids: list[str]) -> list[dict[str, Any]]:
+        rows = await self.resources.pool.fetch(
+            "SELECT call_id, status, attempt, reason FROM sofa_calls WHERE call_id = ANY($1)", call_ids
+        )
+        return [dict(r) for r in rows]
+
+    async def until_all(
+        self, call_ids: list[str], statuses: set[str], seconds: float
+    ) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + seconds
+        while True:
+            rows = await self.rows(call_ids)
+            if len(rows) == len(call_ids) and all(r["status"] in statuses for r in rows):
+                return rows
+            if time.monotonic() > deadline:
+                pending = [r for r in rows if r["status"] not in statuses]
+                raise AssertionError(
+                    f"{len(pending)} of {len(call_ids)} calls did not end in {statuses}: {pending[:5]}\n"
+                    + self.worker_logs()
+                )
+            await asyncio.sleep(0.5)
+
+    async def until(self, test: Callable[[], bool], seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not test():
+            if time.monotonic() > deadline:
+                raise AssertionError("the condition never came true")
+            await asyncio.sleep(0.1)
+
+    def worker_logs(self) -> str:
+        return "\n".join(f"--- {w.log.name}\n{w.log.read_text()[-3000:]}" for w in self.workers)
+
+    def writes_to(self, record_id: str, kind: str) -> int:
+        """How many requests of one kind (create-comment, create-call-log, update-record) the CRM got for a record."""
+        return len(self.sims.nethunt.requests_to("POST", f"/api/v1/zapier/actions/{kind}/{record_id}"))
+
+    async def close(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+        await self.http.aclose()
+        for server, task in reversed(self.servers):
+            server.should_exit = True
+            await task
+        await close_resources(self.resources)
+        self.temporal.stop()
+
+
+async def start_call_stack(pg_url: str, logs: Path, outcome: Outcome | None) -> CallStack:
+    """A stack of its own: a new database on the session's PostgreSQL and a Temporal dev server,
+    so no call, queue slot or secret of another test module is in its way."""
+    database = f"calls_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(pg_url)
+    await admin.execute(f'CREATE DATABASE "{database}"')
+    await admin.close()
+    pg_url = pg_url.rsplit("/", 1)[0] + f"/{database}"
+    temporal = EmbeddedTemporal(db_file=None, port=free_port(), ui_port=None)
+    temporal.start()
+    temporal_address = temporal.address
+    sims = SimulatorStates.demo(auto_play=outcome)
+    sims.pause_seconds = 0.05
+    sim_server = await serve(create_simulator_app(sims), free_port())
+    sim = f"http://127.0.0.1:{sim_server[0].config.port}"
+    env = {
+        **os.environ,
+        "DATABASE_URL": pg_url,
+        "TEMPORAL_ADDRESS": temporal_address,
+        "HAPP_SECRET_KEY": generate_key(),
+        "HAPP_ADMIN_TOKEN": ADMIN,
+        "HAPP_SAAS_API_URL": f"{sim}/voice",
+        "HAPP_NETHUNT_API_URL": f"{sim}/nethunt/api/v1/zapier",
+        "HAPP_KEYCRM_API_URL": f"{sim}/keycrm/v1",
+        "HAPP_ELEVENLABS_API_URL": f"{sim}/elevenlabs",
+        "HAPP_LOG_FORMAT": "json",
+        "HAPP_INTEGRATIONS": "sofa",
+    }
+    settings = Settings(**{k: v for k, v in env.items() if k.startswith(("HAPP_", "DATABASE_", "TEMPORAL_"))})
+    integrations = discover_integrations(["sofa"])
+    capture = CaptureSink()
+    api_port = free_port()
+    gateway = f"http://127.0.0.1:{api_port}/sofa"
+    sims.voice.call_events_url = f"{gateway}/webhook/call-events"
+    sims.voice.agent_init_url = f"{gateway}/webhook/agent-init"
+    sims.voice.postcall_url = f"{gateway}/webhook/agent-postcall"
+    api_server = await serve(create_app(settings, integrations, sink=capture), api_port, lifespan="on")
+    resources = await open_resources(settings, integrations)
+    from happ_integ.temporal import connect_settings
+
+    await setup_integration(resources, await connect_settings(settings), integrations["sofa"])
+    await resources.creds("sofa").set_many({**sims.credentials(), "WEBHOOK_TOKEN": HOOK_TOKEN})
+    await resources.config("sofa").set(
+        "call_handling", {"concurrency_limit": 3, "calling_hours": None, "postcall_timeout_seconds": 60}
+    )
+    http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{api_port}", timeout=120)
+    logs.mkdir(parents=True, exist_ok=True)
+    return CallStack(
+        settings,
+        env,
+        f"http://127.0.0.1:{api_port}",
+        http,
+        sims,
+        resources,
+        logs,
+        capture,
+        temporal,
+        [sim_server, api_server],
+    )

@@ -10,6 +10,9 @@
 This module is the public surface; everything else is internal and may change.
 """
 
+from happ_integ.calls.config import CallHandling, CallingHours
+from happ_integ.calls.models import LookupPayload, LookupResult, PostcallPayload
+from happ_integ.calls.phones import mask_phone, normalize_phone
 from happ_integ.context import Context, current
 from happ_integ.errors import (
     Conflict,
@@ -44,6 +47,8 @@ from happ_integ.stores.migrations import Migration
 __all__ = [
     "BearerAuth",
     "CallFlow",
+    "CallHandling",
+    "CallingHours",
     "Conflict",
     "Context",
     "Dedup",
@@ -54,10 +59,13 @@ __all__ = [
     "HandlerDefinitionError",
     "HappError",
     "Integration",
+    "LookupPayload",
+    "LookupResult",
     "Migration",
     "NonRetryableError",
     "NotFound",
     "OpenAPIOptions",
+    "PostcallPayload",
     "RateLimit",
     "RetryableError",
     "Scheduled",
@@ -74,4 +82,6 @@ __all__ = [
     "discover_integrations",
     "handler_definition",
     "handlers_from",
+    "mask_phone",
+    "normalize_phone",
 ]

@@ -299,4 +299,22 @@ def test_dev_simulate_wires_the_example_to_the_loopback_peers(dev: DevProcess) -
         f"{dev.api}/example/secrets", headers={"Authorization": f"Bearer {dev.admin_token()}"}
     )
     assert secrets.json()["secrets"]["NETHUNT_API_KEY"] is True
+    # The README's one curl: a whole call to the demo lead, played by the simulated voice assistant.
+    started = httpx.post(
+        f"{dev.api}/sofa/webhook/call-originate",
+        json={"phone_number": "+380994829573"},
+        headers={"Authorization": "Bearer sim-webhook-token"},
+        timeout=30,
+    )
+    assert started.status_code == 200, started.text
+    call_id = started.json()["callId"]
+    admin = {"Authorization": f"Bearer {dev.admin_token()}"}
+    deadline = time.monotonic() + 60
+    while (state := httpx.get(f"{dev.api}/sofa/calls/{call_id}", headers=admin, timeout=10).json())[
+        "status"
+    ] != "completed":
+        assert time.monotonic() < deadline, state
+        time.sleep(0.5)
+    assert state["variables"]["client_name"] == "Іван Петренко"
+    assert state["result"]["written"] == ["status", "call_log", "comment"]
     assert dev.stop() == 0

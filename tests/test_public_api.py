@@ -5,6 +5,8 @@ import happ_integ
 EXPECTED = {
     "BearerAuth",
     "CallFlow",
+    "CallHandling",
+    "CallingHours",
     "Conflict",
     "Context",
     "Dedup",
@@ -15,10 +17,13 @@ EXPECTED = {
     "HandlerDefinitionError",
     "HappError",
     "Integration",
+    "LookupPayload",
+    "LookupResult",
     "Migration",
     "NonRetryableError",
     "NotFound",
     "OpenAPIOptions",
+    "PostcallPayload",
     "RateLimit",
     "RetryableError",
     "Scheduled",
@@ -35,6 +40,8 @@ EXPECTED = {
     "discover_integrations",
     "handler_definition",
     "handlers_from",
+    "mask_phone",
+    "normalize_phone",
 }
 
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from happ_integ import Context, define_handler
-from happ_integ.calls.models import LookupPayload, LookupResult
-from happ_integ.calls.phones import mask_phone
+from happ_integ import Context, LookupPayload, LookupResult, define_handler, mask_phone
 from integrations.sofa.config import CrmFields
 
 

@@ -5,9 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from happ_integ import Context, define_handler
-from happ_integ.calls.models import PostcallPayload
-from happ_integ.calls.phones import mask_phone
+from happ_integ import Context, PostcallPayload, define_handler, mask_phone
 from integrations.sofa.config import CrmFields, StatusMap
 from integrations.sofa.models import PostcallResult
 

@@ -9,20 +9,20 @@ values, the update is not sent again.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
 
+from happ_integ.clients.nethunt import NetHuntApi
 from happ_integ.ops import models as m
 from happ_integ.ops import operation
 from happ_integ.ops.resources import Resources
 from happ_integ.ops.secrets import SecretResolver
 
 
-async def _nethunt(res: Resources, arg: m.CrmAuth) -> tuple[Any, SecretResolver]:
-    from happ_integ.clients.nethunt import NetHuntApi
-
+async def _nethunt(res: Resources, arg: m.CrmAuth) -> tuple[NetHuntApi, SecretResolver]:
     secrets = SecretResolver(res, arg.integration)
     email = await secrets.resolve(arg.email) if arg.email else await secrets.named("NETHUNT_EMAIL")
     api_key = await secrets.resolve(arg.api_key) if arg.api_key else await secrets.named("NETHUNT_API_KEY")
@@ -94,16 +94,24 @@ def _same_item(item: dict[str, Any], record_id: str, text: str) -> bool:
     return str(item.get("recordId") or "") == record_id and str(item.get("text") or "") == text
 
 
-async def _created_comment(res: Resources, arg: m.CrmCreateComment, started_at: datetime) -> m.CrmItem | None:
-    """The comment an earlier attempt created (same record, same text, since it began), or None."""
+Feed = Callable[..., Awaitable[list[dict[str, Any]]]]
+
+
+async def _created(
+    res: Resources, arg: m.CrmCreateComment | m.CrmCreateCallLog, started_at: datetime, feed: Feed
+) -> m.CrmItem | None:
+    """The item an earlier attempt created (same record, same text, since it began), or None.
+    `feed` lists the folder's recent items of that kind (`NetHuntApi.recent_comments` …)."""
     api, secrets = await _nethunt(res, arg)
-    comments = await api.recent_comments(
-        await _folder(secrets, arg.folder_id), since=started_at - _CLOCK_SLACK
-    )
-    for comment in comments:
-        if _same_item(comment, arg.record_id, arg.text):
-            return m.CrmItem(item=_dump(comment, secrets) or {})
+    items = await feed(api, await _folder(secrets, arg.folder_id), since=started_at - _CLOCK_SLACK)
+    for item in items:
+        if _same_item(item, arg.record_id, arg.text):
+            return m.CrmItem(item=_dump(item, secrets) or {})
     return None
+
+
+async def _created_comment(res: Resources, arg: m.CrmCreateComment, started_at: datetime) -> m.CrmItem | None:
+    return await _created(res, arg, started_at, NetHuntApi.recent_comments)
 
 
 @operation("crm.create_comment", m.CrmCreateComment, m.CrmItem, writes=True, landed=_created_comment)
@@ -117,13 +125,7 @@ async def crm_create_comment(res: Resources, arg: m.CrmCreateComment) -> m.CrmIt
 async def _created_call_log(
     res: Resources, arg: m.CrmCreateCallLog, started_at: datetime
 ) -> m.CrmItem | None:
-    """The call log an earlier attempt created (same record, same text, since it began), or None."""
-    api, secrets = await _nethunt(res, arg)
-    logs = await api.recent_call_logs(await _folder(secrets, arg.folder_id), since=started_at - _CLOCK_SLACK)
-    for log in logs:
-        if _same_item(log, arg.record_id, arg.text):
-            return m.CrmItem(item=_dump(log, secrets) or {})
-    return None
+    return await _created(res, arg, started_at, NetHuntApi.recent_call_logs)
 
 
 @operation("crm.create_call_log", m.CrmCreateCallLog, m.CrmItem, writes=True, landed=_created_call_log)

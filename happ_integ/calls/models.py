@@ -10,6 +10,7 @@ Transcripts and audio never appear here: they are stored in PostgreSQL and named
 
 from __future__ import annotations
 
+import typing
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
@@ -61,6 +62,21 @@ class Attempt(BaseModel):
     error: str | None = None
 
 
+AnalysisOutcome = Literal["interested", "not_interested", "callback", "wrong_number", "voicemail", "no_conversation"]
+OUTCOMES: tuple[str, ...] = typing.get_args(AnalysisOutcome)
+
+
+class CallAnalysis(BaseModel):
+    """What the call came to, from the analysis model or from ElevenLabs (`happ_integ.calls.analysis`)."""
+
+    outcome: AnalysisOutcome
+    summary: str = Field(default="", max_length=4000, description="in the transcript's language")
+    next_action: str | None = Field(default=None, max_length=2000)
+    callback_at: datetime | None = Field(default=None, description="ISO 8601 with offset, for outcome callback")
+    extracted: dict[str, Any] = Field(default_factory=dict, description="the integration's fields")
+    source: Literal["llm", "elevenlabs"] = "llm"
+
+
 class PostcallInfo(BaseModel):
     """What the post-call webhook (or the ElevenLabs API) said about the conversation."""
 
@@ -89,7 +105,10 @@ class CallState(BaseModel):
     record_id: str | None = Field(default=None, description="the CRM record the lookup found")
     postcall: PostcallInfo | None = None
     audio_document_id: str | None = None
+    analysis: CallAnalysis | None = None
     result: dict[str, Any] | None = Field(default=None, description="what the postcall handler answered")
+    callback_call_id: str | None = Field(default=None, description="the call scheduled for the callback asked for")
+    previous_call_id: str | None = Field(default=None, description="the call whose callback this one is")
     reason: str | None = Field(default=None, description="why the call ended as it did")
     cancel_requested: bool = False
 
@@ -218,6 +237,7 @@ class PostcallPayload(BaseModel):
     call_successful: str | None = Field(default=None, description="ElevenLabs: success, failure or unknown")
     transcript_summary: str | None = None
     data_collection_results: dict[str, Any] = Field(default_factory=dict)
+    analysis: CallAnalysis | None = Field(default=None, description="what the call came to: outcome, summary …")
 
 
 class QueueState(BaseModel):

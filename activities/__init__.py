@@ -3,7 +3,8 @@
 - the context operations (`db.insert`, `cache.get`, `http.request`, `crm.*` …): one activity per
   operation, generated from `happ_integ.ops` (`activities.context_ops`);
 - the call's own (`call.begin`, `call.record`, `voice.originate`, `elevenlabs.get_conversation`,
-  `queue.*`): methods of `activities.calls.CallActivities`.
+  `queue.*`): methods of `activities.calls.CallActivities`;
+- `analysis.analyze`: what an answered call came to (`activities.analysis`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 from temporalio.client import Client
 
+from activities.analysis import AnalysisActivities
 from activities.calls import CallActivities
 from activities.context_ops import context_activities
 from happ_integ.ops import Resources
@@ -20,7 +22,11 @@ from happ_integ.ops import Resources
 
 def worker_activities(resources: Resources, client: Client) -> list[Callable[..., Any]]:
     """Every activity a worker registers, bound to this process's resources and Temporal client."""
-    return [*context_activities(resources), *CallActivities(resources, client).all()]
+    return [
+        *context_activities(resources),
+        *CallActivities(resources, client).all(),
+        AnalysisActivities(resources).analyze,
+    ]
 
 
 __all__ = ["worker_activities"]

@@ -10,9 +10,7 @@ value ever reaches workflow history. Each activity takes one input model.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 from temporalio import activity
@@ -23,8 +21,8 @@ from happ_integ.calls.config import CallHandling
 from happ_integ.calls.models import CallBegin, CallRecord, CallRequest, PostcallInfo
 from happ_integ.clients.elevenlabs import ElevenLabsApi
 from happ_integ.clients.happ_voice import HappVoiceApi
-from happ_integ.durable import error_to_failure
-from happ_integ.errors import HappError, NotFound, UpstreamRejected
+from happ_integ.durable import activity_failures
+from happ_integ.errors import NotFound, UpstreamRejected
 from happ_integ.ops import Resources
 from happ_integ.ops.secrets import SecretResolver
 from happ_integ.stores.writes import WriteLedger
@@ -37,10 +35,12 @@ class OriginateCall(BaseModel):
     phone_number: str
     attempt: int
     variables: dict[str, Any] = Field(default_factory=dict)
+    provider: Literal["happ_voice", "elevenlabs_sip", "elevenlabs_twilio"] = "happ_voice"
 
 
 class Originated(BaseModel):
     provider_call_id: str | None = None
+    conversation_id: str | None = Field(default=None, description="ElevenLabs' id, when ElevenLabs dials")
     uncertain: bool = Field(default=False, description="an earlier try was cut short; it may have dialled")
 
 
@@ -66,7 +66,7 @@ class CallActivities:
     @activity.defn(name="call.begin")
     async def begin(self, req: CallRequest) -> CallBegin:
         """The options the call runs with (read once, when it starts), and its row in the calls table."""
-        with _as_failure():
+        with activity_failures():
             await self._res.calls(req.integration).ensure(
                 req.call_id, req.phone_number, call_workflow_id(req.integration, req.call_id), req.metadata
             )
@@ -75,23 +75,17 @@ class CallActivities:
     @activity.defn(name="call.record")
     async def record(self, rec: CallRecord) -> None:
         """One status change written to `{integration}_calls`."""
-        with _as_failure():
+        with activity_failures():
             await self._res.calls(rec.integration).record(rec)
 
     @activity.defn(name="voice.originate")
     async def originate(self, arg: OriginateCall) -> Originated:
-        """`POST {HAPP_SAAS_API_URL}/{SAAS_SIP_ID}/originate/`: ask the voice assistant to dial."""
-        with _as_failure():
-            base = self._res.settings.saas_api_url
-            if not base:
-                raise UpstreamRejected("HAPP_SAAS_API_URL is not set: the voice assistant cannot be reached")
-            secrets = SecretResolver(self._res, arg.integration)
-            token = await secrets.named("SAAS_AUTH_TOKEN")
-            sip_id = await secrets.named("SAAS_SIP_ID")
-            assistant_id = await self._res.creds(arg.integration).reveal("SAAS_ASSISTANT_ID")
+        """Ask the voice assistant (`POST {HAPP_SAAS_API_URL}/{SAAS_SIP_ID}/originate/`), or
+        ElevenLabs (its SIP-trunk or Twilio outbound-call API), to dial the number."""
+        with activity_failures():
             # One attempt dials once: a retry after a worker died mid-request may not dial again
-            # (the voice assistant may already be ringing the number); the call's events, or its
-            # ring timeout, tell how the attempt went.
+            # (the number may already be ringing); the call's events, or its timers, tell how
+            # the attempt went.
             info = activity.info()
             ledger = WriteLedger(self._res.pool, arg.integration)
             key = f"{info.workflow_id}/{info.activity_id}"
@@ -104,26 +98,67 @@ class CallActivities:
                 await ledger.finish(key, result.model_dump(mode="json"))
                 return result
             try:
-                answer = await HappVoiceApi(self._res.http, base, token).originate(
-                    sip_id,
-                    arg.phone_number,
-                    assistant_id,
-                    dynamic_variables=arg.variables,
-                    call_id=arg.call_id,
-                    metadata={"attempt": arg.attempt},
+                result = await (
+                    self._dial_happ_voice(arg) if arg.provider == "happ_voice" else self._dial_elevenlabs(arg)
                 )
             except BaseException:
                 await ledger.forget(key)
                 raise
-            result = Originated(provider_call_id=answer.provider_call_id)
             await ledger.finish(key, result.model_dump(mode="json"))
             return result
+
+    async def _dial_happ_voice(self, arg: OriginateCall) -> Originated:
+        base = self._res.settings.saas_api_url
+        if not base:
+            raise UpstreamRejected("HAPP_SAAS_API_URL is not set: the voice assistant cannot be reached")
+        secrets = SecretResolver(self._res, arg.integration)
+        token = await secrets.named("SAAS_AUTH_TOKEN")
+        sip_id = await secrets.named("SAAS_SIP_ID")
+        assistant_id = await self._res.creds(arg.integration).reveal("SAAS_ASSISTANT_ID")
+        answer = await HappVoiceApi(self._res.http, base, token).originate(
+            sip_id,
+            arg.phone_number,
+            assistant_id,
+            dynamic_variables=arg.variables,
+            call_id=arg.call_id,
+            metadata={"attempt": arg.attempt},
+        )
+        return Originated(provider_call_id=answer.provider_call_id)
+
+    async def _dial_elevenlabs(self, arg: OriginateCall) -> Originated:
+        secrets = SecretResolver(self._res, arg.integration)
+        api = ElevenLabsApi(
+            self._res.http, self._res.settings.elevenlabs_api_url, await secrets.named("ELEVENLABS_API_KEY")
+        )
+        answer = await api.outbound_call(
+            "sip" if arg.provider == "elevenlabs_sip" else "twilio",
+            agent_id=await secrets.named("ELEVENLABS_AGENT_ID"),
+            agent_phone_number_id=await secrets.named("ELEVENLABS_PHONE_NUMBER_ID"),
+            to_number=arg.phone_number,
+            dynamic_variables=arg.variables,
+        )
+        return Originated(provider_call_id=answer.call_sid, conversation_id=answer.conversation_id)
+
+    @activity.defn(name="call.schedule_callback")
+    async def schedule_callback(self, req: CallRequest) -> str:
+        """Start the call a client asked for (`not_before` its time): returns its id, or the id of
+        the call already in flight to that number."""
+        from workflows.control import start_call  # the module that starts workflows imports these
+
+        with activity_failures():
+            calls = self._res.calls(req.integration)
+            call_id, created = await calls.claim(
+                req.call_id, req.phone_number, call_workflow_id(req.integration, req.call_id), req.metadata
+            )
+            if created:
+                await start_call(self._client, req)
+            return call_id
 
     @activity.defn(name="elevenlabs.get_conversation")
     async def fetch_conversation(self, arg: ConversationRequest) -> PostcallInfo | None:
         """The conversation from the ElevenLabs API once it is done (None before), stored like a
         post-call webhook: the transcript goes to PostgreSQL, only its summary to history."""
-        with _as_failure():
+        with activity_failures():
             key = await SecretResolver(self._res, arg.integration).named("ELEVENLABS_API_KEY")
             api = ElevenLabsApi(self._res.http, self._res.settings.elevenlabs_api_url, key)
             try:
@@ -154,13 +189,13 @@ class CallActivities:
         """Start the integration's CallQueue if it is not running (it is started on first use)."""
         from workflows.control import start_call_queue  # the module that starts workflows imports these
 
-        with _as_failure():
+        with activity_failures():
             await start_call_queue(self._client, ref.integration)
 
     @activity.defn(name="queue.capacity")
     async def queue_capacity(self, ref: QueueRef) -> int:
         """`call_handling.concurrency_limit`, read now (a change applies to the next acquisition)."""
-        with _as_failure():
+        with activity_failures():
             return (await self._handling(ref.integration)).concurrency_limit
 
     @activity.defn(name="queue.closed_holders")
@@ -190,16 +225,8 @@ class CallActivities:
             self.record,
             self.originate,
             self.fetch_conversation,
+            self.schedule_callback,
             self.start_queue,
             self.queue_capacity,
             self.closed_workflows,
         ]
-
-
-@contextmanager
-def _as_failure() -> Iterator[None]:
-    """Raise a happ error as the activity failure Temporal should see (retryable or not)."""
-    try:
-        yield
-    except HappError as exc:
-        raise error_to_failure(exc) from None

@@ -7,7 +7,7 @@
         resp = await ctx.http.post(url, json={...}, headers={"Authorization": f"Bearer {secrets.API_TOKEN}"})
 
 Every client method is one *operation* (`db.insert`, `cache.get`, `http.request`,
-`crm.search_records`, …) handed to an `Executor`: inline it runs in-process, durably it is a
+`crm.search_records`, `keycrm.find_buyers`, …) handed to an `Executor`: inline it runs in-process, durably it is a
 Temporal activity. `current()` returns the running context.
 """
 
@@ -25,6 +25,7 @@ from happ_integ.context_clients import (
     CredsClient,
     DbClient,
     HttpClient,
+    KeyCrmClient,
     NetHuntClient,
 )
 
@@ -81,6 +82,11 @@ class Context(Generic[P]):
 
     def nethunt(self, email: Any = None, api_key: Any = None) -> NetHuntClient:
         return NetHuntClient(self._executor, self.integration_name, email, api_key)
+
+    def keycrm(self, api_key: Any = None, *, per_minute: int | None = None) -> KeyCrmClient:
+        """KeyCRM; `api_key` a secret reference (default: the KEYCRM_API_KEY secret), `per_minute`
+        the key's request budget shared by every worker (default 60)."""
+        return KeyCrmClient(self._executor, self.integration_name, api_key, per_minute=per_minute)
 
     def now(self) -> datetime:
         """Timezone-aware UTC now; deterministic inside a durable run."""

@@ -272,3 +272,76 @@ class NetHuntClient(_Client):
             **self._auth,
         )
         return (await self._executor.call("crm.create_call_log", arg, m.CrmItem)).item
+
+
+class KeyCrmClient(_Client):
+    """KeyCRM through `keycrm.*` operations. The API key defaults to the KEYCRM_API_KEY secret;
+    every request takes a turn of that key's budget (`per_minute`, default 60), shared by all workers.
+
+        keycrm = ctx.keycrm()
+        [buyer, *_] = await keycrm.find_buyers("+380994829573")
+        cards = await keycrm.find_cards(buyer["id"], pipeline_id=1)
+        await keycrm.update_card(cards[0]["id"], status_id=7, note="Interested")
+    """
+
+    def __init__(
+        self,
+        executor: Executor,
+        integration: str,
+        api_key: SecretRef | None = None,
+        *,
+        per_minute: int | None = None,
+    ) -> None:
+        super().__init__(executor, integration)
+        if api_key is not None and not isinstance(api_key, SecretRef):
+            raise TypeError(
+                "pass the KeyCRM API key as a secret reference (`secrets.KEYCRM_API_KEY`), never a value"
+            )
+        self._auth: dict[str, Any] = {"api_key": str(api_key) if api_key else None, "per_minute": per_minute}
+
+    async def find_buyers(self, phone: str, *, limit: int = 15) -> list[dict[str, Any]]:
+        """Buyers whose phone is `phone` (any format: KeyCRM is asked for its digits), with their
+        `company`, `manager` and `custom_fields` (`[{"uuid", "name", "value", …}]`, filled ones only)."""
+        arg = m.KeyCrmFindBuyers(integration=self._integration, phone=phone, limit=limit, **self._auth)
+        return (await self._executor.call("keycrm.find_buyers", arg, m.KeyCrmBuyers)).buyers
+
+    async def find_cards(
+        self, client_id: int, *, pipeline_id: int | None = None, max_pages: int = 10
+    ) -> list[dict[str, Any]]:
+        """Pipeline cards of buyer `client_id` (optionally in one pipeline), with `contact`, `status`
+        (its `is_final`), `manager` and `custom_fields`. KeyCRM cannot filter cards by buyer: this
+        reads up to `max_pages` pages of 50, so name the pipeline when you can."""
+        arg = m.KeyCrmFindCards(
+            integration=self._integration,
+            client_id=client_id,
+            pipeline_id=pipeline_id,
+            max_pages=max_pages,
+            **self._auth,
+        )
+        return (await self._executor.call("keycrm.find_cards", arg, m.KeyCrmCards)).cards
+
+    async def get_card(self, card_id: int) -> dict[str, Any] | None:
+        """The card, or None when KeyCRM has no such card."""
+        arg = m.KeyCrmGetCard(integration=self._integration, card_id=card_id, **self._auth)
+        return (await self._executor.call("keycrm.get_card", arg, m.KeyCrmCard)).card
+
+    async def update_card(
+        self,
+        card_id: int,
+        *,
+        status_id: int | None = None,
+        note: str | None = None,
+        custom_fields: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Move the card to `status_id` (a status of another pipeline moves it there), set its `note`
+        and custom fields (`{uuid: value}`); made once by a durable run however often it is tried.
+        Answers `{"card_id", "status": KeyCRM's answer, "card": None, or the card as a retry found it}`."""
+        arg = m.KeyCrmUpdateCard(
+            integration=self._integration,
+            card_id=card_id,
+            status_id=status_id,
+            note=note,
+            custom_fields=dict(custom_fields or {}),
+            **self._auth,
+        )
+        return (await self._executor.call("keycrm.update_card", arg, m.KeyCrmUpdated)).model_dump(mode="json")

@@ -113,6 +113,9 @@ def run_dev(settings: Settings, simulate: bool = False) -> None:
                     "nethunt_api_url": f"{base}/nethunt/api/v1/zapier",
                     "keycrm_api_url": f"{base}/keycrm/v1",
                     "elevenlabs_api_url": f"{base}/elevenlabs",
+                    "llm_base_url": settings.llm_base_url or f"{base}/llm/v1",
+                    "llm_model": settings.llm_model or "sim-analyst",
+                    "llm_api_key": settings.llm_api_key or SecretStr("sim-llm-key"),
                 }
             )
         asyncio.run(_serve(settings, temporal, simulate))
@@ -147,9 +150,11 @@ async def _serve(settings: Settings, temporal: EmbeddedTemporal | None, simulate
     if simulate:
         from simulator.calls import Outcome
 
-        # The simulated voice assistant plays every call it is asked to make, against the first
-        # integration with a call flow: events, agent-init, the signed post-call.
-        calling = next((i.name for i in integrations.values() if i.call_flow is not None), None)
+        # The simulated voice assistant plays every call it is asked to make (events, agent-init,
+        # the signed post-call) against one integration: sofa when it is served, else the first
+        # with a call flow.
+        with_flow = [i.name for i in integrations.values() if i.call_flow is not None]
+        calling = "sofa" if "sofa" in with_flow else next(iter(with_flow), None)
         gateway = f"http://{settings.api_host}:{settings.api_port}/{calling}" if calling else None
         simulated = SimulatorStates.demo(gateway=gateway, auto_play=Outcome.answered(45, talk_seconds=2))
     assert settings.temporal_address

@@ -9,6 +9,8 @@ an inline run raises, so one handler source behaves the same in both modes.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Literal, TypeVar
 
@@ -63,10 +65,35 @@ def error_to_failure(exc: BaseException) -> ApplicationError:
             "status_code": exc.status_code,
             **{k: v for k, v in exc.details.items() if isinstance(v, str | int)},
         }
+        # A peer that said when to come back (429 / 503 with Retry-After) is tried again then, not
+        # on the policy's own schedule.
+        retry_after = exc.details.get("retry_after")
+        delay = (
+            timedelta(seconds=min(float(retry_after), 3600))
+            if exc.retryable and isinstance(retry_after, int | float) and retry_after > 0
+            else None
+        )
         return ApplicationError(
-            exc.message, details, type=type(exc).__name__, non_retryable=not exc.retryable
+            exc.message,
+            details,
+            type=type(exc).__name__,
+            non_retryable=not exc.retryable,
+            next_retry_delay=delay,
         )
     return ApplicationError(str(exc) or type(exc).__name__, type=type(exc).__name__)
+
+
+@contextmanager
+def activity_failures() -> Iterator[None]:
+    """Inside an activity: a happ error leaves it as the failure Temporal should see (retryable or not).
+
+    with activity_failures():
+        return await something_that_may_raise_a_happ_error()
+    """
+    try:
+        yield
+    except errors.HappError as exc:
+        raise error_to_failure(exc) from None
 
 
 def error_from_failure(cause: BaseException | None) -> errors.HappError:

@@ -1,5 +1,6 @@
-"""Loopback peers for demos and end-to-end tests: NetHunt, KeyCRM and the voice-assistant SaaS
-(with the ElevenLabs agent's webhooks), speaking the real services' paths, payloads and auth.
+"""Loopback peers for demos and end-to-end tests: NetHunt, KeyCRM, the voice-assistant SaaS (with
+the ElevenLabs agent's webhooks), the ElevenLabs API and an OpenAI-compatible model, speaking the
+real services' paths, payloads and auth.
 
     from simulator.nethunt import NetHuntState, create_nethunt_app
     state = NetHuntState()
@@ -8,22 +9,25 @@
     http = httpx.AsyncClient(transport=httpx.ASGITransport(app=create_nethunt_app(state)))
     ...
     state.fail_next(503, times=2)          # the next two requests answer 503
+    state.fail_next(429, headers={"Retry-After": "7"})
+    state.delay_next(2.0)                  # the next request answers after 2 s (a client timeout)
     state.requests[-1].json                # what the client sent
 
-`python -m simulator.app --port 3100` serves all three on one port (see `simulator.app`).
-This module holds what they share: the request log, failure injection and ElevenLabs signing
+`python -m simulator.app --port 3100` serves them all on one port (see `simulator.app`).
+This module holds what they share: the request log, failure and delay injection and ElevenLabs signing
 (`sign_elevenlabs`, `verify_elevenlabs`, also importable from `simulator.voice`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -44,24 +48,43 @@ class RecordedRequest:
         return self.headers.get(name.lower())
 
 
+class Failure(NamedTuple):
+    """An injected answer: `status`, JSON `body` and extra response `headers` (`Retry-After` …)."""
+
+    status: int
+    body: Any
+    headers: dict[str, str] = {}  # noqa: RUF012 - a NamedTuple default, never mutated
+
+
 @dataclass
 class SimState:
-    """Request log plus failure injection, shared by every simulated service.
+    """Request log plus failure and delay injection, shared by every simulated service.
 
     `fail_next(500, times=2)` makes the next two requests (any path) answer that status with
-    `body` (default `{"message": "simulated failure"}`) before auth or routing runs; they are
-    still recorded, so a test can count retries.
+    `body` (default `{"message": "simulated failure"}`) and `headers` before auth or routing runs;
+    they are still recorded, so a test can count retries. `delay_next(1.5)` holds the next
+    request that long before it is handled, so a client's timeout can fire.
     """
 
     requests: list[RecordedRequest] = field(default_factory=list)
-    _failures: deque[tuple[int, Any]] = field(default_factory=deque, repr=False)
+    _failures: deque[Failure] = field(default_factory=deque, repr=False)
+    _delays: deque[float] = field(default_factory=deque, repr=False)
 
-    def fail_next(self, status: int = 500, times: int = 1, body: Any = None) -> None:
+    def fail_next(
+        self, status: int = 500, times: int = 1, body: Any = None, headers: dict[str, str] | None = None
+    ) -> None:
+        payload = body if body is not None else {"message": "simulated failure"}
         for _ in range(times):
-            self._failures.append((status, body if body is not None else {"message": "simulated failure"}))
+            self._failures.append(Failure(status, payload, dict(headers or {})))
 
-    def take_failure(self) -> tuple[int, Any] | None:
+    def take_failure(self) -> Failure | None:
         return self._failures.popleft() if self._failures else None
+
+    def delay_next(self, seconds: float, times: int = 1) -> None:
+        self._delays.extend([seconds] * times)
+
+    def take_delay(self) -> float:
+        return self._delays.popleft() if self._delays else 0.0
 
     def clear_requests(self) -> None:
         self.requests.clear()
@@ -91,9 +114,12 @@ class RecordingMiddleware:
             more = message.get("more_body", False)
         body = b"".join(chunks)
         self.state.requests.append(_record(scope, body))
+        delay = self.state.take_delay()
+        if delay > 0:
+            await asyncio.sleep(delay)
         failure = self.state.take_failure()
         if failure is not None:
-            await _send_json(send, failure[0], failure[1])
+            await _send_json(send, failure.status, failure.body, failure.headers)
             return
         replayed = False
 
@@ -121,9 +147,10 @@ def _record(scope: Scope, body: bytes) -> RecordedRequest:
     return RecordedRequest(scope["method"], path, query, headers, payload, body)
 
 
-async def _send_json(send: Send, status: int, payload: Any) -> None:
+async def _send_json(send: Send, status: int, payload: Any, extra: dict[str, str] | None = None) -> None:
     raw = json.dumps(payload).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode())]
+    headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (extra or {}).items()]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": raw})
 

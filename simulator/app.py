@@ -5,17 +5,21 @@
     # HAPP_KEYCRM_API_URL=http://127.0.0.1:3100/keycrm/v1
     # HAPP_SAAS_API_URL=http://127.0.0.1:3100/voice
     # HAPP_ELEVENLABS_API_URL=http://127.0.0.1:3100/elevenlabs
+    # HAPP_LLM_BASE_URL=http://127.0.0.1:3100/llm/v1  HAPP_LLM_MODEL=sim-analyst  HAPP_LLM_API_KEY=sim-llm-key
 
     states = SimulatorStates.demo(gateway="http://127.0.0.1:3001/sofa", auto_play=Outcome.answered(30))
-    app = create_simulator_app(states)   # states.nethunt / .keycrm / .voice / .elevenlabs stay inspectable
+    app = create_simulator_app(states)   # states.nethunt / .keycrm / .voice / .elevenlabs / .llm stay inspectable
 
 With `auto_play` every originated call plays itself a moment later (to the configured webhook
 URLs); without it, `POST /voice/_sim/calls/{call_id}/play {"outcome": "busy"}` plays one call
 (`outcome`: answered | short | no_answer | busy | failed, `duration` seconds; optional
 `ring_seconds`, `talk_seconds`, `postcall`). `GET /voice/_sim/calls` lists the calls. The voice
 peer's played conversations are what the ElevenLabs peer answers (`states.voice.elevenlabs` is
-`states.elevenlabs`). The demo data: a NetHunt folder "Leads" and a KeyCRM pipeline "Sales" with one
-contact, +380994829573 ("Іван Петренко").
+`states.elevenlabs`). Calls ElevenLabs dials itself (`POST /elevenlabs/v1/convai/sip-trunk/outbound-call`
+or `…/twilio/outbound-call`) play as `states.elevenlabs.play` says (the demo's `auto_play`) and
+send their signed webhook to the gateway's agent-postcall. The model peer under `/llm` analyses
+transcripts by keywords (`simulator.llm`). The demo data: a NetHunt folder "Leads" and a KeyCRM
+pipeline "Sales" with one contact, +380994829573 ("Іван Петренко").
 """
 
 from __future__ import annotations
@@ -31,7 +35,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from simulator.elevenlabs import ElevenLabsState, create_elevenlabs_app
-from simulator.keycrm import KeyCrmState, create_keycrm_app
+from simulator.keycrm import KeyCrmState, create_keycrm_app, seed_demo
+from simulator.llm import LlmState, create_llm_app
 from simulator.nethunt import NetHuntState, create_nethunt_app
 from simulator.voice import Outcome, SimCall, VoiceState, create_voice_app, play_call
 
@@ -40,6 +45,7 @@ PREFIXES = {
     "keycrm": "/keycrm/v1",
     "voice": "/voice",
     "elevenlabs": "/elevenlabs",
+    "llm": "/llm/v1",
 }
 DEMO_PHONE = "+380994829573"
 
@@ -56,6 +62,7 @@ class SimulatorStates:
     keycrm: KeyCrmState = field(default_factory=KeyCrmState)
     voice: VoiceState = field(default_factory=VoiceState)
     elevenlabs: ElevenLabsState = field(default_factory=ElevenLabsState)
+    llm: LlmState = field(default_factory=LlmState)
     auto_play: Outcome | None = None
     pause_seconds: float = 0.5
     errors: list[str] = field(default_factory=list)
@@ -66,21 +73,24 @@ class SimulatorStates:
 
     @classmethod
     def demo(cls, gateway: str | None = None, auto_play: Outcome | None = None) -> SimulatorStates:
-        """Seeded states; `gateway` (e.g. `http://127.0.0.1:3001/sofa`) points the voice webhooks at it."""
+        """Seeded states; `gateway` (e.g. `http://127.0.0.1:3001/sofa`) points the voice webhooks and
+        ElevenLabs' own post-call webhooks at it; `auto_play` is how every call plays, on both."""
         states = cls(auto_play=auto_play)
+        # One agent, one secret: the gateway verifies every post-call webhook with the same key.
+        states.elevenlabs.webhook_secret = states.voice.webhook_secret
+        states.elevenlabs.play = auto_play
         folder = states.nethunt.add_folder("Leads", folder_id="leads")
         states.nethunt.add_record(
             folder,
             {"Name": "Іван Петренко", "Phone": [DEMO_PHONE], "Company": "ТОВ Компанія", "Source": "Facebook"},
         )
-        _, (new, *_) = states.keycrm.add_pipeline("Sales", ["New", "Called", "Interested", "Not reached"])
-        buyer = states.keycrm.add_buyer("Іван Петренко", DEMO_PHONE)
-        states.keycrm.add_card(new, {"full_name": "Іван Петренко", "phone": DEMO_PHONE, "client_id": buyer})
+        seed_demo(states.keycrm)
         if gateway:
             base = gateway.rstrip("/")
             states.voice.call_events_url = f"{base}/webhook/call-events"
             states.voice.agent_init_url = f"{base}/webhook/agent-init"
             states.voice.postcall_url = f"{base}/webhook/agent-postcall"
+            states.elevenlabs.postcall_url = f"{base}/webhook/agent-postcall"
         return states
 
     def credentials(self) -> dict[str, str]:
@@ -95,6 +105,8 @@ class SimulatorStates:
             "SAAS_ASSISTANT_ID": "sim-assistant",
             "ELEVENLABS_WEBHOOK_SECRET": self.voice.webhook_secret,
             "ELEVENLABS_API_KEY": self.elevenlabs.api_key,
+            "ELEVENLABS_AGENT_ID": "agent_sim",
+            "ELEVENLABS_PHONE_NUMBER_ID": "phnum_sim",
         }
 
     def play_in_background(self, call: SimCall, outcome: Outcome) -> None:
@@ -148,7 +160,7 @@ def _add_dev_routes(voice_app: FastAPI, states: SimulatorStates) -> None:
 
 def create_simulator_app(states: SimulatorStates | None = None) -> FastAPI:
     """NetHunt under `/nethunt/api/v1/zapier`, KeyCRM under `/keycrm/v1`, the voice SaaS under `/voice`,
-    ElevenLabs under `/elevenlabs`."""
+    ElevenLabs under `/elevenlabs`, the model under `/llm` (its base URL is `/llm/v1`)."""
     states = states or SimulatorStates()
     if states.auto_play is not None:
         outcome = states.auto_play
@@ -161,6 +173,7 @@ def create_simulator_app(states: SimulatorStates | None = None) -> FastAPI:
     app.mount("/keycrm", create_keycrm_app(states.keycrm))
     app.mount("/voice", voice_app)
     app.mount("/elevenlabs", create_elevenlabs_app(states.elevenlabs))
+    app.mount("/llm", create_llm_app(states.llm))
 
     @app.get("/")
     async def index(request: Request) -> dict[str, str]:
@@ -180,7 +193,7 @@ def run_simulator(host: str = "127.0.0.1", port: int = 3100, states: SimulatorSt
 def main(argv: list[str] | None = None) -> None:
     """`python -m simulator.app --port 3100 --gateway http://127.0.0.1:3001/sofa --auto-play answered`."""
     parser = argparse.ArgumentParser(
-        description="happ-integ loopback peers (NetHunt, KeyCRM, voice SaaS, ElevenLabs)"
+        description="happ-integ loopback peers (NetHunt, KeyCRM, voice SaaS, ElevenLabs, model)"
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=3100)

@@ -12,38 +12,134 @@ and short calls: "in-progress" when call_start goes out, "done" (the very object
 missed or never got the webhook (`Outcome(postcall=False)`) can recover the result here.
 Unanswered calls have no conversation (404), as on ElevenLabs. Errors look like ElevenLabs':
 `{"detail": {"status": "invalid_api_key" | "conversation_not_found", "message": …}}`.
+
+ElevenLabs' own outbound calls (`POST /v1/convai/sip-trunk/outbound-call`, `…/twilio/outbound-call`,
+see `simulator.elevenlabs_calls`) land in `state.outbound_calls`; with `state.play` set each one
+plays itself and sends its signed webhook to `state.postcall_url`:
+
+    state = ElevenLabsState(postcall_url="http://gw/sofa/webhook/agent-postcall", play=Outcome.busy())
+    await state.settle()                  # every started call played
+    state.outbound_calls[-1].body, state.deliveries[-1].payload["data"]["failure_reason"]
 """
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import hmac
+import time
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from simulator import RecordingMiddleware, SimState
 from simulator.calls import Outcome, SimCall
 
-if TYPE_CHECKING:  # voice.py imports this module at runtime; VoiceState is only an annotation here
-    from simulator.voice import VoiceState
+if TYPE_CHECKING:  # both import this module at runtime; their types are only annotations here
+    from simulator.elevenlabs_calls import OutboundCall
+    from simulator.voice import Delivery
 
 Status = Literal["in-progress", "done"]
+Via = Literal["sip", "twilio"]
 _FAILURE_REASON = {"no_answer": "no-answer", "busy": "busy", "failed": "unknown"}
+
+
+class AgentLine(Protocol):
+    """Who talks and from which number: a `VoiceState`, or one outbound call's agent."""
+
+    @property
+    def agent_id(self) -> str: ...
+
+    @property
+    def caller_number(self) -> str: ...
 
 
 @dataclass
 class ElevenLabsState(SimState):
-    """The API key the peer accepts and every conversation it knows, by `conversation_id`."""
+    """The API key the peer accepts, every conversation it knows (by `conversation_id`) and the
+    outbound calls it was asked to make.
+
+    `play` is how each accepted outbound call goes (None: it is recorded, never played, and stays
+    in flight); `postcall_url`/`webhook_secret` are where and how its webhook goes, through
+    `webhook_http` (None: a fresh client per call). `refuse_next(message)` answers the next
+    outbound calls `{"success": false, "message": …}`; `known_agents`/`known_phone_numbers`, when
+    set, make other ids a 404. A call is in flight from its accepted request until its webhook is
+    sent (`in_flight`, `max_in_flight`, `in_flight_timeline` stamped by `monotonic`).
+    """
 
     api_key: str = "sim-elevenlabs-key"
     conversations: dict[str, dict[str, Any]] = field(default_factory=dict)
+    webhook_secret: str = "sim-elevenlabs-secret"
+    postcall_url: str | None = None
+    caller_number: str = "+380440000000"
+    play: Outcome | None = None
+    webhook_http: httpx.AsyncClient | None = None
+    known_agents: set[str] | None = None
+    known_phone_numbers: set[str] | None = None
+    outbound_calls: list[OutboundCall] = field(default_factory=list)
+    deliveries: list[Delivery] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    clock: Callable[[], float] = time.time
+    monotonic: Callable[[], float] = time.monotonic
+    max_in_flight: int = 0
+    in_flight_timeline: list[tuple[float, int]] = field(default_factory=list)
+    _in_flight: set[str] = field(default_factory=set, repr=False)
+    _refusals: deque[str] = field(default_factory=deque, repr=False)
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set, repr=False)
 
     def store(self, conversation: dict[str, Any]) -> None:
         """Keep a copy, so later edits of a webhook payload never change what the API answers."""
         self.conversations[str(conversation["conversation_id"])] = copy.deepcopy(conversation)
+
+    def outbound(self, key: str) -> OutboundCall:
+        """The outbound call known by its conversation id, its call sid or our `call_id`."""
+        return next(
+            c for c in reversed(self.outbound_calls) if key in (c.conversation_id, c.call_sid, c.call.call_id)
+        )
+
+    def refuse_next(
+        self, message: str = "Failed to initiate call: callee unreachable", times: int = 1
+    ) -> None:
+        self._refusals.extend([message] * times)
+
+    def take_refusal(self) -> str | None:
+        return self._refusals.popleft() if self._refusals else None
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
+
+    def mark_in_flight(self, record: OutboundCall) -> None:
+        if record.conversation_id not in self._in_flight:
+            self._in_flight.add(record.conversation_id)
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            self.in_flight_timeline.append((self.monotonic(), self.in_flight))
+
+    def mark_ended(self, record: OutboundCall) -> None:
+        """Idempotent: replaying a call does not end another one."""
+        if record.conversation_id in self._in_flight:
+            self._in_flight.discard(record.conversation_id)
+            self.in_flight_timeline.append((self.monotonic(), self.in_flight))
+
+    def reset_in_flight(self) -> None:
+        self._in_flight.clear()
+        self.max_in_flight = 0
+        self.in_flight_timeline.clear()
+
+    def keep_task(self, task: asyncio.Task[None]) -> None:
+        """Hold a background call until it is done (the loop keeps only weak references)."""
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def settle(self) -> None:
+        """Wait until every call playing in the background has sent its webhook (or failed: `errors`)."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
 def _transcript(outcome: Outcome) -> list[dict[str, Any]]:
@@ -64,16 +160,19 @@ def _transcript(outcome: Outcome) -> list[dict[str, Any]]:
 
 
 def conversation_data(
-    state: VoiceState,
+    state: AgentLine,
     call: SimCall,
     outcome: Outcome,
     variables: dict[str, Any],
     ts: int,
     status: Status = "done",
+    *,
+    phone_type: str = "sip_trunking",
 ) -> dict[str, Any]:
     """The conversation object: the webhook's `data` and (plus `has_audio`) the API's answer.
 
     While "in-progress" it has no transcript, no analysis and no duration yet, like a live one.
+    `phone_type` is `metadata.phone_call.type`: "sip_trunking" or "twilio".
     """
     done = status == "done"
     duration = outcome.duration if done else 0
@@ -93,7 +192,7 @@ def conversation_data(
     }
     phone = {
         "direction": "outbound",
-        "type": "sip_trunking",
+        "type": phone_type,
         "agent_number": state.caller_number,
         "external_number": call.phone_number,
         "call_sid": call.provider_call_id,
@@ -121,20 +220,33 @@ def conversation_data(
 
 
 def postcall_payload(
-    state: VoiceState, call: SimCall, outcome: Outcome, variables: dict[str, Any], ts: int
+    state: AgentLine,
+    call: SimCall,
+    outcome: Outcome,
+    variables: dict[str, Any],
+    ts: int,
+    *,
+    phone_type: str = "sip_trunking",
 ) -> dict[str, Any]:
     """The `post_call_transcription` envelope ElevenLabs sends when the conversation's analysis is done."""
-    data = conversation_data(state, call, outcome, variables, ts)
+    data = conversation_data(state, call, outcome, variables, ts, phone_type=phone_type)
     return {"type": "post_call_transcription", "event_timestamp": ts, "data": data}
 
 
-def initiation_failure_payload(state: VoiceState, call: SimCall, outcome: Outcome, ts: int) -> dict[str, Any]:
-    """The `call_initiation_failure` envelope (`failure_reason` busy / no-answer / unknown)."""
+def initiation_failure_payload(
+    state: AgentLine, call: SimCall, outcome: Outcome, ts: int, *, via: Via = "sip"
+) -> dict[str, Any]:
+    """The `call_initiation_failure` envelope (`failure_reason` busy / no-answer / unknown);
+    `metadata` is the SIP trunk's or Twilio's own report, by `via`."""
+    reason = _FAILURE_REASON.get(outcome.kind, "unknown")
+    body: dict[str, Any] = {"call_sid": call.provider_call_id, "to": call.phone_number}
+    if via == "twilio":
+        body = {"CallSid": call.provider_call_id, "To": call.phone_number, "CallStatus": reason}
     data = {
         "agent_id": state.agent_id,
         "conversation_id": call.conversation_id,
-        "failure_reason": _FAILURE_REASON.get(outcome.kind, "unknown"),
-        "metadata": {"type": "sip", "body": {"call_sid": call.provider_call_id, "to": call.phone_number}},
+        "failure_reason": reason,
+        "metadata": {"type": via, "body": body},
     }
     return {"type": "call_initiation_failure", "event_timestamp": ts, "data": data}
 
@@ -163,5 +275,9 @@ def create_elevenlabs_app(state: ElevenLabsState | None = None) -> FastAPI:
             return _error(404, "conversation_not_found", f"Conversation {conversation_id} not found")
         return {**copy.deepcopy(conversation), "has_audio": False}
 
+    # Imported here: that module builds on this one's state and payloads.
+    from simulator.elevenlabs_calls import add_outbound_routes
+
+    add_outbound_routes(app, state)
     app.add_middleware(RecordingMiddleware, state=state)
     return app

@@ -7,14 +7,22 @@ pages and errors (`{"message": "Unauthenticated."}`, 422 `{"message", "errors"}`
     card = state.add_card(new, {"full_name": "Іван", "phone": "+380994829573", "client_id": buyer})
     app = create_keycrm_app(state)            # HAPP_KEYCRM_API_URL=http://127.0.0.1:PORT/v1
     state.cards[card]["status_id"] == called  # after the code under test moved it
+    ids = seed_demo(KeyCrmState())           # the demo pipeline, buyer and card (see `seed_demo`)
 
 Like the real API, `filter[buyer_phone]` matches the stored phone's digits exactly, `limit` above
 50 is a 422, and cards accept only the filters KeyCRM allows (anything else is a 400).
+
+Buyers may have a company and a manager (`include=company,manager`), buyers and cards custom
+field values (`include=custom_fields`: the filled ones, as `[{"id", "uuid", "name", "type",
+"value"}]`); `PUT /pipelines/cards/{id}` takes `custom_fields: [{"uuid", "value"}]` for the
+card fields defined with `add_custom_field("lead", …)` and answers 422 for any other uuid. A
+status may be final (`is_final`), like KeyCRM's closing statuses. `state.cards[id]["custom_fields"]`
+and `state.buyers[id]["custom_fields"]` hold the values as `{uuid: value}`.
 """
 
 from __future__ import annotations
 
-import itertools
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -28,7 +36,8 @@ CARD_FILTERS = ("pipeline_id", "status_id", "source_id", "created_between", "upd
 BUYER_FILTERS = ("buyer_id", "buyer_email", "buyer_phone", "created_between", "updated_between")
 ORDER_FILTERS = ("order_id", "status_id", "source_id", "buyer_phone", "buyer_email", "created_between")
 ORDER_FIELDS = ("status_id", "manager_comment", "buyer_comment", "discount_percent", "discount_amount")
-CARD_FIELDS = ("title", "note", "status_id", "source_id", "client_id", "communicate_at", "custom_fields")
+CARD_FIELDS = ("title", "note", "status_id", "source_id", "client_id", "communicate_at")
+CUSTOM_FIELD_MODELS = ("order", "lead", "client", "crm_product")
 
 
 def _now() -> str:
@@ -37,7 +46,8 @@ def _now() -> str:
 
 @dataclass
 class KeyCrmState(SimState):
-    """Buyers, orders, pipelines (with statuses) and cards in memory, keyed by integer id."""
+    """Buyers, orders, pipelines (with statuses), cards, managers, companies and custom field
+    definitions in memory, keyed by integer id (custom fields by uuid)."""
 
     api_key: str = "sim-keycrm-key"
     buyers: dict[int, dict[str, Any]] = field(default_factory=dict)
@@ -45,50 +55,165 @@ class KeyCrmState(SimState):
     pipelines: dict[int, dict[str, Any]] = field(default_factory=dict)
     statuses: dict[int, dict[str, Any]] = field(default_factory=dict)
     cards: dict[int, dict[str, Any]] = field(default_factory=dict)
-    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1), repr=False)
+    managers: dict[int, dict[str, Any]] = field(default_factory=dict)
+    companies: dict[int, dict[str, Any]] = field(default_factory=dict)
+    custom_fields: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _next_id: int = field(default=1, repr=False)
+    _taken: set[int] = field(default_factory=set, repr=False)
 
-    def add_buyer(self, full_name: str, phone: str | list[str], email: str | list[str] | None = None) -> int:
-        buyer_id = next(self._ids)
+    def new_id(self, wanted: int | None = None) -> int:
+        """The next free id, or `wanted` (a ValueError when some entity already has it)."""
+        if wanted is not None:
+            if wanted in self._taken:
+                raise ValueError(f"id {wanted} is taken")
+            self._taken.add(wanted)
+            return wanted
+        while self._next_id in self._taken:
+            self._next_id += 1
+        self._taken.add(self._next_id)
+        return self._next_id
+
+    def add_manager(self, full_name: str, email: str | None = None, phone: str | None = None) -> int:
+        """A KeyCRM user, as `include=manager` shows it."""
+        manager_id = self.new_id()
+        first, _, last = full_name.partition(" ")
+        self.managers[manager_id] = {
+            "id": manager_id,
+            "first_name": first,
+            "last_name": last,
+            "full_name": full_name,
+            "username": email or f"manager{manager_id}",
+            "email": email,
+            "phone": phone,
+            "role_id": 1,
+            "status": "active",
+            "created_at": _now(),
+            "updated_at": _now(),
+        }
+        return manager_id
+
+    def add_company(self, name: str, full_name: str | None = None) -> int:
+        """A buyer's company, as `include=company` shows it."""
+        company_id = self.new_id()
+        self.companies[company_id] = {
+            "id": company_id,
+            "name": name,
+            "full_name": full_name or name,
+            "address": None,
+            "note": None,
+            "created_at": _now(),
+            "updated_at": _now(),
+        }
+        return company_id
+
+    def add_custom_field(
+        self, model: str, name: str, field_type: str = "text", uuid: str | None = None
+    ) -> str:
+        """A custom field definition of `model` ("lead" for cards, "client" for buyers); its uuid."""
+        if model not in CUSTOM_FIELD_MODELS:
+            raise ValueError(f"model must be one of {CUSTOM_FIELD_MODELS}")
+        field_id = self.new_id()
+        prefix = {"order": "OR", "lead": "LD", "client": "CT", "crm_product": "PR"}[model]
+        uuid = uuid or f"{prefix}_{1000 + field_id}"
+        if uuid in self.custom_fields:
+            raise ValueError(f"custom field {uuid} exists")
+        self.custom_fields[uuid] = {
+            "id": field_id,
+            "uuid": uuid,
+            "name": name,
+            "model": model,
+            "type": field_type,
+            "required": False,
+            "position": len(self.custom_fields) + 1,
+            "is_multiple": False,
+            "options": [],
+        }
+        return uuid
+
+    def add_buyer(
+        self,
+        full_name: str,
+        phone: str | list[str],
+        email: str | list[str] | None = None,
+        *,
+        company_id: int | None = None,
+        manager_id: int | None = None,
+        custom_fields: Mapping[str, Any] | None = None,
+    ) -> int:
+        buyer_id = self.new_id()
         self.buyers[buyer_id] = {
             "id": buyer_id,
             "full_name": full_name,
             "phone": [phone] if isinstance(phone, str) else list(phone),
             "email": [email] if isinstance(email, str) else list(email or []),
             "note": None,
+            "company_id": company_id,
+            "manager_id": manager_id,
+            "custom_fields": dict(custom_fields or {}),
             "created_at": _now(),
             "updated_at": _now(),
         }
         return buyer_id
 
-    def add_pipeline(self, title: str, statuses: list[str]) -> tuple[int, list[int]]:
-        pipeline_id = next(self._ids)
+    def add_pipeline(
+        self,
+        title: str,
+        statuses: list[str],
+        *,
+        final: Collection[str] = (),
+        pipeline_id: int | None = None,
+        status_ids: Sequence[int] | None = None,
+    ) -> tuple[int, list[int]]:
+        """A pipeline and its statuses, in order; `final` names the closing ones (`is_final`).
+        `pipeline_id`/`status_ids` fix the ids (e.g. to match an integration's default config)."""
+        if status_ids is not None and len(status_ids) != len(statuses):
+            raise ValueError("one status id per status")
+        pipeline_id = self.new_id(pipeline_id)
         self.pipelines[pipeline_id] = {"id": pipeline_id, "title": title}
         ids = []
-        for alias in statuses:
-            status_id = next(self._ids)
-            self.statuses[status_id] = {"id": status_id, "pipeline_id": pipeline_id, "name": alias}
+        for position, alias in enumerate(statuses):
+            status_id = self.new_id(status_ids[position] if status_ids is not None else None)
+            self.statuses[status_id] = {
+                "id": status_id,
+                "pipeline_id": pipeline_id,
+                "name": alias,
+                "title": alias,
+                "alias": alias.lower().replace(" ", "_"),
+                "is_final": alias in final,
+            }
             ids.append(status_id)
         return pipeline_id, ids
 
-    def add_card(self, status_id: int, contact: dict[str, Any], title: str | None = None) -> int:
-        card_id = next(self._ids)
+    def add_card(
+        self,
+        status_id: int,
+        contact: dict[str, Any],
+        title: str | None = None,
+        *,
+        manager_id: int | None = None,
+        custom_fields: Mapping[str, Any] | None = None,
+    ) -> int:
+        card_id = self.new_id()
         self.cards[card_id] = {
             "id": card_id,
             "title": title or f"Lead #{card_id}",
             "status_id": status_id,
             "pipeline_id": self.statuses[status_id]["pipeline_id"],
             "source_id": None,
+            "manager_id": manager_id,
             "manager_comment": None,
             "note": None,
             "communicate_at": None,
-            "contact": {"id": next(self._ids), "email": None, **contact},
+            "is_finished": False,
+            "custom_fields": dict(custom_fields or {}),
+            "contact": {"id": self.new_id(), "email": None, **contact},
             "created_at": _now(),
             "updated_at": _now(),
         }
         return card_id
 
     def add_order(self, buyer_id: int, status_id: int = 1, source_id: int = 1, **extra: Any) -> int:
-        order_id = next(self._ids)
+        order_id = self.new_id()
         self.orders[order_id] = {
             "id": order_id,
             "source_id": source_id,
@@ -169,21 +294,56 @@ def create_keycrm_app(state: KeyCrmState | None = None) -> FastAPI:
     def includes(request: Request) -> set[str]:
         return {part.strip() for part in request.query_params.get("include", "").split(",") if part.strip()}
 
+    def custom_view(values: dict[str, Any]) -> list[dict[str, Any]]:
+        """KeyCRM's include=custom_fields: the filled fields only, with their definitions."""
+        shown = []
+        for uuid, value in values.items():
+            if value in (None, "", []):
+                continue
+            definition = state.custom_fields.get(uuid, {"id": None, "name": uuid, "type": "text"})
+            shown.append(
+                {
+                    "id": definition["id"],
+                    "uuid": uuid,
+                    "name": definition["name"],
+                    "type": definition["type"],
+                    "value": value,
+                }
+            )
+        return shown
+
+    def buyer_view(buyer: dict[str, Any] | None, inc: set[str]) -> dict[str, Any] | None:
+        if buyer is None:
+            return None
+        view = {k: v for k, v in buyer.items() if k != "custom_fields"}
+        if "company" in inc:
+            view["company"] = state.companies.get(buyer.get("company_id") or 0)
+        if "manager" in inc:
+            view["manager"] = state.managers.get(buyer.get("manager_id") or 0)
+        if "custom_fields" in inc:
+            view["custom_fields"] = custom_view(buyer.get("custom_fields") or {})
+        return view
+
     def order_view(order: dict[str, Any], inc: set[str]) -> dict[str, Any]:
         view = dict(order)
         if "buyer" in inc:
-            view["buyer"] = state.buyers.get(order["client_id"])
+            view["buyer"] = buyer_view(state.buyers.get(order["client_id"]), set())
         return view
 
     def card_view(card: dict[str, Any], inc: set[str]) -> dict[str, Any]:
-        view = {k: v for k, v in card.items() if k != "contact"}
+        view = {k: v for k, v in card.items() if k not in ("contact", "custom_fields")}
         view["contact_id"] = card["contact"]["id"]
         if inc & {"contact", "contact.client"}:
             view["contact"] = dict(card["contact"])
             if "contact.client" in inc:
-                view["contact"]["client"] = state.buyers.get(card["contact"].get("client_id") or 0)
+                client = state.buyers.get(card["contact"].get("client_id") or 0)
+                view["contact"]["client"] = buyer_view(client, set())
         if "status" in inc:
             view["status"] = state.statuses.get(card["status_id"])
+        if "manager" in inc:
+            view["manager"] = state.managers.get(card.get("manager_id") or 0)
+        if "custom_fields" in inc:
+            view["custom_fields"] = custom_view(card.get("custom_fields") or {})
         return view
 
     @app.get("/v1/buyer")
@@ -196,11 +356,14 @@ def create_keycrm_app(state: KeyCrmState | None = None) -> FastAPI:
             items = [b for b in items if any(digits(p) == phone for p in b["phone"])]
         if ids := filters.get("buyer_id"):
             items = [b for b in items if str(b["id"]) in ids.split(",")]
-        return _page(request, items)
+        inc = includes(request)
+        return _page(request, [view for b in items if (view := buyer_view(b, inc)) is not None])
 
     @app.get("/v1/buyer/{buyer_id}")
-    async def get_buyer(buyer_id: int) -> Any:
-        return state.buyers.get(buyer_id) or _msg(404, "No query results for model [Client].")
+    async def get_buyer(buyer_id: int, request: Request) -> Any:
+        return buyer_view(state.buyers.get(buyer_id), includes(request)) or _msg(
+            404, "No query results for model [Client]."
+        )
 
     @app.get("/v1/order")
     async def list_orders(request: Request) -> Any:
@@ -280,6 +443,28 @@ def create_keycrm_app(state: KeyCrmState | None = None) -> FastAPI:
             return _msg(
                 422, "The given data was invalid.", {"status_id": ["The selected status id is invalid."]}
             )
+        custom = body.get("custom_fields")
+        if custom is not None:
+            if not isinstance(custom, list) or not all(isinstance(item, dict) for item in custom):
+                return _msg(
+                    422,
+                    "The given data was invalid.",
+                    {"custom_fields": ["The custom fields must be an array."]},
+                )
+            unknown = [
+                str(item.get("uuid"))
+                for item in custom
+                if (state.custom_fields.get(str(item.get("uuid"))) or {}).get("model") != "lead"
+            ]
+            if unknown:
+                return _msg(
+                    422,
+                    "The given data was invalid.",
+                    {"custom_fields": [f"The custom field {uuid} does not exist." for uuid in unknown]},
+                )
+            card.setdefault("custom_fields", {}).update(
+                {str(item["uuid"]): item.get("value") for item in custom}
+            )
         card.update({k: v for k, v in body.items() if k in CARD_FIELDS})
         if "status_id" in body:
             card["pipeline_id"] = state.statuses[body["status_id"]]["pipeline_id"]
@@ -305,3 +490,57 @@ def create_keycrm_app(state: KeyCrmState | None = None) -> FastAPI:
 
     app.add_middleware(RecordingMiddleware, state=state)
     return app
+
+
+DEMO_PHONE = "+380994829573"
+# The demo pipeline's ids are fixed, so an integration's default config can name its statuses
+# (integrations/keycrm's StatusMap defaults are these).
+DEMO_PIPELINE_ID = 1
+DEMO_STATUSES = {
+    "new": (101, "New"),
+    "interested": (102, "Interested"),
+    "not_interested": (103, "Not interested"),
+    "callback": (104, "Call back"),
+    "wrong_number": (105, "Wrong number"),
+    "voicemail": (106, "Voicemail"),
+    "no_conversation": (107, "No conversation"),
+}
+DEMO_FINAL = ("Not interested", "Wrong number")
+
+
+def seed_demo(state: KeyCrmState) -> dict[str, int]:
+    """The demo data: a pipeline "Sales" with a status for each call outcome, a buyer "Іван Петренко"
+    (+380994829573) with a company and a manager, and an open card for that buyer in "New".
+
+        ids = seed_demo(states.keycrm)
+        ids["card"], ids["buyer"], ids["pipeline"], ids["new"], ids["interested"], ids["callback"], …
+
+    The pipeline and status ids are fixed (`DEMO_PIPELINE_ID`, `DEMO_STATUSES`); the others are
+    the state's next free ids. Returns every id by name: the statuses by outcome (plus "new"),
+    and "pipeline", "buyer", "card", "company", "manager".
+    """
+    names = list(DEMO_STATUSES)
+    pipeline, status_ids = state.add_pipeline(
+        "Sales",
+        [title for _, title in DEMO_STATUSES.values()],
+        final=DEMO_FINAL,
+        pipeline_id=DEMO_PIPELINE_ID,
+        status_ids=[status_id for status_id, _ in DEMO_STATUSES.values()],
+    )
+    manager = state.add_manager("Олена Коваль", email="olena@example.com")
+    company = state.add_company("ТОВ Компанія")
+    buyer = state.add_buyer("Іван Петренко", DEMO_PHONE, company_id=company, manager_id=manager)
+    card = state.add_card(
+        status_ids[0],
+        {"full_name": "Іван Петренко", "phone": DEMO_PHONE, "client_id": buyer},
+        title="Іван Петренко: демо",
+        manager_id=manager,
+    )
+    return {
+        **dict(zip(names, status_ids, strict=True)),
+        "pipeline": pipeline,
+        "buyer": buyer,
+        "card": card,
+        "company": company,
+        "manager": manager,
+    }

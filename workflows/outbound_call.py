@@ -23,12 +23,15 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ChildWorkflowError, FailureError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.analysis import AnalysisActivities, AnalysisRequest
     from activities.calls import CallActivities, ConversationRequest, OriginateCall, QueueRef
     from happ_integ import registry
+    from happ_integ.calls.analysis import from_elevenlabs
     from happ_integ.calls.clock import next_window_start
     from happ_integ.calls.config import CallHandling
     from happ_integ.calls.models import (
         Attempt,
+        CallAnalysis,
         CallEvent,
         CallEventAnswer,
         CallRecord,
@@ -85,6 +88,7 @@ class OutboundCall:
             call_id=request.call_id,
             integration=request.integration,
             phone_masked=mask_phone(request.phone_number),
+            previous_call_id=request.previous_call_id,
         )
         self._handling = CallHandling()
         self._attempt: Attempt | None = None  # the attempt dialing or talking
@@ -115,7 +119,8 @@ class OutboundCall:
             if self._state.cancel_requested:
                 await self._finish(CallStatus.CANCELLED, "cancelled before it was answered")
                 return False
-            opens = next_window_start(workflow.now(), self._handling.calling_hours)
+            earliest = max(workflow.now(), self._request.not_before or workflow.now())
+            opens = next_window_start(earliest, self._handling.calling_hours)
             if opens > workflow.now():
                 await self._set(CallStatus.SCHEDULED, next_attempt_at=opens)
                 await self._sleep_until(opens)
@@ -162,6 +167,7 @@ class OutboundCall:
                     phone_number=self._request.phone_number,
                     attempt=attempt.number,
                     variables={**self._state.variables, "call_id": self._request.call_id},
+                    provider=self._handling.provider,
                 ),
                 start_to_close_timeout=timedelta(seconds=30),
                 retry_policy=_ORIGINATE,
@@ -179,6 +185,13 @@ class OutboundCall:
         else:
             attempt.provider_call_id = attempt.provider_call_id or originated.provider_call_id
             self._state.provider_call_id = attempt.provider_call_id
+            if originated.conversation_id:
+                attempt.conversation_id = self._state.conversation_id = originated.conversation_id
+        if self._handling.provider != "happ_voice":
+            await self._follow_elevenlabs_call(attempt)
+            self._attempt = None
+            assert self._decision is not None
+            return self._decision
         if self._decision is None and attempt.answered_at is None:
             if not await self._wait(
                 lambda: attempt.answered_at is not None or self._decision is not None,
@@ -195,6 +208,51 @@ class OutboundCall:
         self._attempt = None
         assert self._decision is not None
         return self._decision
+
+    async def _follow_elevenlabs_call(self, attempt: Attempt) -> None:
+        """An attempt ElevenLabs dials sends no call events: its post-call webhooks end it (the
+        transcript with its duration, or an initiation failure). When neither comes, the
+        conversation is read from the ElevenLabs API; nothing found means nobody answered."""
+        handling = self._handling
+        if self._decision is None:
+            await self._wait(
+                lambda: self._decision is not None,
+                timedelta(seconds=handling.ring_timeout_seconds + handling.max_call_seconds),
+            )
+        deadline = workflow.now() + timedelta(seconds=handling.postcall_timeout_seconds)
+        pause = timedelta(seconds=30)
+        while self._decision is None and workflow.now() < deadline and attempt.conversation_id:
+            info = await self._conversation(attempt.conversation_id)
+            if info is not None and self._decision is None:
+                answered = (info.duration_seconds or 0) > 0
+                attempt.answered_at = attempt.answered_at or (attempt.started_at if answered else None)
+                outcome = classify_end(
+                    duration=info.duration_seconds, answered=answered, provider_status=None, handling=handling
+                )
+                self._end_attempt(attempt, outcome, info.duration_seconds)
+                if outcome is Outcome.ANSWERED:
+                    self._state.postcall = info
+                break
+            await self._wait(lambda: self._decision is not None, min(pause, deadline - workflow.now()))
+            pause = min(pause * 2, timedelta(minutes=10))
+        if self._decision is None:
+            self._end_attempt(attempt, Outcome.NO_ANSWER, 0)
+
+    async def _conversation(self, conversation_id: str) -> PostcallInfo | None:
+        """The conversation from the ElevenLabs API once it is done; None before, or when the API fails."""
+        try:
+            return await workflow.execute_activity_method(
+                CallActivities.fetch_conversation,
+                ConversationRequest(
+                    integration=self._request.integration,
+                    call_id=self._request.call_id,
+                    conversation_id=conversation_id,
+                ),
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=RetryPolicy(maximum_attempts=3),
+            )
+        except ActivityError:
+            return None
 
     def _end_attempt(self, attempt: Attempt, outcome: Outcome, duration: float | None) -> None:
         attempt.outcome = outcome
@@ -279,19 +337,53 @@ class OutboundCall:
         if self._state.postcall is None:
             await self._finish(CallStatus.FAILED, "postcall_missing")
             return
+        await self._set(CallStatus.ANALYZING)
+        self._state.analysis = await self._analyze(self._state.postcall)
         flow = registry.integration(self._request.integration).call_flow
-        result: dict[str, Any] | None = None
         if flow is not None and flow.postcall is not None:
-            await self._set(CallStatus.ANALYZING)
             try:
-                result = await self._child(flow.postcall, self._postcall_payload().model_dump(mode="json"))
+                self._state.result = await self._child(
+                    flow.postcall, self._postcall_payload().model_dump(mode="json")
+                )
             except ChildWorkflowError as exc:
                 await self._finish(
                     CallStatus.FAILED, f"postcall failed: {error_from_failure(exc.cause).message}"
                 )
                 return
-        self._state.result = result
+        callback_at = self._state.analysis.callback_at
+        if self._state.analysis.outcome == "callback" and callback_at is not None:
+            self._state.callback_call_id = f"c_{workflow.uuid4().hex[:20]}"
         await self._finish(CallStatus.COMPLETED, None)
+        if self._state.callback_call_id is not None:
+            # After the call is completed: its number is free for the call it asked for.
+            await workflow.execute_activity_method(
+                CallActivities.schedule_callback,
+                CallRequest(
+                    integration=self._request.integration,
+                    call_id=self._state.callback_call_id,
+                    phone_number=self._request.phone_number,
+                    metadata=self._request.metadata,
+                    not_before=callback_at,
+                    previous_call_id=self._request.call_id,
+                ),
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=_STORE,
+            )
+
+    async def _analyze(self, info: PostcallInfo) -> CallAnalysis:
+        """The analysis model's verdict; ElevenLabs' own when the model cannot be had: the call
+        never fails for the model's sake."""
+        try:
+            return await workflow.execute_activity_method(
+                AnalysisActivities.analyze,
+                AnalysisRequest(
+                    integration=self._request.integration, call_id=self._request.call_id, info=info
+                ),
+                start_to_close_timeout=timedelta(seconds=120),
+                retry_policy=RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=5)),
+            )
+        except ActivityError:
+            return from_elevenlabs(info)
 
     async def _recover_postcall(self) -> None:
         """ElevenLabs does not retry a post-call webhook by default: read the conversation from its
@@ -301,19 +393,8 @@ class OutboundCall:
         while self._state.postcall is None and workflow.now() < deadline:
             conversation = self._answered_attempt().conversation_id or self._state.conversation_id
             if conversation:
-                try:
-                    info = await workflow.execute_activity_method(
-                        CallActivities.fetch_conversation,
-                        ConversationRequest(
-                            integration=self._request.integration,
-                            call_id=self._request.call_id,
-                            conversation_id=conversation,
-                        ),
-                        start_to_close_timeout=timedelta(seconds=30),
-                        retry_policy=RetryPolicy(maximum_attempts=3),
-                    )
-                except ActivityError:
-                    info = None  # the API is down or refuses us: the webhook may still come
+                # The API down or refusing us is no answer yet: the webhook may still come.
+                info = await self._conversation(conversation)
                 if info is not None and self._state.postcall is None:
                     self._state.postcall = info
                     return
@@ -337,6 +418,7 @@ class OutboundCall:
             call_successful=info.call_successful,
             transcript_summary=info.transcript_summary,
             data_collection_results=info.data_collection_results,
+            analysis=self._state.analysis,
         )
 
     def _answered_attempt(self) -> Attempt:

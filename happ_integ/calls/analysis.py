@@ -10,11 +10,24 @@ fill it instead, so the postcall handler always gets one.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from datetime import datetime
+from typing import Any
 
-from happ_integ.calls.models import OUTCOMES, CallAnalysis, PostcallInfo
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
-__all__ = ["DEFAULT_PROMPT", "OUTCOMES", "AnalysisConfig", "CallAnalysis", "from_elevenlabs"]
+from happ_integ.calls.models import OUTCOMES, AnalysisOutcome, CallAnalysis, PostcallInfo
+
+__all__ = [
+    "DEFAULT_PROMPT",
+    "OUTCOMES",
+    "AnalysisConfig",
+    "CallAnalysis",
+    "answer_model",
+    "from_elevenlabs",
+    "read_answer",
+    "response_schema",
+    "transcript_text",
+]
 
 DEFAULT_PROMPT = (
     "You analyse the transcript of an outbound sales call made by a voice agent. Decide the outcome: "
@@ -35,7 +48,12 @@ class AnalysisConfig(BaseModel):
     extracted_fields: dict[str, str] = Field(default_factory=dict, max_length=30)
 
 
-_SUCCESSFUL = {"success": "interested", "yes": "interested", "failure": "not_interested", "no": "not_interested"}
+_SUCCESSFUL = {
+    "success": "interested",
+    "yes": "interested",
+    "failure": "not_interested",
+    "no": "not_interested",
+}
 
 
 def from_elevenlabs(info: PostcallInfo | None) -> CallAnalysis:
@@ -50,3 +68,85 @@ def from_elevenlabs(info: PostcallInfo | None) -> CallAnalysis:
         extracted=dict(info.data_collection_results),
         source="elevenlabs",
     )
+
+
+def answer_model(config: AnalysisConfig) -> type[BaseModel]:
+    """The pydantic model the analysis model must answer with; its JSON schema is the request's
+    `response_format`. Every field is required (null where unknown) and nothing else is allowed,
+    as OpenAI's strict structured outputs demand; `extracted` has one field per configured name."""
+    extracted = create_model(  # type: ignore[call-overload]
+        "Extracted",
+        __config__=ConfigDict(extra="forbid", populate_by_name=True),
+        **{
+            f"f{i}": (str | None, Field(alias=name, description=description))
+            for i, (name, description) in enumerate(config.extracted_fields.items())
+        },
+    )
+    return create_model(  # type: ignore[call-overload,no-any-return]
+        "CallAnalysisAnswer",
+        __config__=ConfigDict(extra="forbid"),
+        outcome=(AnalysisOutcome, Field(description="one of " + ", ".join(OUTCOMES))),
+        summary=(str, Field(description="two sentences at most, in the transcript's language")),
+        next_action=(str | None, Field(description="what the sales team should do next")),
+        callback_at=(
+            str | None,
+            Field(description="ISO 8601 with a UTC offset, when the client asked to be called back"),
+        ),
+        extracted=(extracted, Field(description="the fields asked for; null when the call did not say")),
+    )
+
+
+def read_answer(model: type[BaseModel], content: str) -> CallAnalysis:
+    """The model's answer as a `CallAnalysis`, or `ValueError` saying what is wrong with it."""
+    answer = model.model_validate_json(content)
+    data = answer.model_dump(by_alias=True)
+    callback_at = data["callback_at"]
+    if callback_at is not None:
+        moment = datetime.fromisoformat(callback_at)
+        if moment.tzinfo is None:
+            raise ValueError("callback_at needs a UTC offset, e.g. 2026-01-21T10:00:00+02:00")
+        callback_at = moment
+    return CallAnalysis(
+        outcome=data["outcome"],
+        summary=data["summary"],
+        next_action=data["next_action"],
+        callback_at=callback_at,
+        extracted=data["extracted"],
+        source="llm",
+    )
+
+
+def transcript_text(document: dict[str, Any] | None, max_chars: int = 40_000) -> str:
+    """`agent: …` / `user: …` lines of a stored conversation; the newest part when it is too long."""
+    body = (document or {}).get("body") or {}
+    turns = body.get("transcript") if isinstance(body, dict) else None
+    lines = [
+        f"{turn.get('role', '?')}: {turn.get('message') or ''}".strip()
+        for turn in (turns if isinstance(turns, list) else [])
+        if isinstance(turn, dict)
+    ]
+    text = "\n".join(line for line in lines if line)
+    return text[-max_chars:]
+
+
+def response_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """`model`'s JSON schema with its definitions written in place: one self-contained object."""
+    schema = model.model_json_schema()
+    definitions = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return inline(
+                    {
+                        **definitions[ref.removeprefix("#/$defs/")],
+                        **{k: v for k, v in node.items() if k != "$ref"},
+                    }
+                )
+            return {k: inline(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [inline(v) for v in node]
+        return node
+
+    return inline(schema)  # type: ignore[no-any-return]

@@ -82,7 +82,8 @@ class CallHandling(BaseModel):
     calling_hours: CallingHours | None = Field(default_factory=CallingHours, description="null: any time")
     default_region: str = Field(default="UA", description="for numbers written without a country code")
     provider: Literal["happ_voice", "elevenlabs_sip", "elevenlabs_twilio"] = Field(
-        default="happ_voice", description="who dials: the voice assistant SaaS, or ElevenLabs over SIP or Twilio"
+        default="happ_voice",
+        description="who dials: the voice assistant SaaS, or ElevenLabs over SIP or Twilio",
     )
 
     @field_validator("retry_delays_seconds")

@@ -62,7 +62,9 @@ class Attempt(BaseModel):
     error: str | None = None
 
 
-AnalysisOutcome = Literal["interested", "not_interested", "callback", "wrong_number", "voicemail", "no_conversation"]
+AnalysisOutcome = Literal[
+    "interested", "not_interested", "callback", "wrong_number", "voicemail", "no_conversation"
+]
 OUTCOMES: tuple[str, ...] = typing.get_args(AnalysisOutcome)
 
 
@@ -72,7 +74,9 @@ class CallAnalysis(BaseModel):
     outcome: AnalysisOutcome
     summary: str = Field(default="", max_length=4000, description="in the transcript's language")
     next_action: str | None = Field(default=None, max_length=2000)
-    callback_at: datetime | None = Field(default=None, description="ISO 8601 with offset, for outcome callback")
+    callback_at: datetime | None = Field(
+        default=None, description="ISO 8601 with offset, for outcome callback"
+    )
     extracted: dict[str, Any] = Field(default_factory=dict, description="the integration's fields")
     source: Literal["llm", "elevenlabs"] = "llm"
 
@@ -107,7 +111,9 @@ class CallState(BaseModel):
     audio_document_id: str | None = None
     analysis: CallAnalysis | None = None
     result: dict[str, Any] | None = Field(default=None, description="what the postcall handler answered")
-    callback_call_id: str | None = Field(default=None, description="the call scheduled for the callback asked for")
+    callback_call_id: str | None = Field(
+        default=None, description="the call scheduled for the callback asked for"
+    )
     previous_call_id: str | None = Field(default=None, description="the call whose callback this one is")
     reason: str | None = Field(default=None, description="why the call ended as it did")
     cancel_requested: bool = False
@@ -120,6 +126,10 @@ class CallRequest(BaseModel):
     call_id: str
     phone_number: str = Field(description="E.164")
     metadata: dict[str, Any] = Field(default_factory=dict)
+    not_before: datetime | None = Field(
+        default=None, description="no attempt before this (a callback's time)"
+    )
+    previous_call_id: str | None = Field(default=None, description="the call that asked for this one")
 
 
 class CallEvent(BaseModel):
@@ -237,7 +247,9 @@ class PostcallPayload(BaseModel):
     call_successful: str | None = Field(default=None, description="ElevenLabs: success, failure or unknown")
     transcript_summary: str | None = None
     data_collection_results: dict[str, Any] = Field(default_factory=dict)
-    analysis: CallAnalysis | None = Field(default=None, description="what the call came to: outcome, summary …")
+    analysis: CallAnalysis | None = Field(
+        default=None, description="what the call came to: outcome, summary …"
+    )
 
 
 class QueueState(BaseModel):

@@ -1,7 +1,10 @@
-"""ElevenLabs Conversational AI: read back a conversation the voice agent held.
+"""ElevenLabs Conversational AI: have the agent dial a number, read back a conversation it held.
 
     async with httpx.AsyncClient() as http:
         elevenlabs = ElevenLabsApi(http, settings.elevenlabs_api_url, api_key)
+        started = await elevenlabs.outbound_call("sip", agent_id="agent_…", agent_phone_number_id="phnum_…",
+                                                 to_number="+380994829573", dynamic_variables={"call_id": "c-42"})
+        started.conversation_id, started.call_sid
         conversation = await elevenlabs.get_conversation("conv_01jx…")
         if conversation.done:
             conversation.transcript_summary, conversation.duration_seconds
@@ -18,20 +21,58 @@ Facts this follows (https://elevenlabs.io/docs/api-reference/conversations/get):
 "conversation_initiation_client_data": {"dynamic_variables": {…}}}` with `status` one of
 "initiated", "in-progress", "processing", "done", "failed". An unknown id is 404 (`NotFound`),
 a wrong key 401 (`Unauthorized`); the mapping is `happ_integ.clients._http`'s.
+
+Outbound calls (https://elevenlabs.io/docs/api-reference/sip-trunk/outbound-call and
+…/twilio/outbound-call): `POST /v1/convai/sip-trunk/outbound-call` or `POST
+/v1/convai/twilio/outbound-call` with `{"agent_id", "agent_phone_number_id", "to_number",
+"conversation_initiation_client_data": {"dynamic_variables": {…}}}` answer `{"success",
+"message", "conversation_id", "sipCallId" | "callSid"}`. A call ElevenLabs could not start is a
+2xx with `"success": false` and its reason in `message` (`UpstreamRejected` here); missing fields
+are a 422. The dynamic variables come back in the post-call webhook, so `call_id` names our call.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from happ_integ.clients._http import DEFAULT_TIMEOUT, JsonApi, Timeout
-from happ_integ.errors import UpstreamError, ValidationFailed
+from happ_integ.clients._http import DEFAULT_TIMEOUT, JsonApi, Timeout, redact
+from happ_integ.errors import UpstreamError, UpstreamRejected, ValidationFailed
 
 STATUSES = ("initiated", "in-progress", "processing", "done", "failed")
+OUTBOUND_PATHS = {"sip": "/v1/convai/sip-trunk/outbound-call", "twilio": "/v1/convai/twilio/outbound-call"}
+# Twilio's answer names the call `callSid`; the SIP trunk's has been seen as both spellings.
+_CALL_SID_KEYS = {"sip": ("sipCallId", "sip_call_id"), "twilio": ("callSid", "call_sid")}
+
+
+class OutboundCallResult(BaseModel):
+    """What an outbound-call request answered: `conversation_id` (what the webhooks and
+    `get_conversation` name) and `call_sid` (the SIP call id or Twilio's CallSid), both None when
+    ElevenLabs sent none."""
+
+    success: bool
+    message: str | None = None
+    conversation_id: str | None = None
+    call_sid: str | None = None
+
+    @classmethod
+    def from_body(cls, body: Any, via: Literal["sip", "twilio"]) -> OutboundCallResult:
+        raw: dict[str, Any] = body if isinstance(body, dict) else {}
+        sid = next((raw[k] for k in _CALL_SID_KEYS[via] if _id(raw.get(k))), None)
+        message = raw.get("message")
+        return cls(
+            success=raw.get("success") is True,
+            message=message if isinstance(message, str) else None,
+            conversation_id=str(raw["conversation_id"]) if _id(raw.get("conversation_id")) else None,
+            call_sid=str(sid) if sid is not None else None,
+        )
+
+
+def _id(value: Any) -> bool:
+    return isinstance(value, str | int) and not isinstance(value, bool) and str(value) != ""
 
 
 class Conversation(BaseModel):
@@ -122,6 +163,7 @@ class ElevenLabsApi:
     def __init__(
         self, http: httpx.AsyncClient, base_url: str, api_key: str, *, timeout: Timeout = DEFAULT_TIMEOUT
     ) -> None:
+        self._secrets = [api_key]
         self._api = JsonApi(
             http,
             base_url,
@@ -147,6 +189,40 @@ class ElevenLabsApi:
                 f"ElevenLabs answered GET {path} with a body that is not a conversation: {_fields(exc)}",
                 service=self.service,
             ) from None
+
+    async def outbound_call(
+        self,
+        via: Literal["sip", "twilio"],
+        *,
+        agent_id: str,
+        agent_phone_number_id: str,
+        to_number: str,
+        dynamic_variables: dict[str, Any],
+    ) -> OutboundCallResult:
+        """Have agent `agent_id` dial `to_number` from phone number `agent_phone_number_id`, over a
+        SIP trunk (`via="sip"`) or Twilio. `dynamic_variables` fill the agent's prompt and come back
+        in the post-call webhook. A call ElevenLabs refused to start raises `UpstreamRejected`."""
+        path = OUTBOUND_PATHS.get(via)
+        if path is None:
+            raise ValidationFailed(f"via must be 'sip' or 'twilio', not {via!r}", service=self.service)
+        body = {
+            "agent_id": agent_id,
+            "agent_phone_number_id": agent_phone_number_id,
+            "to_number": to_number,
+            "conversation_initiation_client_data": {"dynamic_variables": dynamic_variables},
+        }
+        result = OutboundCallResult.from_body(await self._api.request("POST", path, json=body), via)
+        if not result.success:
+            # Their message may quote the number dialled or echo a header: both are masked.
+            text = redact(result.message or "", self._secrets)[:300]
+            raise UpstreamRejected(
+                f"ElevenLabs did not start the call (POST {path})" + (f": {text}" if text else ""),
+                service=self.service,
+                method="POST",
+                path=path,
+                conversation_id=result.conversation_id,
+            )
+        return result
 
 
 def _fields(exc: ValidationError) -> str:

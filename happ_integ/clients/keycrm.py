@@ -15,12 +15,18 @@ card by phone reads pages with `include=contact` and matches here; `PUT /pipelin
 takes `{status_id, note, title, source_id, client_id, communicate_at, custom_fields}` and answers
 `{"status": true}`; `PUT /order/{id}` takes `{status_id, manager_comment, buyer_comment, …}`.
 `filter[buyer_phone]` matches exactly, so phones are sent as digits only (`380994829573`).
+Custom fields come back (filled ones only, with `include=custom_fields`) as
+`[{"id", "uuid", "name", "type", "value"}]` and are written as `[{"uuid", "value"}]`; a buyer's
+`company` and `manager` come with `include=company,manager`, a card's `manager` with `include=manager`.
+
+KeyCRM allows about 60 requests a minute per API key: `pace` (e.g. `Pacer.turn` from
+`happ_integ.stores.pacing`) is awaited before every request this client sends.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import httpx
@@ -41,6 +47,17 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
+def custom_field_values(custom_fields: Any) -> dict[str, Any]:
+    """KeyCRM's `custom_fields` list as `{uuid: value}`: `[{"uuid": "LD_1", "value": "x"}]` → `{"LD_1": "x"}`."""
+    if isinstance(custom_fields, Mapping):
+        return dict(custom_fields)
+    values: dict[str, Any] = {}
+    for item in custom_fields or []:
+        if isinstance(item, Mapping) and item.get("uuid"):
+            values[str(item["uuid"])] = item.get("value")
+    return values
+
+
 class KeyCrmBuyer(_Model):
     """A buyer (client): `buyer.id`, `buyer.full_name`, `buyer.phone` (a list)."""
 
@@ -49,9 +66,22 @@ class KeyCrmBuyer(_Model):
     phone: list[str] = Field(default_factory=list)
     email: list[str] = Field(default_factory=list)
     note: str | None = None
+    company_id: int | None = None
     manager_id: int | None = None
+    company: dict[str, Any] | None = None  # with include=company
+    manager: dict[str, Any] | None = None  # with include=manager
+    custom_fields: list[dict[str, Any]] = Field(default_factory=list)  # with include=custom_fields
     created_at: str | None = None
     updated_at: str | None = None
+
+    @field_validator("custom_fields", mode="before")
+    @classmethod
+    def _no_fields(cls, value: Any) -> Any:
+        return [] if value is None else value
+
+    def custom_values(self) -> dict[str, Any]:
+        """`{uuid: value}` of the custom fields KeyCRM sent."""
+        return custom_field_values(self.custom_fields)
 
     @field_validator("phone", "email", mode="before")
     @classmethod
@@ -92,15 +122,29 @@ class KeyCrmCard(_Model):
     id: int
     title: str | None = None
     status_id: int | None = None
+    pipeline_id: int | None = None
     source_id: int | None = None
     contact_id: int | None = None
     manager_id: int | None = None
     manager_comment: str | None = None
+    note: str | None = None
     communicate_at: str | None = None
+    is_finished: bool | int | str | None = None
     contact: KeyCrmContact | None = None
-    status: dict[str, Any] | None = None
+    status: dict[str, Any] | None = None  # with include=status: {"id", "title", "is_final", …}
+    manager: dict[str, Any] | None = None  # with include=manager
+    custom_fields: list[dict[str, Any]] = Field(default_factory=list)  # with include=custom_fields
     created_at: str | None = None
     updated_at: str | None = None
+
+    @field_validator("custom_fields", mode="before")
+    @classmethod
+    def _no_fields(cls, value: Any) -> Any:
+        return [] if value is None else value
+
+    def custom_values(self) -> dict[str, Any]:
+        """`{uuid: value}` of the custom fields KeyCRM sent."""
+        return custom_field_values(self.custom_fields)
 
     def phones(self) -> list[str]:
         """Every phone known for this card: the contact's and its linked client's."""
@@ -116,15 +160,22 @@ class KeyCrmCard(_Model):
 class KeyCrmApi:
     """Thin typed client; 404 → `NotFound`, 422 → `UpstreamRejected`, 5xx/429/timeouts → `UpstreamError`.
 
-    keycrm = KeyCrmApi(http, "https://openapi.keycrm.app/v1", api_key, timeout=10)
+    keycrm = KeyCrmApi(http, "https://openapi.keycrm.app/v1", api_key, timeout=10, pace=pacer.turn)
     order = await keycrm.get_order(42)
     """
 
     service = "KeyCRM"
 
     def __init__(
-        self, http: httpx.AsyncClient, base_url: str, api_key: str, *, timeout: Timeout = DEFAULT_TIMEOUT
+        self,
+        http: httpx.AsyncClient,
+        base_url: str,
+        api_key: str,
+        *,
+        timeout: Timeout = DEFAULT_TIMEOUT,
+        pace: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
+        self._pace = pace
         self._api = JsonApi(
             http,
             base_url,
@@ -134,29 +185,43 @@ class KeyCrmApi:
             timeout=timeout,
         )
 
+    async def _request(
+        self, method: str, path: str, *, params: dict[str, str | int] | None = None, json: Any = None
+    ) -> Any:
+        if self._pace is not None:
+            await self._pace()
+        return await self._api.request(method, path, params=params, json=json)
+
     async def _page(self, path: str, params: dict[str, str | int]) -> tuple[list[dict[str, Any]], bool]:
-        data = await self._api.request("GET", path, params=params)
+        data = await self._request("GET", path, params=params)
         data = data if isinstance(data, dict) else {}
         items = [item for item in data.get("data") or [] if isinstance(item, dict)]
         return items, bool(data.get("next_page_url"))
 
     async def _get_or_none(self, path: str, params: dict[str, str | int] | None = None) -> Any:
         try:
-            return await self._api.request("GET", path, params=params)
+            return await self._request("GET", path, params=params)
         except NotFound:
             return None
 
     # buyers -------------------------------------------------------------------------------------
-    async def find_buyer_by_phone(self, phone: str, *, limit: int = 15) -> list[KeyCrmBuyer]:
-        """`GET /buyer?filter[buyer_phone]=<digits>`: buyers whose phone equals `phone`."""
-        items, _ = await self._page(
-            "/buyer", {"filter[buyer_phone]": phone_digits(phone), "limit": min(limit, MAX_LIMIT)}
-        )
+    async def find_buyer_by_phone(
+        self, phone: str, *, limit: int = 15, include: str = ""
+    ) -> list[KeyCrmBuyer]:
+        """`GET /buyer?filter[buyer_phone]=<digits>`: buyers whose phone equals `phone`; `include`
+        e.g. "company,manager,custom_fields"."""
+        params: dict[str, str | int] = {
+            "filter[buyer_phone]": phone_digits(phone),
+            "limit": min(limit, MAX_LIMIT),
+        }
+        if include:
+            params["include"] = include
+        items, _ = await self._page("/buyer", params)
         return [KeyCrmBuyer.model_validate(item) for item in items]
 
-    async def get_buyer(self, buyer_id: int) -> KeyCrmBuyer | None:
+    async def get_buyer(self, buyer_id: int, *, include: str = "") -> KeyCrmBuyer | None:
         """`GET /buyer/{id}`; None when there is no such buyer."""
-        data = await self._get_or_none(f"/buyer/{buyer_id}")
+        data = await self._get_or_none(f"/buyer/{buyer_id}", {"include": include} if include else None)
         return KeyCrmBuyer.model_validate(data) if data else None
 
     # orders -------------------------------------------------------------------------------------
@@ -175,14 +240,14 @@ class KeyCrmApi:
 
     async def update_order(self, order_id: int, fields: dict[str, Any]) -> KeyCrmOrder:
         """`PUT /order/{id}` with e.g. `{"status_id": 3, "manager_comment": "…"}`; returns the order."""
-        data = await self._api.request("PUT", f"/order/{order_id}", json=fields)
+        data = await self._request("PUT", f"/order/{order_id}", json=fields)
         return KeyCrmOrder.model_validate(
             data if isinstance(data, dict) and "id" in data else {"id": order_id}
         )
 
     async def create_order(self, payload: dict[str, Any]) -> KeyCrmOrder:
         """`POST /order`; KeyCRM requires `source_id` and `buyer` (`{"full_name", "phone", "email"}`)."""
-        return KeyCrmOrder.model_validate(await self._api.request("POST", "/order", json=payload))
+        return KeyCrmOrder.model_validate(await self._request("POST", "/order", json=payload))
 
     # pipelines and cards ------------------------------------------------------------------------
     async def list_pipelines(self) -> list[dict[str, Any]]:
@@ -221,10 +286,13 @@ class KeyCrmApi:
         pipeline_id: int | None,
         status_id: int | None,
         max_pages: int,
+        include: str = "contact.client,status",
     ) -> list[KeyCrmCard]:
         found: list[KeyCrmCard] = []
         for page in range(1, max_pages + 1):
-            cards, more = await self.list_cards(pipeline_id=pipeline_id, status_id=status_id, page=page)
+            cards, more = await self.list_cards(
+                pipeline_id=pipeline_id, status_id=status_id, include=include, page=page
+            )
             found.extend(card for card in cards if match(card))
             if not more:
                 break
@@ -249,13 +317,15 @@ class KeyCrmApi:
         pipeline_id: int | None = None,
         status_id: int | None = None,
         max_pages: int = 10,
+        include: str = "contact.client,status",
     ) -> list[KeyCrmCard]:
-        """Cards linked to buyer `client_id` (see `find_buyer_by_phone`), scanned like `find_cards_by_phone`."""
+        """Cards linked to buyer `client_id` (see `find_buyer_by_phone`), scanned like `find_cards_by_phone`;
+        `include` must name `contact` or `contact.client` (the link is the contact's `client_id`)."""
 
         def match(card: KeyCrmCard) -> bool:
             return card.contact is not None and card.contact.client_id == client_id
 
-        return await self._scan_cards(match, pipeline_id, status_id, max_pages)
+        return await self._scan_cards(match, pipeline_id, status_id, max_pages, include)
 
     async def get_card(self, card_id: int, *, include: str = "contact.client,status") -> KeyCrmCard | None:
         """`GET /pipelines/cards/{id}`; None when there is no such card."""
@@ -266,11 +336,11 @@ class KeyCrmApi:
 
     async def create_card(self, payload: dict[str, Any]) -> KeyCrmCard:
         """`POST /pipelines/cards`, e.g. `{"pipeline_id": 1, "title": "…", "contact": {"full_name", "phone"}}`."""
-        return KeyCrmCard.model_validate(await self._api.request("POST", "/pipelines/cards", json=payload))
+        return KeyCrmCard.model_validate(await self._request("POST", "/pipelines/cards", json=payload))
 
     async def update_card(self, card_id: int, fields: dict[str, Any]) -> bool:
         """`PUT /pipelines/cards/{id}` with KeyCRM's fields (`status_id`, `note`, `communicate_at`, …)."""
-        data = await self._api.request("PUT", f"/pipelines/cards/{card_id}", json=fields)
+        data = await self._request("PUT", f"/pipelines/cards/{card_id}", json=fields)
         return bool(data.get("status", True)) if isinstance(data, dict) else True
 
     async def update_card_status(

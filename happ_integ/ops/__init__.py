@@ -60,7 +60,7 @@ def operation(
 
 def load_operations() -> dict[str, Operation]:
     """Import every operation module (they register themselves) and return the registry."""
-    from happ_integ.ops import crm, http, store  # noqa: F401
+    from happ_integ.ops import crm, http, keycrm, store  # noqa: F401
 
     return OPERATIONS
 

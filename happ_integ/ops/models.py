@@ -190,3 +190,57 @@ class CrmRecords(BaseModel):
 
 class Empty(BaseModel):
     pass
+
+
+# keycrm.* (KeyCRM); api_key is a secret reference (None: the KEYCRM_API_KEY secret), resolved in the
+# activity. `per_minute` is the API key's request budget (None: happ_integ.ops.keycrm.REQUESTS_PER_MINUTE),
+# shared by every process through PostgreSQL.
+class KeyCrmAuth(Scoped):
+    api_key: str | None = None
+    per_minute: int | None = Field(default=None, ge=1, le=6000)
+
+
+class KeyCrmFindBuyers(KeyCrmAuth):
+    phone: str
+    include: str = "company,manager,custom_fields"
+    limit: int = Field(default=15, ge=1, le=50)
+
+
+class KeyCrmFindCards(KeyCrmAuth):
+    client_id: int
+    pipeline_id: int | None = None
+    include: str = "contact.client,status,manager,custom_fields"
+    max_pages: int = Field(default=10, ge=1, le=100)
+
+
+class KeyCrmGetCard(KeyCrmAuth):
+    card_id: int
+    include: str = "contact.client,status,manager,custom_fields"
+
+
+class KeyCrmUpdateCard(KeyCrmAuth):
+    card_id: int
+    status_id: int | None = None
+    note: str | None = None
+    custom_fields: dict[str, Any] = Field(default_factory=dict, description="custom field uuid → value")
+
+
+class KeyCrmBuyers(BaseModel):
+    buyers: list[dict[str, Any]]
+
+
+class KeyCrmCards(BaseModel):
+    cards: list[dict[str, Any]]
+
+
+class KeyCrmCard(BaseModel):
+    card: dict[str, Any] | None
+
+
+class KeyCrmUpdated(BaseModel):
+    """What keycrm.update_card answered: KeyCRM's `status` (its answer is `{"status": true}`), and the
+    card as it was read back when a retry found the update already made (else None)."""
+
+    card_id: int
+    status: bool = True
+    card: dict[str, Any] | None = None

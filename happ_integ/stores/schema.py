@@ -94,6 +94,10 @@ CREATE TABLE IF NOT EXISTS happ_rate_limits (
     count        int NOT NULL DEFAULT 0,
     PRIMARY KEY (integration, handler, window_start)
 );
+CREATE TABLE IF NOT EXISTS happ_pacing (
+    key     text PRIMARY KEY,
+    next_at timestamptz NOT NULL
+);
 """
 
 # Two sessions running CREATE TABLE IF NOT EXISTS at once can still collide on pg_type's
@@ -108,6 +112,7 @@ CORE_TABLES = (
     "happ_dedup",
     "happ_rate_limits",
     "happ_writes",
+    "happ_pacing",
 )
 
 

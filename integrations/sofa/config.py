@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
+from happ_integ.calls.models import OUTCOMES
+
 
 class CrmFields(BaseModel):
     """NetHunt field names of the lead folder: from config, never hard-coded in handlers."""
@@ -20,29 +22,32 @@ _FAILURE = frozenset({"failure", "no", "false"})
 
 
 class StatusMap(BaseModel):
-    """The value written into the status field, by ElevenLabs' `call_successful`.
+    """The value written into the status field: by the analysis `outcome` of the call, or, when a
+    call has no analysis, by ElevenLabs' `call_successful` (success / failure / unknown; yes and no
+    mean success and failure)."""
 
-    More outcomes may be added as extra keys (`{"callback": "Call back"}`): an outcome named by
-    one gets its value.
-    """
+    model_config = ConfigDict(extra="forbid")
 
-    model_config = ConfigDict(extra="allow")
-
+    interested: str = "Interested"
+    not_interested: str = "Not interested"
+    callback: str = "Call back"
+    wrong_number: str = "Wrong number"
+    voicemail: str = "Voicemail"
+    no_conversation: str = "Called"
     success: str = "Interested"
     failure: str = "Not interested"
     unknown: str = "Called"
 
-    def value_for(self, call_successful: str | None) -> str:
-        """`value_for("success")` → "Interested"; "yes"/"true" are success, "no"/"false" failure;
-        anything else, or None, is unknown."""
-        outcome = (call_successful or "").strip().lower()
-        if outcome in _SUCCESS:
+    def value_for(self, outcome: str | None, call_successful: str | None = None) -> str:
+        """`value_for("callback")` → "Call back"; `value_for(None, "yes")` → "Interested"."""
+        key = (outcome or "").strip().lower()
+        if key in OUTCOMES:
+            return str(getattr(self, key))
+        verdict = (call_successful or key).strip().lower()
+        if verdict in _SUCCESS:
             return self.success
-        if outcome in _FAILURE:
+        if verdict in _FAILURE:
             return self.failure
-        extra = (self.model_extra or {}).get(outcome)
-        if isinstance(extra, str) and extra:
-            return extra
         return self.unknown
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from cryptography.fernet import Fernet
 
-from happ_integ.calls.models import LookupPayload, LookupResult, PostcallPayload
+from happ_integ.calls.models import CallAnalysis, LookupPayload, LookupResult, PostcallPayload
 from happ_integ.embedded.process import free_port
 from happ_integ.inline import run_inline
 from happ_integ.logs import CaptureSink
@@ -254,10 +254,40 @@ def test_status_map_value_for(call_successful: str | None, status: str) -> None:
     assert StatusMap().value_for(call_successful) == status
 
 
-def test_status_map_takes_added_outcomes() -> None:
-    status_map = StatusMap.model_validate({"callback": "Call back"})
-    assert status_map.value_for("callback") == "Call back"
-    assert status_map.value_for("success") == "Interested"
+@pytest.mark.parametrize(
+    ("outcome", "status"),
+    [
+        ("interested", "Interested"),
+        ("not_interested", "Not interested"),
+        ("callback", "Call back"),
+        ("wrong_number", "Wrong number"),
+        ("voicemail", "Voicemail"),
+        ("no_conversation", "Called"),
+    ],
+)
+def test_status_map_is_keyed_by_the_analysis_outcome(outcome: str, status: str) -> None:
+    assert StatusMap().value_for(outcome, "failure") == status  # the outcome wins over call_successful
+    assert StatusMap.model_validate({outcome: "Мій статус"}).value_for(outcome) == "Мій статус"
+
+
+async def test_postcall_uses_the_analysis_outcome_summary_and_next_action(sofa: Sofa) -> None:
+    analysis = CallAnalysis(
+        outcome="callback", summary="Просить передзвонити в понеділок.", next_action="Передзвонити о 10:00"
+    )
+    result = await sofa.postcall(
+        record_id=sofa.record_id,
+        duration_seconds=40,
+        call_successful="success",
+        transcript_summary="ElevenLabs' own summary",
+        analysis=analysis.model_dump(mode="json"),
+    )
+    assert result.status == "Call back"
+    assert sofa.nethunt.records[sofa.record_id].fields["Status"] == "Call back"
+    [comment] = sofa.comments()
+    assert (
+        "Просить передзвонити в понеділок." in comment["text"] and "Передзвонити о 10:00" in comment["text"]
+    )
+    assert "ElevenLabs' own summary" not in comment["text"]
 
 
 def test_config_defaults() -> None:

@@ -78,6 +78,7 @@ def test_writes_are_marked_and_carry_their_landed_checks() -> None:
         "crm.create_record",
         "crm.create_comment",
         "crm.create_call_log",
+        "keycrm.update_card",
     }
     assert ops["crm.update_record"].landed is not None
     assert ops["crm.create_record"].landed is None

@@ -12,8 +12,10 @@ import pytest
 import uvicorn
 from fastapi import FastAPI, Request
 
+from happ_integ.clients.elevenlabs import ElevenLabsApi
 from happ_integ.clients.happ_voice import HappVoiceApi
 from happ_integ.clients.keycrm import KeyCrmApi
+from happ_integ.clients.llm import LlmApi
 from happ_integ.clients.nethunt import NetHuntApi
 from simulator.app import DEMO_PHONE, SimulatorStates, create_simulator_app, main
 from simulator.voice import Outcome, play_call, verify_elevenlabs
@@ -32,6 +34,7 @@ async def test_clients_work_through_the_prefixes() -> None:
             "keycrm": "http://sim/keycrm/v1",
             "voice": "http://sim/voice",
             "elevenlabs": "http://sim/elevenlabs",
+            "llm": "http://sim/llm/v1",
         }
         nethunt = NetHuntApi(http, index["nethunt"], states.nethunt.email, states.nethunt.api_key)
         [record] = await nethunt.search_records("leads", f'"Phone":{DEMO_PHONE}')
@@ -52,12 +55,24 @@ async def test_clients_work_through_the_prefixes() -> None:
         assert bad.status_code == 422
         bad = await http.post("/voice/_sim/calls/sofa-9/play", json={"ring_seconds": "soon"})
         assert bad.status_code == 422
+        llm = LlmApi(http, index["llm"], states.llm.api_key, states.llm.model)
+        schema = {"type": "object", "properties": {"extracted": {"properties": {"webinar": {}}}}}
+        transcript = [{"role": "user", "content": "user: Так, хочу на webinar"}]
+        reply = await llm.chat_json(transcript, schema_name="call_analysis", schema=schema)
+        answer = json.loads(reply.content)
+        assert answer["outcome"] == "interested" and answer["extracted"] == {"webinar": "yes"}
+        assert states.llm.requests[-1].path == "/v1/chat/completions"
 
 
 async def test_elevenlabs_peer_shares_the_voice_conversations() -> None:
     states = SimulatorStates.demo()
     assert states.voice.elevenlabs is states.elevenlabs
-    assert states.credentials()["ELEVENLABS_API_KEY"] == states.elevenlabs.api_key == "sim-elevenlabs-key"
+    credentials = states.credentials()
+    assert credentials["ELEVENLABS_API_KEY"] == states.elevenlabs.api_key == "sim-elevenlabs-key"
+    assert (credentials["ELEVENLABS_AGENT_ID"], credentials["ELEVENLABS_PHONE_NUMBER_ID"]) == (
+        "agent_sim",
+        "phnum_sim",
+    )
     async with httpx.AsyncClient(transport=transport(states), base_url="http://sim") as http:
         voice = HappVoiceApi(http, "http://sim/voice", states.voice.token)
         await voice.originate("sip-1", DEMO_PHONE, 1, call_id="sofa-2")
@@ -144,6 +159,32 @@ async def test_auto_play_sends_a_whole_call(
         conversation = states.elevenlabs.conversations[states.voice.call("sofa-1").conversation_id]
         assert conversation["status"] == "done" and conversation["metadata"]["call_duration_secs"] == 3
         assert states.errors == []
+
+
+async def test_demo_plays_elevenlabs_outbound_calls_to_the_gateway(
+    gateway: tuple[str, list[tuple[str, dict[str, str], bytes]]],
+) -> None:
+    url, hits = gateway
+    states = SimulatorStates.demo(gateway=url, auto_play=Outcome.busy())
+    assert states.elevenlabs.postcall_url == f"{url}/webhook/agent-postcall"
+    assert states.elevenlabs.webhook_secret == states.voice.webhook_secret
+    credentials = states.credentials()
+    async with httpx.AsyncClient(transport=transport(states), base_url="http://sim") as http:
+        eleven = ElevenLabsApi(http, "http://sim/elevenlabs", credentials["ELEVENLABS_API_KEY"])
+        started = await eleven.outbound_call(
+            "twilio",
+            agent_id=credentials["ELEVENLABS_AGENT_ID"],
+            agent_phone_number_id=credentials["ELEVENLABS_PHONE_NUMBER_ID"],
+            to_number=DEMO_PHONE,
+            dynamic_variables={"call_id": "sofa-7"},
+        )
+        await states.elevenlabs.settle()
+    assert [h[0] for h in hits] == ["agent-postcall"]
+    _, headers, raw = hits[0]
+    assert verify_elevenlabs(credentials["ELEVENLABS_WEBHOOK_SECRET"], raw, headers["elevenlabs-signature"])
+    data = json.loads(raw)["data"]
+    assert (data["conversation_id"], data["failure_reason"]) == (started.conversation_id, "busy")
+    assert states.elevenlabs.errors == [] and states.elevenlabs.in_flight == 0
 
 
 def test_main_parses_arguments(monkeypatch: pytest.MonkeyPatch) -> None:

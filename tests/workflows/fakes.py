@@ -17,9 +17,12 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.analysis import AnalysisRequest
     from activities.calls import ConversationRequest, OriginateCall, Originated, QueueRef, WorkflowIds
+    from happ_integ.calls.analysis import from_elevenlabs
     from happ_integ.calls.config import CallHandling
     from happ_integ.calls.models import (
+        CallAnalysis,
         CallBegin,
         CallRecord,
         CallRequest,
@@ -56,6 +59,9 @@ class CallScript:
     originates: list[tuple[datetime, OriginateCall]] = field(default_factory=list)
     records: list[CallRecord] = field(default_factory=list)
     fetches: int = 0
+    analysis: CallAnalysis | None = None  # what the analysis model answers (None: ElevenLabs' own)
+    analysis_fails: bool = False
+    callbacks: list[CallRequest] = field(default_factory=list)
 
     @activity.defn(name="call.begin")
     async def begin(self, req: CallRequest) -> CallBegin:
@@ -70,7 +76,20 @@ class CallScript:
         self.originates.append((activity.info().current_attempt_scheduled_time, arg))
         if self.originate_errors:
             raise error_to_failure(self.originate_errors.pop(0))
+        if arg.provider != "happ_voice":
+            return Originated(provider_call_id=f"sip-{arg.attempt}", conversation_id=f"conv-el-{arg.attempt}")
         return Originated(provider_call_id=f"va-{arg.attempt}")
+
+    @activity.defn(name="analysis.analyze")
+    async def analyze(self, req: AnalysisRequest) -> CallAnalysis:
+        if self.analysis_fails:
+            raise RuntimeError("the analysis model is down")
+        return self.analysis or from_elevenlabs(req.info)
+
+    @activity.defn(name="call.schedule_callback")
+    async def schedule_callback(self, req: CallRequest) -> str:
+        self.callbacks.append(req)
+        return req.call_id
 
     @activity.defn(name="elevenlabs.get_conversation")
     async def fetch_conversation(self, arg: ConversationRequest) -> PostcallInfo | None:
@@ -105,6 +124,8 @@ class CallScript:
             self.record,
             self.originate,
             self.fetch_conversation,
+            self.analyze,
+            self.schedule_callback,
             self.start_queue,
             self.queue_capacity,
             self.closed_workflows,

@@ -21,6 +21,7 @@ from temporalio.worker import Worker
 from happ_integ import CallFlow, Context, Integration, define_handler, registry
 from happ_integ.calls.config import CallHandling, CallingHours
 from happ_integ.calls.models import (
+    CallAnalysis,
     CallEvent,
     CallRequest,
     CallState,
@@ -125,11 +126,16 @@ async def calls(time_skipping_env: WorkflowEnvironment) -> AsyncIterator[Callabl
 
     started: list[str] = []
 
-    async def start(handling: CallHandling | None = None) -> Call:
+    async def start(handling: CallHandling | None = None, **request_fields: object) -> Call:
         if handling is not None:
             script.handling = handling
         call_id = f"c_{uuid.uuid4().hex[:12]}"
-        request = CallRequest(integration=name, call_id=call_id, phone_number="+380994829573")
+        request = CallRequest(
+            integration=name,
+            call_id=call_id,
+            phone_number="+380994829573",
+            **request_fields,  # type: ignore[arg-type]
+        )
         handle = await start_call(env.client, request)
         started.append(handle.id)
         return Call(env, script, name, call_id, handle)
@@ -322,3 +328,91 @@ async def test_duplicate_and_late_events_change_nothing(calls: Callable[..., obj
     assert late.status is CallStatus.SCHEDULED and "nothing changed" in late.message  # type: ignore[attr-defined]
     state = await call.state()
     assert state.attempt == 1 and state.attempts[0].outcome is Outcome.SHORT
+
+
+async def test_the_analysis_reaches_the_postcall_and_a_callback_schedules_the_next_call(
+    calls: Callable[..., object],
+) -> None:
+    call: Call = await calls()  # type: ignore[misc]
+    callback_at = datetime(2030, 1, 21, 10, 0, tzinfo=ZoneInfo("Europe/Kyiv"))
+    call.script.analysis = CallAnalysis(
+        outcome="callback",
+        summary="Просить передзвонити",
+        next_action="Call at 10:00",
+        callback_at=callback_at,
+    )
+    await call.dialing(1)
+    await call.event("call_start")
+    await call.event("call_end", 45)
+    await call.transcription(45)
+    state = await call.result()
+    assert state.status is CallStatus.COMPLETED and state.analysis is not None
+    assert state.analysis.outcome == "callback"
+    assert state.result["payload"]["analysis"]["outcome"] == "callback"  # type: ignore[index]
+    (follow_up,) = call.script.callbacks
+    assert follow_up.not_before == callback_at and follow_up.previous_call_id == call.call_id
+    assert state.callback_call_id == follow_up.call_id and follow_up.phone_number == "+380994829573"
+
+
+async def test_when_the_analysis_model_fails_the_call_still_completes_with_elevenlabs_analysis(
+    calls: Callable[..., object],
+) -> None:
+    call: Call = await calls()  # type: ignore[misc]
+    call.script.analysis_fails = True
+    await call.dialing(1)
+    await call.event("call_start")
+    await call.event("call_end", 45)
+    await call.transcription(45)
+    state = await call.result()
+    assert state.status is CallStatus.COMPLETED
+    assert state.analysis is not None and state.analysis.source == "elevenlabs"
+    assert state.analysis.outcome == "interested"  # ElevenLabs said call_successful = success
+    assert not call.script.callbacks
+
+
+async def test_a_callback_call_waits_for_its_time(
+    calls: Callable[..., object], time_skipping_env: WorkflowEnvironment
+) -> None:
+    not_before = await time_skipping_env.get_current_time() + timedelta(hours=3)
+    call: Call = await calls(handling(max_attempts=1), not_before=not_before, previous_call_id="c_first")  # type: ignore[misc]
+    scheduled = await call.until(lambda s: s.next_attempt_at is not None)
+    assert scheduled.status is CallStatus.SCHEDULED and scheduled.previous_call_id == "c_first"
+    assert scheduled.next_attempt_at == not_before and not call.script.originates
+    state = await call.result()  # the server skips the three hours, then the ring timeout
+    assert state.status is CallStatus.EXHAUSTED
+    ((dialled_at, _),) = call.script.originates
+    assert dialled_at >= not_before
+
+
+async def test_an_elevenlabs_call_ends_by_its_postcall_webhooks(calls: Callable[..., object]) -> None:
+    call: Call = await calls(handling(provider="elevenlabs_sip", retry_delays_seconds=[60]))  # type: ignore[misc]
+    dialing = await call.dialing(1)
+    assert dialing.conversation_id == "conv-el-1" and dialing.provider_call_id == "sip-1"
+    failure = PostcallEvent(
+        type="call_initiation_failure", failure_reason="busy", info=PostcallInfo(conversation_id="conv-el-1")
+    )
+    answer = await send_postcall(call.env.client, call.integration, call.call_id, failure)
+    assert answer.status is CallStatus.SCHEDULED
+    await call.until(lambda s: s.status is CallStatus.SCHEDULED)
+    await call.env.sleep(timedelta(seconds=61))
+    await call.dialing(2)
+    await call.transcription(50, "conv-el-2")
+    state = await call.result()
+    assert state.status is CallStatus.COMPLETED
+    assert [a.outcome for a in state.attempts] == [Outcome.BUSY, Outcome.ANSWERED]
+    assert (
+        all(moment for moment, _ in call.script.originates)
+        and call.script.originates[0][1].provider == "elevenlabs_sip"
+    )
+
+
+async def test_an_elevenlabs_call_without_webhooks_is_read_from_the_api(calls: Callable[..., object]) -> None:
+    call: Call = await calls(
+        handling(provider="elevenlabs_twilio", ring_timeout_seconds=30, max_call_seconds=60)
+    )  # type: ignore[misc]
+    call.script.conversation = PostcallInfo(
+        conversation_id="conv-el-1", duration_seconds=42, call_successful="success", source="api"
+    )
+    state = await call.result()
+    assert state.status is CallStatus.COMPLETED and state.attempts[0].outcome is Outcome.ANSWERED
+    assert state.postcall is not None and state.postcall.source == "api"

@@ -26,14 +26,18 @@ async def crm_postcall(ctx: Context[PostcallPayload]) -> PostcallResult:
 
     fields = await ctx.config.get("crm_fields", CrmFields)
     status_map = await ctx.config.get("status_map", StatusMap)
-    status = status_map.value_for(p.call_successful)
-    outcome = p.call_successful or "unknown"
-    summary = (p.transcript_summary or "").strip()
+    analysis = p.analysis
+    status = status_map.value_for(analysis.outcome if analysis else None, p.call_successful)
+    outcome = analysis.outcome if analysis else (p.call_successful or "unknown")
+    summary = ((analysis.summary if analysis else "") or p.transcript_summary or "").strip()
+    next_action = (analysis.next_action or "").strip() if analysis else ""
     # The attempt number keeps each attempt's texts apart: a retry looks for its own by text.
     log_text = f"Outbound call, attempt {p.attempt}: {summary or f'no summary (outcome: {outcome})'}"
     comment_text = (
         f"Call summary (attempt {p.attempt}): {summary or 'none'}\nOutcome: {outcome} (status: {status})"
     )
+    if next_action:
+        comment_text += f"\nNext: {next_action}"
     crm = ctx.nethunt()
     written: list[str] = []
 

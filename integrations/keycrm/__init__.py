@@ -1,0 +1,17 @@
+"""keycrm: calls the buyers of a KeyCRM pipeline. The lookup finds the buyer by phone and its open
+card, and greets the buyer by name; the post-call step moves the card to the status the call's
+outcome maps to and writes the call's summary into the card's note (or a custom field)."""
+
+from happ_integ import CallFlow, Integration, handlers_from
+from integrations.keycrm import handlers
+from integrations.keycrm.config import DEFAULT_CONFIGS
+from integrations.keycrm.migrations import MIGRATIONS
+
+integration = Integration(
+    name="keycrm",
+    handlers=handlers_from(handlers),
+    migrations=MIGRATIONS,
+    secrets=["KEYCRM_API_KEY"],
+    default_configs=DEFAULT_CONFIGS,
+    call_flow=CallFlow(lookup="crm-lookup", postcall="crm-postcall"),
+)

@@ -62,6 +62,7 @@ class WorkerProcess:
 
 @dataclass
 class CallStack:
+    integration: str
     settings: Settings
     env: dict[str, str]
     base: str
@@ -78,7 +79,7 @@ class CallStack:
     def start_worker(self) -> WorkerProcess:
         log = self.logs / f"worker-{len(self.workers) + 1}.log"
         proc = subprocess.Popen(
-            [str(Path(sys.executable).parent / "happ"), "worker", "--integration", "sofa"],
+            [str(Path(sys.executable).parent / "happ"), "worker", "--integration", self.integration],
             env=self.env,
             stdout=log.open("wb"),
             stderr=subprocess.STDOUT,
@@ -88,15 +89,24 @@ class CallStack:
         return worker
 
     def add_leads(self, numbers: list[str]) -> None:
+        """A lead for each number in the integration's CRM: a NetHunt record, or a KeyCRM buyer and
+        an open card in the demo pipeline's first status."""
         for number in numbers:
+            name = f"Лід {number[-4:]}"
+            if self.integration == "keycrm":
+                buyer = self.sims.keycrm.add_buyer(name, number)
+                card = self.sims.keycrm.add_card(
+                    101, {"full_name": name, "phone": number, "client_id": buyer}
+                )
+                self.records[number] = str(card)
+                continue
             self.records[number] = self.sims.nethunt.add_record(
-                "leads",
-                {"Name": f"Лід {number[-4:]}", "Phone": [number], "Company": "ТОВ Тест", "Source": "Ads"},
+                "leads", {"Name": name, "Phone": [number], "Company": "ТОВ Тест", "Source": "Ads"}
             )
 
     async def originate(self, numbers: list[str]) -> list[str]:
         resp = await self.http.post(
-            "/sofa/webhook/call-originate",
+            f"/{self.integration}/webhook/call-originate",
             json={"calls": [{"phone_number": n} for n in numbers]},
             headers={"Authorization": f"Bearer {HOOK_TOKEN}"},
         )
@@ -107,7 +117,8 @@ class CallStack:
 
     async def rows(self, call_ids: list[str]) -> list[dict[str, Any]]:
         rows = await self.resources.pool.fetch(
-            "SELECT call_id, status, attempt, reason FROM sofa_calls WHERE call_id = ANY($1)", call_ids
+            f"SELECT call_id, status, attempt, reason FROM {self.integration}_calls WHERE call_id = ANY($1)",
+            call_ids,
         )
         return [dict(r) for r in rows]
 
@@ -134,6 +145,10 @@ class CallStack:
                 raise AssertionError("the condition never came true")
             await asyncio.sleep(0.1)
 
+    def worker_output(self) -> str:
+        """Everything every worker process wrote (its JSON log lines)."""
+        return "\n".join(w.log.read_text() for w in self.workers)
+
     def worker_logs(self) -> str:
         return "\n".join(f"--- {w.log.name}\n{w.log.read_text()[-3000:]}" for w in self.workers)
 
@@ -152,9 +167,19 @@ class CallStack:
         self.temporal.stop()
 
 
-async def start_call_stack(pg_url: str, logs: Path, outcome: Outcome | None) -> CallStack:
+async def start_call_stack(
+    pg_url: str,
+    logs: Path,
+    outcome: Outcome | None,
+    *,
+    integration: str = "sofa",
+    handling: dict[str, Any] | None = None,
+    llm: bool = False,
+) -> CallStack:
     """A stack of its own: a new database on the session's PostgreSQL and a Temporal dev server,
-    so no call, queue slot or secret of another test module is in its way."""
+    so no call, queue slot or secret of another test module is in its way. `outcome` is how the
+    simulated voice assistant (or ElevenLabs, for an ElevenLabs provider) plays every call; `llm`
+    points the analysis at the simulated model."""
     database = f"calls_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(pg_url)
     await admin.execute(f'CREATE DATABASE "{database}"')
@@ -178,28 +203,38 @@ async def start_call_stack(pg_url: str, logs: Path, outcome: Outcome | None) -> 
         "HAPP_KEYCRM_API_URL": f"{sim}/keycrm/v1",
         "HAPP_ELEVENLABS_API_URL": f"{sim}/elevenlabs",
         "HAPP_LOG_FORMAT": "json",
-        "HAPP_INTEGRATIONS": "sofa",
+        "HAPP_INTEGRATIONS": integration,
     }
+    if llm:
+        env |= {
+            "HAPP_LLM_BASE_URL": f"{sim}/llm/v1",
+            "HAPP_LLM_MODEL": sims.llm.model,
+            "HAPP_LLM_API_KEY": sims.llm.api_key,
+        }
     settings = Settings(**{k: v for k, v in env.items() if k.startswith(("HAPP_", "DATABASE_", "TEMPORAL_"))})
-    integrations = discover_integrations(["sofa"])
+    integrations = discover_integrations([integration])
     capture = CaptureSink()
     api_port = free_port()
-    gateway = f"http://127.0.0.1:{api_port}/sofa"
+    gateway = f"http://127.0.0.1:{api_port}/{integration}"
     sims.voice.call_events_url = f"{gateway}/webhook/call-events"
     sims.voice.agent_init_url = f"{gateway}/webhook/agent-init"
-    sims.voice.postcall_url = f"{gateway}/webhook/agent-postcall"
+    sims.voice.postcall_url = sims.elevenlabs.postcall_url = f"{gateway}/webhook/agent-postcall"
+    sims.elevenlabs.webhook_secret = sims.voice.webhook_secret
+    sims.elevenlabs.play = outcome
     api_server = await serve(create_app(settings, integrations, sink=capture), api_port, lifespan="on")
     resources = await open_resources(settings, integrations)
     from happ_integ.temporal import connect_settings
 
-    await setup_integration(resources, await connect_settings(settings), integrations["sofa"])
-    await resources.creds("sofa").set_many({**sims.credentials(), "WEBHOOK_TOKEN": HOOK_TOKEN})
-    await resources.config("sofa").set(
-        "call_handling", {"concurrency_limit": 3, "calling_hours": None, "postcall_timeout_seconds": 60}
+    await setup_integration(resources, await connect_settings(settings), integrations[integration])
+    await resources.creds(integration).set_many({**sims.credentials(), "WEBHOOK_TOKEN": HOOK_TOKEN})
+    await resources.config(integration).set(
+        "call_handling",
+        {"concurrency_limit": 3, "calling_hours": None, "postcall_timeout_seconds": 60, **(handling or {})},
     )
     http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{api_port}", timeout=120)
     logs.mkdir(parents=True, exist_ok=True)
     return CallStack(
+        integration,
         settings,
         env,
         f"http://127.0.0.1:{api_port}",

@@ -10,7 +10,6 @@ schema is asked for once more, with what was wrong; a second bad answer, or no m
 
 from __future__ import annotations
 
-from happ_integ.clients.llm import LlmApi
 from pydantic import BaseModel, ValidationError
 from temporalio import activity
 
@@ -24,6 +23,7 @@ from happ_integ.calls.analysis import (
     transcript_text,
 )
 from happ_integ.calls.models import PostcallInfo
+from happ_integ.clients.llm import LlmApi
 from happ_integ.durable import activity_failures
 from happ_integ.ops import Resources
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -35,6 +36,7 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from happ_integ.calls.config import CallHandling
 from happ_integ.calls.models import (
     CallEvent,
     CallEventAnswer,
@@ -45,10 +47,11 @@ from happ_integ.calls.models import (
     PostcallEvent,
     QueueState,
 )
-from happ_integ.calls.phones import mask_phone
+from happ_integ.calls.phones import mask_phone, normalize_phone
 from happ_integ.durable import error_from_failure
 from happ_integ.errors import Conflict, DependencyUnavailable, HappError, NotFound, ValidationFailed
 from happ_integ.handler import HandlerDefinition
+from happ_integ.ops import Resources
 from happ_integ.temporal import (
     CALL_ATTEMPT_KEY,
     CALL_STATUS_KEY,
@@ -204,6 +207,34 @@ async def start_call(client: Client, request: CallRequest) -> WorkflowHandle[Any
             memo={"phone": masked},
             static_summary=f"{request.integration} call {masked}",
         )
+
+
+async def originate_call(
+    resources: Resources,
+    client: Client,
+    integration: str,
+    raw_phone: str,
+    metadata: dict[str, Any],
+    handling: CallHandling,
+) -> tuple[str, bool]:
+    """A new call to the number (E.164 from `raw_phone`), or the one already in flight to it:
+    `(call_id, created)`. Its row is claimed first, so two requests for one number make one call;
+    if Temporal refuses the start, the claim is taken back and the error raised."""
+    phone = normalize_phone(raw_phone, handling.default_region)
+    calls = resources.calls(integration)
+    new_id = f"c_{uuid.uuid4().hex[:20]}"
+    call_id, created = await calls.claim(new_id, phone, call_workflow_id(integration, new_id), metadata)
+    try:
+        # For a call already in flight this attaches to its workflow (or starts one its row waits for).
+        await start_call(
+            client,
+            CallRequest(integration=integration, call_id=call_id, phone_number=phone, metadata=metadata),
+        )
+    except HappError:
+        if created:
+            await calls.forget_claim(call_id)
+        raise
+    return call_id, created
 
 
 async def start_call_queue(client: Client, integration: str) -> None:

@@ -41,7 +41,6 @@ from happ_integ.calls.clock import spoken_date
 from happ_integ.calls.config import DEFAULT_TIMEZONE, CallHandling
 from happ_integ.calls.models import (
     CallEventAnswer,
-    CallRequest,
     CallStatus,
     LookupPayload,
     LookupResult,
@@ -55,8 +54,7 @@ from happ_integ.handler import BearerAuth, ElevenLabsAuth
 from happ_integ.inline import run_inline
 from happ_integ.integration import Integration
 from happ_integ.logs import HandlerLogger
-from happ_integ.temporal import call_workflow_id
-from workflows.control import send_call_event, send_postcall, start_call
+from workflows.control import originate_call, send_call_event, send_postcall
 
 AGENT_INIT_DEADLINE_SECONDS = 2.5
 BATCH_CONCURRENCY = 16
@@ -186,20 +184,9 @@ async def _originate(
     metadata: dict[str, Any],
     handling: CallHandling,
 ) -> OriginateResult:
-    phone = normalize_phone(raw_phone, handling.default_region)
-    calls = runtime.resources.calls(integration)
-    new_id = f"c_{uuid.uuid4().hex[:20]}"
-    call_id, created = await calls.claim(new_id, phone, call_workflow_id(integration, new_id), metadata)
-    try:
-        # For a call already in flight this attaches to its workflow (or starts one its row is waiting for).
-        await start_call(
-            client,
-            CallRequest(integration=integration, call_id=call_id, phone_number=phone, metadata=metadata),
-        )
-    except HappError:
-        if created:
-            await calls.forget_claim(call_id)
-        raise
+    call_id, created = await originate_call(
+        runtime.resources, client, integration, raw_phone, metadata, handling
+    )
     return OriginateResult(success=True, callId=call_id, existing=not created)
 
 

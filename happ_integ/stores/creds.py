@@ -1,4 +1,4 @@
-"""An integration's secrets, encrypted at rest with the key in HAPP_SECRET_KEY.
+"""An integration's secrets, encrypted at rest with the key in HAPP_SECRET_KEY, each bound to its place.
 
     box = SecretBox(settings.require_secret_key())      # "new_key,old_key" while rotating
     creds = CredsStore(pool, "sofa", box)
@@ -13,17 +13,24 @@ integration's rows only.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
+import os
 import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import ClassVar
 
 import asyncpg
+from cryptography.exceptions import InvalidTag
 from cryptography.fernet import InvalidToken
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from pydantic import SecretStr
 
 from happ_integ.errors import NonRetryableError, ValidationFailed
+from happ_integ.json_limits import check_text
 from happ_integ.keys import FernetKeys, generate_key
 from happ_integ.stores.db import check_integration
 from happ_integ.stores.schema import with_core_schema
@@ -46,17 +53,39 @@ class SecretKeyMismatch(NonRetryableError):
     status_code: ClassVar[int] = 500
 
 
-class SecretBox:
-    """Fernet encryption with key rotation: the first key encrypts, every key decrypts.
+_VERSION = b"\x01"
+_NONCE = 12
+_KEY_ID = 8
 
-    box = SecretBox(SecretBox.generate_key())
-    box.decrypt(box.encrypt("s3cret"))   # → "s3cret"
+
+class SecretBox:
+    """Secrets encrypted with AES-256-GCM, each bound to its integration and name; rotation by keys.
+
+    box = SecretBox(SecretBox.generate_key())            # HAPP_SECRET_KEY: "new_key,old_key" while rotating
+    token = box.encrypt("s3cret", integration="sofa", name="API_KEY")
+    box.decrypt(token, integration="sofa", name="API_KEY")   # → "s3cret"
+    box.decrypt(token, integration="keycrm", name="API_KEY") # SecretKeyMismatch: bound elsewhere
+
+    The integration and the name are the cipher's associated data, so a ciphertext copied into
+    another integration's row or under another secret's name does not decrypt. The first key
+    encrypts; every key decrypts (a token names its key by a short id). A token written before
+    secrets were bound (Fernet) still decrypts, and `rotate` rewrites it bound, under the first key.
     """
 
     def __init__(self, key: str | SecretStr) -> None:
         keys = FernetKeys.parse(key, "HAPP_SECRET_KEY")
         self._fernet = keys.fernet
-        # Reference tags are keyed by a hash of each Fernet key: a placeholder a caller typed into a
+        self._aead: dict[bytes, AESGCM] = {}
+        self._first_id = b""
+        for i, part in enumerate(keys.raw):
+            material = HKDF(
+                algorithm=hashes.SHA256(), length=32, salt=None, info=b"happ-secret-box v1"
+            ).derive(base64.urlsafe_b64decode(part))
+            key_id = hashlib.sha256(material).digest()[:_KEY_ID]
+            self._aead[key_id] = AESGCM(material)
+            if i == 0:
+                self._first_id = key_id
+        # Reference tags are keyed by a hash of each key: a placeholder a caller typed into a
         # payload cannot carry a valid tag, so it is never resolved into a secret value.
         self._tag_keys = [
             hashlib.sha256(b"happ-secret-reference:" + part.encode()).digest() for part in keys.raw
@@ -80,24 +109,50 @@ class SecretBox:
     def generate_key() -> str:
         return generate_key()
 
-    def encrypt(self, plaintext: str) -> bytes:
-        return self._fernet.encrypt(plaintext.encode())
+    @staticmethod
+    def _place(integration: str, name: str) -> bytes:
+        return f"happ-secret:{integration}:{name}".encode()
 
-    def decrypt(self, token: bytes, *, name: str = "a secret") -> str:
-        try:
-            return self._fernet.decrypt(bytes(token)).decode()
-        except InvalidToken:
+    def encrypt(self, plaintext: str, *, integration: str, name: str) -> bytes:
+        nonce = os.urandom(_NONCE)
+        sealed = self._aead[self._first_id].encrypt(nonce, plaintext.encode(), self._place(integration, name))
+        return _VERSION + self._first_id + nonce + sealed
+
+    def decrypt(self, token: bytes, *, integration: str, name: str) -> str:
+        token = bytes(token)
+        where = f"secret {name} of {integration}"
+        if not token.startswith(_VERSION):
+            return self._legacy(token, where)
+        key_id = token[1 : 1 + _KEY_ID]
+        aead = self._aead.get(key_id)
+        if aead is None:
             raise SecretKeyMismatch(
-                f"cannot decrypt {name}: HAPP_SECRET_KEY does not match the key it was encrypted with "
+                f"cannot decrypt {where}: HAPP_SECRET_KEY does not include the key it was encrypted with "
                 "(while rotating, set HAPP_SECRET_KEY=new_key,old_key)"
+            )
+        nonce, sealed = token[1 + _KEY_ID : 1 + _KEY_ID + _NONCE], token[1 + _KEY_ID + _NONCE :]
+        try:
+            return aead.decrypt(nonce, sealed, self._place(integration, name)).decode()
+        except InvalidTag:
+            raise SecretKeyMismatch(
+                f"cannot decrypt {where}: it was encrypted for another integration or secret name "
+                "(a ciphertext copied from elsewhere), or it was altered"
             ) from None
 
-    def rotate(self, token: bytes) -> bytes:
-        """Re-encrypt `token` with the first key (it may have been made with any of them)."""
+    def rotate(self, token: bytes, *, integration: str, name: str) -> bytes:
+        """`token` (under any key, bound or not) re-encrypted under the first key, bound to its place."""
+        return self.encrypt(
+            self.decrypt(token, integration=integration, name=name), integration=integration, name=name
+        )
+
+    def _legacy(self, token: bytes, where: str) -> str:
         try:
-            return self._fernet.rotate(bytes(token))
+            return self._fernet.decrypt(token).decode()
         except InvalidToken:
-            raise SecretKeyMismatch("cannot rotate a secret: HAPP_SECRET_KEY does not match") from None
+            raise SecretKeyMismatch(
+                f"cannot decrypt {where}: HAPP_SECRET_KEY does not match the key it was encrypted with "
+                "(while rotating, set HAPP_SECRET_KEY=new_key,old_key)"
+            ) from None
 
 
 def _check_name(name: str) -> str:
@@ -132,7 +187,9 @@ class CredsStore:
             _check_name(name)
             if not isinstance(value, str):
                 raise ValidationFailed(f"secret {name} must be a string, not {type(value).__name__}")
-            rows.append((self.integration, name, self.box.encrypt(value) if value else None))
+            check_text(value, f"secret {name}")
+            sealed = self.box.encrypt(value, integration=self.integration, name=name) if value else None
+            rows.append((self.integration, name, sealed))
 
         async def write() -> None:
             async with self.pool.acquire() as conn, conn.transaction():
@@ -209,14 +266,21 @@ class CredsStore:
                     " WHERE integration = $1 AND ciphertext IS NOT NULL FOR UPDATE",
                     self.integration,
                 )
-                fresh = [(self.integration, r["name"], self.box.rotate(r["ciphertext"])) for r in rows]
+                fresh = [
+                    (
+                        self.integration,
+                        r["name"],
+                        self.box.rotate(r["ciphertext"], integration=self.integration, name=r["name"]),
+                    )
+                    for r in rows
+                ]
                 await conn.executemany(_UPSERT, fresh)
                 return len(fresh)
 
         return await with_core_schema(self.pool, rotate, redact=True)
 
     def _open(self, name: str, token: bytes) -> str:
-        value = self.box.decrypt(token, name=f"secret {name} of {self.integration}")
+        value = self.box.decrypt(token, integration=self.integration, name=name)
         if self._on_reveal is not None:
             self._on_reveal(value)
         return value

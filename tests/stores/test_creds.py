@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncpg
 import pytest
+from cryptography.fernet import Fernet
 
 from happ_integ.errors import ValidationFailed
 from happ_integ.stores.creds import CredsStore, SecretBox, SecretKeyMismatch
@@ -11,20 +12,71 @@ from happ_integ.stores.creds import CredsStore, SecretBox, SecretKeyMismatch
 PLAINTEXT = "nh-api-key-5f2c9a"
 
 
+HERE = {"integration": "sofa", "name": "API_KEY"}
+
+
 def test_box_round_trip_and_rotation() -> None:
     old, new = SecretBox.generate_key(), SecretBox.generate_key()
-    token = SecretBox(old).encrypt(PLAINTEXT)
+    token = SecretBox(old).encrypt(PLAINTEXT, **HERE)
     assert PLAINTEXT.encode() not in token
     rotating = SecretBox(f"{new}, {old}")
-    assert rotating.decrypt(token) == PLAINTEXT
-    rotated = rotating.rotate(token)
-    assert SecretBox(new).decrypt(rotated) == PLAINTEXT
-    with pytest.raises(SecretKeyMismatch, match="HAPP_SECRET_KEY does not match") as err:
-        SecretBox(new).decrypt(token)
+    assert rotating.decrypt(token, **HERE) == PLAINTEXT
+    rotated = rotating.rotate(token, **HERE)
+    assert SecretBox(new).decrypt(rotated, **HERE) == PLAINTEXT
+    with pytest.raises(SecretKeyMismatch, match="does not include the key") as err:
+        SecretBox(new).decrypt(token, **HERE)
     assert PLAINTEXT not in str(err.value)
     with pytest.raises(ValidationFailed, match="HAPP_SECRET_KEY"):
         SecretBox("not-a-key")
     assert old not in repr(SecretBox(old))
+
+
+def test_a_ciphertext_only_decrypts_where_it_was_written() -> None:
+    box = SecretBox(SecretBox.generate_key())
+    token = box.encrypt(PLAINTEXT, **HERE)
+    for elsewhere in (
+        {"integration": "keycrm", "name": "API_KEY"},
+        {"integration": "sofa", "name": "OTHER_KEY"},
+    ):
+        with pytest.raises(SecretKeyMismatch, match="another integration or secret name") as err:
+            box.decrypt(token, **elsewhere)
+        assert PLAINTEXT not in str(err.value)
+    tampered = token[:-1] + bytes([token[-1] ^ 1])
+    with pytest.raises(SecretKeyMismatch):
+        box.decrypt(tampered, **HERE)
+
+
+def test_a_token_from_before_the_binding_still_decrypts_and_rotates_into_a_bound_one() -> None:
+    key = SecretBox.generate_key()
+    legacy = Fernet(key.encode()).encrypt(PLAINTEXT.encode())
+    box = SecretBox(key)
+    assert box.decrypt(legacy, **HERE) == PLAINTEXT
+    bound = box.rotate(legacy, **HERE)
+    assert box.decrypt(bound, **HERE) == PLAINTEXT
+    with pytest.raises(SecretKeyMismatch):
+        box.decrypt(bound, integration="keycrm", name="API_KEY")
+
+
+async def test_a_row_copied_to_another_integration_does_not_decrypt(pool: asyncpg.Pool, name: str) -> None:
+    box = SecretBox(SecretBox.generate_key())
+    await CredsStore(pool, name, box).set_many({"API_KEY": PLAINTEXT})
+    other = f"{name}_b"
+    await pool.execute(
+        "INSERT INTO happ_secrets (integration, name, ciphertext)"
+        " SELECT $2, name, ciphertext FROM happ_secrets WHERE integration = $1",
+        name,
+        other,
+    )
+    await pool.execute(
+        "INSERT INTO happ_secrets (integration, name, ciphertext)"
+        " SELECT integration, 'OTHER_KEY', ciphertext FROM happ_secrets WHERE integration = $1 AND name = 'API_KEY'",
+        name,
+    )
+    assert await CredsStore(pool, name, box).reveal("API_KEY") == PLAINTEXT
+    with pytest.raises(SecretKeyMismatch):
+        await CredsStore(pool, other, box).reveal("API_KEY")
+    with pytest.raises(SecretKeyMismatch):
+        await CredsStore(pool, name, box).reveal("OTHER_KEY")
 
 
 async def test_set_status_reveal(pool: asyncpg.Pool, name: str) -> None:
@@ -87,7 +139,7 @@ async def test_integrations_are_isolated(pool: asyncpg.Pool, name: str) -> None:
 async def test_wrong_key_and_rotation(pool: asyncpg.Pool, name: str) -> None:
     old, new = SecretBox.generate_key(), SecretBox.generate_key()
     await CredsStore(pool, name, SecretBox(old)).set_many({"API_KEY": PLAINTEXT})
-    with pytest.raises(SecretKeyMismatch, match="HAPP_SECRET_KEY does not match") as err:
+    with pytest.raises(SecretKeyMismatch, match="HAPP_SECRET_KEY does not include the key") as err:
         await CredsStore(pool, name, SecretBox(new)).reveal("API_KEY")
     assert PLAINTEXT not in str(err.value) and old not in str(err.value) and new not in str(err.value)
     rotating = CredsStore(pool, name, SecretBox(f"{new},{old}"))

@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import re
 import time
+from collections.abc import Awaitable, Callable
 
 from fastapi import Request
 
@@ -59,3 +60,16 @@ async def authenticate(request: Request, runtime: ApiRuntime, integration: str, 
             await _secret(runtime, integration, auth.secret),
             auth.tolerance_seconds,
         )
+
+
+def webhook_auth(integration: str, auth: Auth) -> Callable[[Request], Awaitable[None]]:
+    """A route dependency checking `auth` before anything else, the body's validation included:
+    a caller without the right credentials learns nothing about what the route accepts.
+
+        router.add_api_route(path, endpoint, dependencies=[Depends(webhook_auth("sofa", BearerAuth()))])
+    """
+
+    async def check(request: Request) -> None:
+        await authenticate(request, request.app.state.runtime, integration, auth)
+
+    return check

@@ -130,6 +130,8 @@ class Integration:
         self.name = name
         self.call_flow = call_flow
         self.handlers: dict[str, HandlerDefinition] = {}
+        # Handlers only the call flow runs: they get no HTTP route.
+        self.internal_handlers: set[str] = set()
         internal = call_flow.handler_names() if call_flow else set()
         reserved = BUILTIN_ROUTES | (CALL_FLOW_ROUTES if call_flow else frozenset())
         endpoints: dict[str, str] = {}
@@ -141,6 +143,7 @@ class Integration:
                 )
             if definition.name in internal and definition.endpoint is None:
                 self.handlers[definition.name] = definition
+                self.internal_handlers.add(definition.name)
                 continue
             key = route_of(definition)
             if key in endpoints:
@@ -203,6 +206,10 @@ class Integration:
     @property
     def task_queue(self) -> str:
         return task_queue_for(self.name)
+
+    def routed_handlers(self) -> list[HandlerDefinition]:
+        """The handlers served over HTTP (the call flow's own lookup and postcall are not)."""
+        return [d for name, d in self.handlers.items() if name not in self.internal_handlers]
 
     def handler(self, name: str) -> HandlerDefinition:
         from happ_integ.errors import NotFound

@@ -150,6 +150,7 @@ def test_a_call_flow_brings_its_tables_config_and_routes() -> None:
     assert isinstance(integration.default_configs["call_handling"], CallHandling)
     # The call flow runs its handlers itself: they get no route of their own.
     assert set(integration.handlers) == {"crm-lookup", "crm-postcall"}
+    assert integration.routed_handlers() == []
     with pytest.raises(HandlerDefinitionError, match="shadow the built-in route POST /webhook/call-events"):
         Integration("x", handlers=[make("call-events")], call_flow=CallFlow())
     assert Integration("x", handlers=[make("call-events")]).handlers  # no call flow: the name is free

@@ -18,10 +18,10 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from api.auth import authenticate
+from api.auth import webhook_auth
 from api.body import GuardedRoute
 from api.call_models import (
     AgentInitPayload,
@@ -71,10 +71,10 @@ def call_webhooks_router(integration: Integration) -> APIRouter:
         response_model=OriginateResult | BatchOriginateResult,
         responses=error_responses(400, 401, 413, 422, 503),
         openapi_extra={"security": [{WEBHOOK_TOKEN_SCHEME: []}]},
+        dependencies=[Depends(webhook_auth(name, BearerAuth()))],
     )
-    async def call_originate(request: Request, body: OriginateRequest, runtime: RuntimeDep) -> Any:
+    async def call_originate(body: OriginateRequest, runtime: RuntimeDep) -> Any:
         """Start an outbound call, or a batch; a number with a call in flight gets that call's id."""
-        await authenticate(request, runtime, name, BearerAuth())
         client = await runtime.temporal()
         handling = await _handling(runtime, name)
         if body.phone_number is not None:
@@ -138,10 +138,10 @@ def call_webhooks_router(integration: Integration) -> APIRouter:
             **error_responses(400, 401, 413, 422, 503),
         },
         openapi_extra={"security": [{ELEVENLABS_SCHEME: []}]},
+        dependencies=[Depends(webhook_auth(name, ElevenLabsAuth()))],
     )
-    async def agent_postcall(request: Request, body: PostcallWebhook, runtime: RuntimeDep) -> JSONResponse:
+    async def agent_postcall(body: PostcallWebhook, runtime: RuntimeDep) -> JSONResponse:
         """ElevenLabs' post-call webhooks: the transcript, the audio, or why a call did not start."""
-        await authenticate(request, runtime, name, ElevenLabsAuth())
         data = body.data
         conversation_id = str(data.get("conversation_id") or "")[:128] or None
         calls = runtime.resources.calls(name)

@@ -11,11 +11,11 @@ import re
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Header, Query, Request
+from fastapi import APIRouter, Body, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from api.auth import authenticate
+from api.auth import webhook_auth
 from api.body import GuardedRoute
 from api.deps import get_runtime
 from api.dispatch import run_for_request
@@ -32,7 +32,7 @@ DEFAULT_WAIT_SECONDS = 30.0
 
 def handler_router(integration: Integration) -> APIRouter:
     router = APIRouter(route_class=GuardedRoute)
-    for definition in integration.handlers.values():
+    for definition in integration.routed_handlers():
         method, _, path = route_of(definition).partition(" ")
         # An event-only handler (`POST /webhook/{name}`) always runs durably.
         _add_route(
@@ -63,7 +63,6 @@ def _add_route(
         key: str | None = None
         claimed = False
         try:
-            await authenticate(request, runtime, name, definition.auth)
             if definition.rate_limit is not None:
                 limit = definition.rate_limit
                 limiter = runtime.resources.rate_limiter(name, definition.name)
@@ -140,6 +139,7 @@ def _add_route(
         response_model=definition.response_model,
         responses=_responses(definition, durable),
         openapi_extra=_openapi_extra(definition),
+        dependencies=[Depends(webhook_auth(name, definition.auth))] if definition.auth else None,
     )
 
 

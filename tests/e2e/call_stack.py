@@ -175,6 +175,7 @@ async def start_call_stack(
     integration: str = "sofa",
     handling: dict[str, Any] | None = None,
     llm: bool = False,
+    prepare: Callable[[SimulatorStates], None] | None = None,
 ) -> CallStack:
     """A stack of its own: a new database on the session's PostgreSQL and a Temporal dev server,
     so no call, queue slot or secret of another test module is in its way. `outcome` is how the
@@ -190,6 +191,8 @@ async def start_call_stack(
     temporal_address = temporal.address
     sims = SimulatorStates.demo(auto_play=outcome)
     sims.pause_seconds = 0.05
+    if prepare is not None:
+        prepare(sims)  # e.g. the peers' credentials: every secret is what the simulator accepts
     sim_server = await serve(create_simulator_app(sims), free_port())
     sim = f"http://127.0.0.1:{sim_server[0].config.port}"
     env = {

@@ -60,11 +60,11 @@ async def test_fresh_histories_replay(stack: Stack) -> None:
         await replayer().replay_workflow(history)
 
 
-@pytest.mark.parametrize("path", sorted(HISTORIES.glob("*.json")), ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", sorted(HISTORIES.glob("handler_run_*.json")), ids=lambda p: p.stem)
 async def test_recorded_history_replays(stack: Stack, path: Path) -> None:
     history = WorkflowHistory.from_json("recorded", path.read_text())
     await replayer().replay_workflow(history)
 
 
 def test_histories_are_recorded() -> None:
-    assert {p.stem for p in HISTORIES.glob("*.json")} == {f"handler_run_{h}" for h in RUNS}
+    assert {p.stem for p in HISTORIES.glob("handler_run_*.json")} == {f"handler_run_{h}" for h in RUNS}

@@ -28,7 +28,7 @@ from happ_integ.temporal import queue_workflow_id
 from simulator.llm import LlmState, create_llm_app
 from tests.e2e.conftest import serve
 from tests.workflows.fakes import CallScript, FakeHandlerRun
-from tests.workflows.test_outbound_call import lookup, postcall
+from tests.workflows.harness import lookup, postcall
 from worker import workflow_runner
 from workflows import CallQueue, OutboundCall
 from workflows.control import call_state, send_call_event, send_postcall, start_call

@@ -1,0 +1,151 @@
+"""The harness of the call workflow tests: a `Call` under test and the `calls` fixture that starts
+one on the time-skipping server, with the stand-ins of `fakes` for everything it talks to."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+from temporalio.client import WorkflowHandle
+from temporalio.service import RPCError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from happ_integ import CallFlow, Context, Integration, define_handler, registry
+from happ_integ.calls.config import CallHandling
+from happ_integ.calls.models import (
+    CallEvent,
+    CallRequest,
+    CallState,
+    CallStatus,
+    LookupPayload,
+    LookupResult,
+    PostcallEvent,
+    PostcallInfo,
+    PostcallPayload,
+)
+from happ_integ.logs import CaptureSink
+from happ_integ.settings import Settings
+from happ_integ.temporal import queue_workflow_id
+from tests.workflows.fakes import CallScript, FakeHandlerRun
+from worker import workflow_runner
+from workflows import CallQueue, OutboundCall
+from workflows.control import call_state, send_call_event, send_postcall, start_call
+
+
+@define_handler(name="crm-lookup")
+async def lookup(ctx: Context[LookupPayload]) -> LookupResult:
+    return LookupResult()
+
+
+@define_handler(name="crm-postcall")
+async def postcall(ctx: Context[PostcallPayload]) -> LookupResult:
+    return LookupResult()
+
+
+@dataclass
+class Call:
+    env: WorkflowEnvironment
+    script: CallScript
+    integration: str
+    call_id: str
+    handle: WorkflowHandle[OutboundCall, CallState]
+
+    async def state(self) -> CallState:
+        return await call_state(self.env.client, self.integration, self.call_id)
+
+    async def until(self, test: Callable[[CallState], bool], seconds: float = 10) -> CallState:
+        deadline = time.monotonic() + seconds
+        while True:
+            state = await self.state()
+            if test(state):
+                return state
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"the call never got there; it is {state.status} (attempt {state.attempt})"
+                )
+            await asyncio.sleep(0.05)
+
+    async def dialing(self, attempt: int) -> CallState:
+        return await self.until(lambda s: s.status is CallStatus.DIALING and s.attempt == attempt)
+
+    async def event(self, kind: str, duration: float | None = None, **extra: object) -> object:
+        event = CallEvent(event_type=kind, duration=duration, **extra)  # type: ignore[arg-type]
+        return await send_call_event(self.env.client, self.integration, self.call_id, event)
+
+    async def transcription(self, duration: float = 45, conversation_id: str = "conv-1") -> object:
+        info = PostcallInfo(
+            conversation_id=conversation_id,
+            document_id=f"transcript:{conversation_id}",
+            duration_seconds=duration,
+            call_successful="success",
+            transcript_summary="Клієнт зацікавлений",
+        )
+        event = PostcallEvent(type="post_call_transcription", info=info)
+        return await send_postcall(self.env.client, self.integration, self.call_id, event)
+
+    async def result(self) -> CallState:
+        try:
+            return await asyncio.wait_for(self.handle.result(), 30)
+        except TimeoutError:
+            state = await self.state()
+            described = (await self.handle.describe()).raw_description
+            pending = [(a.activity_type.name, a.state, a.attempt) for a in described.pending_activities]
+            raise AssertionError(
+                f"the call did not end: {state.status} attempt {state.attempt}, pending {pending}, "
+                f"children {[c.workflow_id for c in described.pending_children]}"
+            ) from None
+
+
+def call_flow_integration(name: str) -> Integration:
+    return Integration(
+        name, handlers=[lookup, postcall], call_flow=CallFlow(lookup="crm-lookup", postcall="crm-postcall")
+    )
+
+
+async def calls_fixture(
+    time_skipping_env: WorkflowEnvironment, name: str | None = None
+) -> AsyncIterator[Callable[..., object]]:
+    env = time_skipping_env
+    name = name or f"t{uuid.uuid4().hex[:10]}"
+    integration = call_flow_integration(name)
+    registry.install({name: integration}, CaptureSink(), Settings())
+    script = CallScript(env.client)
+    worker = Worker(
+        env.client,
+        task_queue=f"happ-{name}",
+        workflows=[OutboundCall, CallQueue, FakeHandlerRun],
+        activities=script.activities(),
+        workflow_runner=workflow_runner(),
+    )
+
+    started: list[str] = []
+
+    async def start(handling: CallHandling | None = None, **request_fields: object) -> Call:
+        if handling is not None:
+            script.handling = handling
+        call_id = f"c_{uuid.uuid4().hex[:12]}"
+        request = CallRequest(
+            integration=name,
+            call_id=call_id,
+            phone_number="+380994829573",
+            **request_fields,  # type: ignore[arg-type]
+        )
+        handle = await start_call(env.client, request)
+        started.append(handle.id)
+        return Call(env, script, name, call_id, handle)
+
+    async with worker:
+        yield start
+        # Nothing of this test may stay open: the server skips time only while no task is pending.
+        for workflow_id in [*started, queue_workflow_id(name)]:
+            with contextlib.suppress(RPCError):
+                await env.client.get_workflow_handle(workflow_id).terminate("the test is over")
+
+
+def handling(**options: object) -> CallHandling:
+    return CallHandling(calling_hours=None, **options)  # type: ignore[arg-type]

@@ -8,6 +8,8 @@ operation added to `happ_integ.ops` is an activity with no second place to keep 
 
 from __future__ import annotations
 
+import asyncio
+import time
 import typing
 from collections.abc import Callable
 from typing import Any
@@ -16,7 +18,7 @@ from pydantic import BaseModel
 from temporalio import activity
 
 from happ_integ.durable import error_to_failure
-from happ_integ.errors import HappError
+from happ_integ.errors import DependencyUnavailable, HappError
 from happ_integ.ops import Operation, Resources, load_operations
 from happ_integ.stores.writes import WriteLedger
 
@@ -25,15 +27,29 @@ def context_activities(resources: Resources) -> list[Callable[..., Any]]:
     return [_as_activity(op, resources) for op in load_operations().values()]
 
 
+# PostgreSQL out of reach is waited out inside the activity for this long (a restart, a failover),
+# so the handler's own `retries` are kept for the errors of the services it calls.
+POSTGRES_PATIENCE_SECONDS = 40.0
+
+
 def _as_activity(op: Operation, resources: Resources) -> Callable[..., Any]:
     async def run(arg: BaseModel) -> BaseModel:
-        try:
-            if op.writes:
-                return await _write_once(op, resources, arg)
-            result: BaseModel = await op.impl(resources, arg)
-            return result
-        except HappError as exc:
-            raise error_to_failure(exc) from None
+        deadline = time.monotonic() + POSTGRES_PATIENCE_SECONDS
+        pause = 0.5
+        while True:
+            try:
+                if op.writes:
+                    return await _write_once(op, resources, arg)
+                result: BaseModel = await op.impl(resources, arg)
+                return result
+            except DependencyUnavailable as exc:
+                if exc.dependency != "PostgreSQL" or time.monotonic() + pause > deadline:
+                    raise error_to_failure(exc) from None
+                activity.heartbeat()
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 5.0)
+            except HappError as exc:
+                raise error_to_failure(exc) from None
 
     # The SDK reads these annotations to decode the argument into the operation's own model.
     run.__annotations__ = {"arg": op.input_model, "return": op.result_model}

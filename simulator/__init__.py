@@ -63,12 +63,15 @@ class SimState:
     `fail_next(500, times=2)` makes the next two requests (any path) answer that status with
     `body` (default `{"message": "simulated failure"}`) and `headers` before auth or routing runs;
     they are still recorded, so a test can count retries. `delay_next(1.5)` holds the next
-    request that long before it is handled, so a client's timeout can fire.
+    request that long before it is handled, so a client's timeout can fire. `go_down(503)` makes
+    every request answer that status until `come_back()` (an outage of unknown length); both
+    clear what `fail_next` and `delay_next` left pending.
     """
 
     requests: list[RecordedRequest] = field(default_factory=list)
     _failures: deque[Failure] = field(default_factory=deque, repr=False)
     _delays: deque[float] = field(default_factory=deque, repr=False)
+    _down: Failure | None = field(default=None, repr=False)
 
     def fail_next(
         self, status: int = 500, times: int = 1, body: Any = None, headers: dict[str, str] | None = None
@@ -78,7 +81,23 @@ class SimState:
             self._failures.append(Failure(status, payload, dict(headers or {})))
 
     def take_failure(self) -> Failure | None:
-        return self._failures.popleft() if self._failures else None
+        if self._failures:
+            return self._failures.popleft()
+        return self._down
+
+    def go_down(self, status: int = 503, body: Any = None) -> None:
+        self._failures.clear()
+        self._delays.clear()
+        self._down = Failure(status, body if body is not None else {"message": "simulated outage"}, {})
+
+    def come_back(self) -> None:
+        self._failures.clear()
+        self._delays.clear()
+        self._down = None
+
+    @property
+    def pending_delays(self) -> int:
+        return len(self._delays)
 
     def delay_next(self, seconds: float, times: int = 1) -> None:
         self._delays.extend([seconds] * times)

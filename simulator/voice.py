@@ -56,6 +56,7 @@ class Delivery:
     payload: dict[str, Any]
     status: int
     response: Any
+    attempts: int = 1
 
 
 @dataclass
@@ -64,6 +65,9 @@ class VoiceState(SimState):
 
     `elevenlabs` is where played calls' conversations go (`SimulatorStates` shares one with the
     ElevenLabs API peer). `monotonic` stamps `in_flight_timeline`, a `(time, count)` per change.
+    `retry_for` makes the sender retry, as the real SaaS and ElevenLabs do: a webhook that got a 5xx
+    or no answer is sent again every `retry_pause` seconds (signed anew) for up to that many
+    seconds, and the call's next event waits for it, so events still arrive in order.
     """
 
     token: str = "sim-voice-token"
@@ -82,6 +86,8 @@ class VoiceState(SimState):
     monotonic: Callable[[], float] = time.monotonic
     max_in_flight: int = 0
     in_flight_timeline: list[tuple[float, int]] = field(default_factory=list)
+    retry_for: float = 0.0
+    retry_pause: float = 1.0
     _in_flight: set[str] = field(default_factory=set, repr=False)
 
     def call(self, call_id: str) -> SimCall:
@@ -146,17 +152,31 @@ async def _post(
     state: VoiceState, http: httpx.AsyncClient, kind: str, url: str, payload: dict[str, Any], sign: bool
 ) -> Delivery:
     body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
-    headers = {"content-type": "application/json"}
-    if sign:
-        headers["ElevenLabs-Signature"] = sign_elevenlabs(state.webhook_secret, body, int(state.clock()))
-    else:
-        headers.update(state.webhook_headers)
-    response = await http.post(url, content=body, headers=headers)
-    try:
-        answer: Any = response.json()
-    except ValueError:
-        answer = response.text
-    delivery = Delivery(kind, url, payload, response.status_code, answer)
+    deadline = state.monotonic() + state.retry_for
+    attempts = 0
+    while True:
+        attempts += 1
+        headers = {"content-type": "application/json"}
+        if sign:
+            headers["ElevenLabs-Signature"] = sign_elevenlabs(state.webhook_secret, body, int(state.clock()))
+        else:
+            headers.update(state.webhook_headers)
+        try:
+            response = await http.post(url, content=body, headers=headers)
+        except httpx.TransportError as exc:  # nobody answered: connection refused, reset, timeout
+            status, answer = 0, f"{type(exc).__name__}: {exc}"
+        else:
+            status = response.status_code
+            try:
+                answer = response.json()
+            except ValueError:
+                answer = response.text
+        if (status and status < 500) or state.monotonic() + state.retry_pause > deadline:
+            break
+        await asyncio.sleep(state.retry_pause)
+    if status == 0 and not state.retry_for:
+        raise httpx.ConnectError(str(answer))  # a sender that does not retry sees the failure
+    delivery = Delivery(kind, url, payload, status, answer, attempts)
     state.deliveries.append(delivery)
     return delivery
 

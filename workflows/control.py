@@ -26,6 +26,7 @@ from temporalio.client import (
     WorkflowQueryFailedError,
     WorkflowQueryRejectedError,
     WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.common import (
     SearchAttributePair,
@@ -88,6 +89,10 @@ def temporal_error(exc: BaseException, workflow_id: str | None = None) -> HappEr
         error = exc
     elif isinstance(exc, WorkflowFailureError | WorkflowUpdateFailedError):
         error = error_from_failure(exc.cause)
+    elif isinstance(exc, WorkflowUpdateRPCTimeoutOrCancelledError):
+        # The update is accepted or still waiting for the worker; resent with the same update id
+        # it is answered once, with the first answer.
+        error = DependencyUnavailable("Temporal", "the workflow did not answer in time: try again")
     elif isinstance(exc, WorkflowQueryRejectedError | WorkflowQueryFailedError):
         error = Conflict(f"the workflow did not answer the query: {exc}")
     elif isinstance(exc, WorkflowAlreadyStartedError):

@@ -18,6 +18,7 @@ import shutil
 import signal
 import stat
 import subprocess
+import time
 from pathlib import Path
 
 from happ_integ.embedded.process import spawn, stop, wait_for_port
@@ -155,12 +156,23 @@ class EmbeddedPostgres:
             "postgres",
             "-tAc",
         ]
-        exists = subprocess.run(
-            [*psql, f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'"],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
+        # The port opens before the server takes sessions ("the database system is starting up",
+        # longer after an unclean stop or on a busy machine): ask until it answers.
+        deadline = time.monotonic() + 30
+        while True:
+            answer = subprocess.run(
+                [*psql, f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'"],
+                capture_output=True,
+                text=True,
+            )
+            if answer.returncode == 0:
+                break
+            if time.monotonic() > deadline or (self._proc is not None and self._proc.poll() is not None):
+                raise RuntimeError(
+                    f"PostgreSQL took no session: {answer.stderr.strip()}; see {self.log_path}"
+                )
+            time.sleep(0.1)
+        exists = answer.stdout.strip()
         if exists != "1":
             subprocess.run([*psql, f"CREATE DATABASE {DATABASE}"], check=True, capture_output=True)
 

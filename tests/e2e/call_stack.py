@@ -22,7 +22,7 @@ import httpx
 from api.app import create_app
 from happ_integ.dev import EmbeddedServer
 from happ_integ.embedded import EmbeddedTemporal
-from happ_integ.embedded.process import free_port
+from happ_integ.embedded.process import free_port, wait_for_port
 from happ_integ.integration import discover_integrations
 from happ_integ.keys import generate_key
 from happ_integ.logs import CaptureSink
@@ -76,6 +76,11 @@ class CallStack:
     workers: list[WorkerProcess] = field(default_factory=list)
     records: dict[str, str] = field(default_factory=dict)  # phone → NetHunt record id
 
+    @property
+    def hook(self) -> dict[str, str]:
+        """The headers of a CRM-side caller of call-originate."""
+        return {"Authorization": f"Bearer {HOOK_TOKEN}"}
+
     def start_worker(self) -> WorkerProcess:
         log = self.logs / f"worker-{len(self.workers) + 1}.log"
         proc = subprocess.Popen(
@@ -87,6 +92,20 @@ class CallStack:
         worker = WorkerProcess(proc, log)
         self.workers.append(worker)
         return worker
+
+    async def start_api(self) -> str:
+        """Another gateway replica (`happ api`, a process of its own) on the same stack; its base URL."""
+        port = free_port()
+        log = self.logs / f"api-{port}.log"
+        proc = subprocess.Popen(
+            [str(Path(sys.executable).parent / "happ"), "api"],
+            env={**self.env, "HAPP_API_PORT": str(port)},
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+        self.workers.append(WorkerProcess(proc, log))  # stopped with the workers
+        wait_for_port("127.0.0.1", port, proc, "happ api", log, timeout=60)
+        return f"http://127.0.0.1:{port}"
 
     def add_leads(self, numbers: list[str]) -> None:
         """A lead for each number in the integration's CRM: a NetHunt record, or a KeyCRM buyer and
@@ -152,6 +171,17 @@ class CallStack:
     def worker_logs(self) -> str:
         return "\n".join(f"--- {w.log.name}\n{w.log.read_text()[-3000:]}" for w in self.workers)
 
+    async def slots_match_the_calls_on_the_line(self) -> None:
+        """No CallQueue slot leaked: its holders are exactly the calls dialing or talking."""
+        from happ_integ.temporal import connect_settings
+        from workflows.control import queue_state
+
+        queue = await queue_state(await connect_settings(self.settings), self.integration)
+        rows = await self.resources.pool.fetch(
+            f"SELECT workflow_id FROM {self.integration}_calls WHERE status IN ('dialing', 'in_progress')"
+        )
+        assert set(queue.holders) == {r["workflow_id"] for r in rows}, (queue.holders, rows)
+
     def writes_to(self, record_id: str, kind: str) -> int:
         """How many requests of one kind (create-comment, create-call-log, update-record) the CRM got for a record."""
         return len(self.sims.nethunt.requests_to("POST", f"/api/v1/zapier/actions/{kind}/{record_id}"))
@@ -176,6 +206,7 @@ async def start_call_stack(
     handling: dict[str, Any] | None = None,
     llm: bool = False,
     prepare: Callable[[SimulatorStates], None] | None = None,
+    temporal_db: Path | None = None,
 ) -> CallStack:
     """A stack of its own: a new database on the session's PostgreSQL and a Temporal dev server,
     so no call, queue slot or secret of another test module is in its way. `outcome` is how the
@@ -186,7 +217,8 @@ async def start_call_stack(
     await admin.execute(f'CREATE DATABASE "{database}"')
     await admin.close()
     pg_url = pg_url.rsplit("/", 1)[0] + f"/{database}"
-    temporal = EmbeddedTemporal(db_file=None, port=free_port(), ui_port=None)
+    # A file-backed server outlives a stop and a start on the same port (the fault tests do that).
+    temporal = EmbeddedTemporal(db_file=temporal_db, port=free_port(), ui_port=None)
     temporal.start()
     temporal_address = temporal.address
     sims = SimulatorStates.demo(auto_play=outcome)

@@ -54,7 +54,8 @@ def open_card(cards: list[dict[str, Any]]) -> dict[str, Any] | None:
     return max(candidates, key=lambda card: int(card.get("id") or 0), default=None)
 
 
-@define_handler(name="crm-lookup", retries=3)
+# Six tries over about a minute: a CRM that is down for a while still gets the call its lead.
+@define_handler(name="crm-lookup", retries=6)
 async def crm_lookup(ctx: Context[LookupPayload]) -> LookupResult:
     """The buyer whose phone is the number, and its open card in the configured pipeline (the card is
     what the post-call step updates): the buyer's name, company, manager and the configured fields."""

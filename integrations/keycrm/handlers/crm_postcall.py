@@ -42,7 +42,8 @@ def with_note(existing: str | None, text: str) -> str:
     return f"{before}{NOTE_SEPARATOR}{text}" if before else text
 
 
-@define_handler(name="crm-postcall", retries=5)
+# Eight tries over about three minutes: the call's outcome reaches a CRM that was down meanwhile.
+@define_handler(name="crm-postcall", retries=8)
 async def crm_postcall(ctx: Context[PostcallPayload]) -> PostcallResult:
     """Updates the card the lookup found (no second search), in one write: its status and its summary."""
     p = ctx.payload

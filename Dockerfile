@@ -33,5 +33,6 @@ RUN groupadd --system --gid 10001 happ \
 COPY --from=build /opt/happ /opt/happ
 WORKDIR /app
 USER happ:happ
-EXPOSE 3001
+# 3001: `happ api`; 9464: a worker's metrics when HAPP_METRICS_PORT=9464 (as compose sets it).
+EXPOSE 3001 9464
 CMD ["happ", "api"]

@@ -17,14 +17,14 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities import worker_activities
-from happ_integ import registry
+from happ_integ import registry, telemetry
 from happ_integ.integration import Integration, discover_integrations
 from happ_integ.logs import LogSink, ReplaySafeSink, make_sink
 from happ_integ.ops import Resources
 from happ_integ.runtime import close_resources, open_resources
 from happ_integ.settings import Settings
 from happ_integ.temporal import connect_settings
-from workflows import WORKFLOWS
+from workflows import WORKFLOWS, call_metrics
 
 # The framework and its libraries pass through the sandbox (imported once per process, and
 # pydantic's import-time machinery stays outside). Integration handler code does not: HandlerRun
@@ -40,6 +40,8 @@ PASSTHROUGH = (
     "httpx",
     "cryptography",
     "phonenumbers",
+    # The tracing interceptor's workflow side (only imported when OTEL_EXPORTER_OTLP_ENDPOINT is set).
+    "opentelemetry",
 )
 # An integration's `models` and `config` modules hold only pydantic models: shared as they are,
 # instead of being rebuilt for every run.
@@ -92,7 +94,13 @@ async def run_workers(
     settings: Settings, names: Sequence[str] | None = None, stop: asyncio.Event | None = None
 ) -> None:
     integrations = discover_integrations(names or settings.integrations)
-    client = await connect_settings(settings)
+    # Before any client: the SDK runtime serving its metrics and the calls' on HAPP_METRICS_PORT
+    # (None when unset). Workers report through their client's runtime.
+    runtime = telemetry.temporal_runtime(settings, call_metrics.HISTOGRAM_BUCKETS)
+    # With OTEL_EXPORTER_OTLP_ENDPOINT set, the client carries the TracingInterceptor, which
+    # every worker made from it applies to its workflows and activities.
+    telemetry.tracer_provider(settings, "happ-worker")
+    client = await connect_settings(settings, runtime)
     resources = await open_resources(settings, integrations, max_pool=20)
     workers = build_workers(client, resources, integrations, make_sink(settings.log_format))
     stop = stop or asyncio.Event()

@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from api.deps import health_response
 from api.errors import install_error_handlers
 from api.limits import BodySizeLimit
+from api.metrics import GatewayMetrics, MetricsMiddleware
 from api.openapi import install_openapi
 from api.routes.admin import admin_router
 from api.routes.builtins import builtins_router
@@ -31,6 +32,12 @@ from happ_integ.health import check_health
 from happ_integ.integration import Integration, discover_integrations
 from happ_integ.logs import LogSink
 from happ_integ.settings import Settings
+from happ_integ.telemetry import instrument_app
+
+# How long an idle keep-alive connection stays open. Longer than a client's or a load balancer's
+# own idle timeout (httpx 5 s, nginx 60 s, AWS ALB 60 s): otherwise the server may close a
+# connection just as the sender reuses it, and that delivery fails with a reset.
+KEEP_ALIVE_SECONDS = 75
 
 
 def integration_app(integration: Integration, runtime: ApiRuntime) -> FastAPI:
@@ -98,6 +105,11 @@ def create_app(
             }
         }
 
+    # Prometheus metrics of this replica (a registry of its own), scraped at /metrics.
+    metrics = GatewayMetrics(integrations)
+    app.state.metrics = metrics
+    app.add_api_route("/metrics", metrics.endpoint, methods=["GET"], include_in_schema=False)
+
     app.include_router(codec_router)
     for name, integration in integrations.items():
         app.mount(f"/{name}", integration_app(integration, runtime))
@@ -110,4 +122,9 @@ def create_app(
         allow_methods=["POST", "OPTIONS"],
         allow_headers=["Content-Type", "X-Namespace", "Authorization"],
     )
+    # Outermost: every answer is counted, a 413 of the body limit included.
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    # Spans (FastAPI instrumentation, the request id as `happ.trace_id`) only when
+    # OTEL_EXPORTER_OTLP_ENDPOINT is set; otherwise nothing is installed.
+    instrument_app(app, settings)
     return app

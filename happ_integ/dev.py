@@ -132,7 +132,7 @@ def run_dev(settings: Settings, simulate: bool = False) -> None:
 
 
 async def _serve(settings: Settings, temporal: EmbeddedTemporal | None, simulate: bool) -> None:
-    from api.app import create_app
+    from api.app import KEEP_ALIVE_SECONDS, create_app
     from happ_integ.integration import discover_integrations
     from happ_integ.runtime import close_resources, open_resources
     from happ_integ.temporal import connect_settings
@@ -188,6 +188,7 @@ async def _serve(settings: Settings, temporal: EmbeddedTemporal | None, simulate
             port=settings.api_port,
             log_level="warning",
             lifespan="on",
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
         )
     )
     servers.append(api)

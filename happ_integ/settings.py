@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 NETHUNT_PUBLIC_URL = "https://nethunt.com/api/v1/zapier"
@@ -28,6 +28,12 @@ class Settings(BaseSettings):
     database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
     temporal_address: str | None = Field(default=None, validation_alias="TEMPORAL_ADDRESS")
     temporal_namespace: str = Field(default="default", validation_alias="TEMPORAL_NAMESPACE")
+    # Temporal Cloud or a TLS frontend: a client certificate and its key (PEM files, mTLS), a CA to
+    # verify the server with, and/or an API key. Every process connects with them.
+    temporal_tls_cert: Path | None = Field(default=None, validation_alias="TEMPORAL_TLS_CERT")
+    temporal_tls_key: Path | None = Field(default=None, validation_alias="TEMPORAL_TLS_KEY")
+    temporal_tls_ca: Path | None = Field(default=None, validation_alias="TEMPORAL_TLS_CA")
+    temporal_api_key: SecretStr | None = Field(default=None, validation_alias="TEMPORAL_API_KEY")
 
     api_host: str = Field(default="127.0.0.1", validation_alias="HAPP_API_HOST")
     api_port: int = Field(default=3001, validation_alias="HAPP_API_PORT", ge=1, le=65535)
@@ -65,6 +71,12 @@ class Settings(BaseSettings):
     )
     max_body_bytes: int = Field(default=1024 * 1024, validation_alias="HAPP_MAX_BODY_BYTES", ge=1024)
 
+    # Telemetry: the worker's Temporal SDK metrics (Prometheus) and OpenTelemetry traces.
+    metrics_port: int | None = Field(default=None, validation_alias="HAPP_METRICS_PORT", ge=1, le=65535)
+    metrics_host: str = Field(default="127.0.0.1", validation_alias="HAPP_METRICS_HOST")
+    otel_endpoint: str | None = Field(default=None, validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT")
+    otel_service_name: str | None = Field(default=None, validation_alias="OTEL_SERVICE_NAME")
+
     @field_validator("integrations", "codec_origins", mode="before")
     @classmethod
     def _split_names(cls, value: object) -> object:
@@ -72,7 +84,36 @@ class Settings(BaseSettings):
             return [name.strip() for name in value.split(",") if name.strip()] or None
         return value
 
-    @field_validator("admin_token", "secret_key", "payload_key")
+    @field_validator(
+        "metrics_port",
+        "otel_endpoint",
+        "otel_service_name",
+        "temporal_tls_cert",
+        "temporal_tls_key",
+        "temporal_tls_ca",
+        "temporal_api_key",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # `OTEL_EXPORTER_OTLP_ENDPOINT=` (compose passes `${VAR:-}`) means "not set", not "".
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _cert_needs_its_key(self) -> Settings:
+        if (self.temporal_tls_cert is None) != (self.temporal_tls_key is None):
+            given, missing = (
+                ("TEMPORAL_TLS_CERT", "TEMPORAL_TLS_KEY")
+                if self.temporal_tls_key is None
+                else ("TEMPORAL_TLS_KEY", "TEMPORAL_TLS_CERT")
+            )
+            raise ValueError(
+                f"{given} is set but {missing} is not: mTLS needs both the client certificate and its "
+                "private key (PEM files); set both, or neither"
+            )
+        return self
+
+    @field_validator("admin_token", "secret_key", "payload_key", "temporal_api_key")
     @classmethod
     def _refuse_placeholders(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and value.get_secret_value().strip().lower() in {"", "changeme", "change-me"}:
@@ -90,6 +131,7 @@ class Settings(BaseSettings):
                 "llm_api_key": None,
                 "payload_key": None,
                 "database_url": None,
+                "temporal_api_key": None,
             }
         )
 

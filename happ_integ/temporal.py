@@ -1,6 +1,6 @@
 """Temporal names every process shares, and the client they connect with (pydantic on the wire).
 
-    client = await connect_settings(settings)      # TEMPORAL_ADDRESS, namespace, payload encryption
+    client = await connect_settings(settings)      # TEMPORAL_ADDRESS, namespace, TLS/API key, payload encryption
     integration.task_queue                         # "happ-sofa", from task_queue_for("sofa")
 
 The custom search attributes below are what an operator filters on in the Web UI; `happ dev` and
@@ -13,11 +13,15 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
-from temporalio.client import Client
+from temporalio.client import Client, Interceptor
 from temporalio.common import SearchAttributeIndexedValueType, SearchAttributeKey
+from temporalio.runtime import Runtime
+from temporalio.service import TLSConfig
 
 if TYPE_CHECKING:
     from happ_integ.settings import Settings
@@ -90,17 +94,78 @@ def schedule_id(integration: str, handler: str) -> str:
     return f"{integration}:{handler}"
 
 
-async def connect_client(address: str, namespace: str = "default", payload_key: str | None = None) -> Client:
-    """A client with pydantic payloads, encrypted when `payload_key` is given (see `happ_integ.codec`)."""
+async def connect_client(
+    address: str,
+    namespace: str = "default",
+    payload_key: str | None = None,
+    *,
+    tls: bool | TLSConfig | None = None,
+    api_key: str | None = None,
+    runtime: Runtime | None = None,
+    interceptors: Sequence[Interceptor] = (),
+) -> Client:
+    """A client with pydantic payloads, encrypted when `payload_key` is given (see `happ_integ.codec`).
+
+    `tls`/`api_key` authenticate to Temporal Cloud or a TLS frontend (None: TLS only with an API
+    key); `runtime` is the SDK runtime whose telemetry (metrics) the client and its workers use,
+    created before any client; `interceptors` are the tracing ones when tracing is on.
+    """
     from happ_integ.codec import data_converter
 
-    return await Client.connect(address, namespace=namespace, data_converter=data_converter(payload_key))
+    return await Client.connect(
+        address,
+        namespace=namespace,
+        data_converter=data_converter(payload_key),
+        tls=tls,
+        api_key=api_key,
+        runtime=runtime,
+        interceptors=list(interceptors),
+    )
 
 
-async def connect_settings(settings: Settings) -> Client:
+def _read_pem(name: str, path: Path) -> bytes:
+    try:
+        data = path.expanduser().read_bytes()
+    except OSError as exc:
+        raise RuntimeError(f"{name}={path}: cannot read the PEM file ({exc.strerror or exc})") from None
+    if b"-----BEGIN" not in data:
+        raise RuntimeError(f"{name}={path}: not a PEM file (no -----BEGIN line)")
+    return data
+
+
+def tls_config(settings: Settings) -> TLSConfig | None:
+    """The TLS options from `TEMPORAL_TLS_CERT`/`TEMPORAL_TLS_KEY` (mTLS) and `TEMPORAL_TLS_CA`,
+    or None when none is set (plain TCP, or TLS with the system roots when an API key is used)."""
+    cert, key, ca = settings.temporal_tls_cert, settings.temporal_tls_key, settings.temporal_tls_ca
+    if (cert is None) != (key is None):  # Settings refuses this too; a copy built by hand might not
+        raise RuntimeError("TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY go together: set both, or neither")
+    if cert is None and key is None and ca is None:
+        return None
+    return TLSConfig(
+        client_cert=_read_pem("TEMPORAL_TLS_CERT", cert) if cert is not None else None,
+        client_private_key=_read_pem("TEMPORAL_TLS_KEY", key) if key is not None else None,
+        server_root_ca_cert=_read_pem("TEMPORAL_TLS_CA", ca) if ca is not None else None,
+    )
+
+
+async def connect_settings(settings: Settings, runtime: Runtime | None = None) -> Client:
+    """The client every process (worker, API, CLI) connects with: address, namespace, TLS or API
+    key, payload encryption, and tracing when `OTEL_EXPORTER_OTLP_ENDPOINT` is set. A worker passes
+    the `runtime` it made for its metrics (`happ_integ.telemetry.temporal_runtime`)."""
     if not settings.temporal_address:
         raise RuntimeError(
             "TEMPORAL_ADDRESS is not set: run `happ dev`, or point TEMPORAL_ADDRESS at a Temporal frontend"
         )
+    from happ_integ import telemetry
+
     key = settings.payload_key.get_secret_value() if settings.payload_key else None
-    return await connect_client(settings.temporal_address, settings.temporal_namespace, key)
+    api_key = settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None
+    return await connect_client(
+        settings.temporal_address,
+        settings.temporal_namespace,
+        key,
+        tls=tls_config(settings),
+        api_key=api_key,
+        runtime=runtime,
+        interceptors=telemetry.temporal_interceptors(settings),
+    )

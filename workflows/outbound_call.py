@@ -62,6 +62,7 @@ with workflow.unsafe.imports_passed_through():
         queue_workflow_id,
     )
 
+from workflows import call_metrics
 from workflows.call_queue import SLOT_GRANTED, CallQueue
 from workflows.handler_run import HandlerRun
 
@@ -96,9 +97,12 @@ class OutboundCall:
         self._granted: int | None = None  # the attempt the queue last granted a slot to
         self._holding: int | None = None  # the attempt holding a slot now
         self._looked_up = False
+        self._lookup_failed = False
+        self._metrics = call_metrics.CallMetrics(request.integration)
 
     @workflow.run
     async def run(self, request: CallRequest) -> CallState:
+        self._metrics.started()
         begin = await workflow.execute_local_activity_method(
             CallActivities.begin, request, start_to_close_timeout=timedelta(seconds=30), retry_policy=_STORE
         )
@@ -148,6 +152,7 @@ class OutboundCall:
                 await self._finish(CallStatus.CANCELLED, "cancelled: no further attempt")
                 return False
             assert decision.retry_at is not None
+            self._metrics.retried(self._state.attempts[-1].outcome)
             await self._set(CallStatus.SCHEDULED, next_attempt_at=decision.retry_at)
             await self._sleep_until(decision.retry_at)
 
@@ -266,9 +271,14 @@ class OutboundCall:
             cancelled=self._state.cancel_requested,
         )
 
-    async def _lookup(self) -> None:
-        """The integration's CRM lookup, once per call; a failing lookup leaves the call without variables."""
+    async def _lookup(self, again: bool = False) -> None:
+        """The integration's CRM lookup, once per call; a failing lookup leaves the call without variables.
+
+        `again` is the second try after an answered call whose lookup failed (the CRM was down at
+        dial time): only the record it finds is taken, so the outcome still reaches the lead.
+        """
         self._looked_up = True
+        self._lookup_failed = False
         flow = registry.integration(self._request.integration).call_flow
         if flow is None or flow.lookup is None:
             return
@@ -278,12 +288,16 @@ class OutboundCall:
             metadata=self._request.metadata,
         )
         try:
-            result = await self._child(flow.lookup, payload.model_dump(mode="json"))
+            result = await self._child(
+                flow.lookup, payload.model_dump(mode="json"), key="-again" if again else ""
+            )
         except ChildWorkflowError as exc:
+            self._lookup_failed = True
             self._state.reason = f"lookup failed: {error_from_failure(exc.cause).message}"
             return
         found = LookupResult.model_validate(result)
-        self._state.variables = dict(found.variables)
+        if not again:
+            self._state.variables = dict(found.variables)
         self._state.record_id = found.record_id
 
     # The slot ---------------------------------------------------------------------------------
@@ -340,6 +354,8 @@ class OutboundCall:
         await self._set(CallStatus.ANALYZING)
         self._state.analysis = await self._analyze(self._state.postcall)
         flow = registry.integration(self._request.integration).call_flow
+        if self._lookup_failed and workflow.patched("lookup-again-before-postcall"):
+            await self._lookup(again=True)
         if flow is not None and flow.postcall is not None:
             try:
                 self._state.result = await self._child(
@@ -529,11 +545,12 @@ class OutboundCall:
 
     # Plumbing ---------------------------------------------------------------------------------
 
-    async def _child(self, handler: str, payload: dict[str, Any]) -> dict[str, Any]:
+    async def _child(self, handler: str, payload: dict[str, Any], key: str = "") -> dict[str, Any]:
+        """Run one of the integration's handlers as a child HandlerRun named after the call (and `key`)."""
         result: HandlerRunResult = await workflow.execute_child_workflow(
             HandlerRun.run,
             HandlerRunInput(integration=self._request.integration, handler=handler, payload=payload),
-            id=handler_workflow_id(self._request.integration, handler, self._request.call_id),
+            id=handler_workflow_id(self._request.integration, handler, self._request.call_id + key),
             static_summary=handler,
         )
         return result.response
@@ -555,6 +572,7 @@ class OutboundCall:
         await self._wait(lambda: self._state.cancel_requested, moment - workflow.now())
 
     async def _set(self, status: CallStatus, *, next_attempt_at: datetime | None = None) -> None:
+        self._metrics.status_changed(self._state.status, status)
         self._state.status = status
         self._state.next_attempt_at = next_attempt_at
         workflow.upsert_search_attributes(
@@ -585,3 +603,4 @@ class OutboundCall:
         if reason:
             self._state.reason = reason
         await self._set(status)
+        self._metrics.ended(status, self._state.attempt)

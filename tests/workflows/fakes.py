@@ -1,7 +1,8 @@
 """Stand-ins for what the call workflows talk to, for time-skipping tests of the workflows alone.
 
 `FakeHandlerRun` is registered under the name `HandlerRun`: the lookup answers a record and
-variables, the postcall handler answers the payload it received. `CallScript` holds the fake
+variables (or, for a call whose metadata says `crm_down_at_dial`, fails the first time: the CRM
+is down), the postcall handler answers the payload it received. `CallScript` holds the fake
 activities' behaviour and records their calls; its activities carry the real names
 (`voice.originate`, …), so the workflow under test cannot tell them from the real ones.
 """
@@ -14,6 +15,7 @@ from typing import Any
 
 from temporalio import activity, workflow
 from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
 with workflow.unsafe.imports_passed_through():
@@ -44,6 +46,9 @@ class FakeHandlerRun:
     @workflow.run
     async def run(self, inp: HandlerRunInput) -> HandlerRunResult:
         if inp.handler == "crm-lookup":
+            again = workflow.info().workflow_id.endswith("-again")
+            if inp.payload.get("metadata", {}).get("crm_down_at_dial") and not again:
+                raise ApplicationError("NetHunt answered 503", type="UpstreamError", non_retryable=True)
             found = LookupResult(found=True, record_id="rec-1", variables={"client_name": "Іван"})
             return HandlerRunResult(response=found.model_dump(mode="json"))
         return HandlerRunResult(response={"success": True, "payload": inp.payload})

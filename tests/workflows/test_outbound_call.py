@@ -49,6 +49,21 @@ async def test_a_normal_call_completes_with_the_crm_postcall(calls: Callable[...
     ]
 
 
+async def test_a_crm_down_at_dial_time_still_gets_the_outcome(calls: Callable[..., object]) -> None:
+    call: Call = await calls(metadata={"crm_down_at_dial": True})  # type: ignore[misc]
+    dialing = await call.dialing(1)
+    assert dialing.variables == {} and dialing.record_id is None  # the call goes ahead without them
+    assert "lookup failed" in (dialing.reason or "")
+    await call.event("call_start")
+    await call.event("call_end", 45, conversation_id="conv-1")
+    await call.transcription(45)
+    state = await call.result()
+    # The lookup ran again after the call and found the record the outcome is written to.
+    assert state.status is CallStatus.COMPLETED and state.record_id == "rec-1"
+    assert state.result["payload"]["record_id"] == "rec-1"  # type: ignore[index]
+    assert state.variables == {}  # what the call ran with, not what was found afterwards
+
+
 async def test_a_short_call_is_retried_after_the_delay_then_completes(calls: Callable[..., object]) -> None:
     call: Call = await calls(handling(retry_delays_seconds=[120]))  # type: ignore[misc]
     await call.dialing(1)
@@ -256,7 +271,8 @@ async def test_a_callback_call_waits_for_its_time(
 
 async def test_an_elevenlabs_call_ends_by_its_postcall_webhooks(calls: Callable[..., object]) -> None:
     call: Call = await calls(handling(provider="elevenlabs_sip", retry_delays_seconds=[60]))  # type: ignore[misc]
-    dialing = await call.dialing(1)
+    # The call is dialing before the provider answers with its ids.
+    dialing = await call.until(lambda s: s.status is CallStatus.DIALING and s.conversation_id is not None)
     assert dialing.conversation_id == "conv-el-1" and dialing.provider_call_id == "sip-1"
     failure = PostcallEvent(
         type="call_initiation_failure", failure_reason="busy", info=PostcallInfo(conversation_id="conv-el-1")

@@ -33,8 +33,10 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# The ratios, then the webhook load test, which appends its figures to bench/results.md.
 bench: $(STAMP)
 	$(BIN)/python -m bench
+	HAPP_BENCH_RESULTS=bench/results.md $(BIN)/python -m pytest -q tests/e2e/test_webhook_load.py
 
 clean:
 	rm -rf $(VENV) .happ .pytest_cache .mypy_cache .ruff_cache

@@ -5,8 +5,9 @@ two API replicas at once, with duplicates and bad signatures mixed in.
                             secret=..., integration="sofa", duplicates=0.10, bad_signatures=0.05)
     figures.per_second, figures.p99_ms, figures.refused, figures.duplicates
 
-Each call gets call_start, call_end and its signed post_call_transcription, in that order; calls
-go in parallel (`concurrency` deliveries in flight). A duplicate is the same delivery sent again
+Each call gets call_start, call_end, its signed post_call_transcription and post_call_audio, in
+that order (four deliveries: 500 calls make 2,000 before duplicates and forgeries); calls go in
+parallel (`concurrency` deliveries in flight). A duplicate is the same delivery sent again
 to the other replica; a bad signature is a post-call signed with another secret. `make bench`
 runs it through `bench.load`, and the end-to-end load test asserts on the same figures.
 """
@@ -25,7 +26,7 @@ import httpx
 
 from simulator import sign_elevenlabs
 from simulator.calls import Outcome, SimCall
-from simulator.elevenlabs import postcall_payload
+from simulator.elevenlabs import audio_payload, postcall_payload
 from simulator.voice import VoiceState, call_event
 
 
@@ -93,6 +94,13 @@ def deliveries_for(
             "ElevenLabs-Signature": sign_elevenlabs(voice.webhook_secret, body, now),
         }
         plan.append(Delivery("post_call_transcription", body, signed, 200))
+        # A few seconds of silence as the recording (8 kHz, 8-bit): small, so the load is the webhooks.
+        audio = json.dumps(audio_payload(voice, call, now, b"\x80" * 16_000)).encode()
+        audio_signed = {
+            "Content-Type": "application/json",
+            "ElevenLabs-Signature": sign_elevenlabs(voice.webhook_secret, audio, now),
+        }
+        plan.append(Delivery("post_call_audio", audio, audio_signed, 200))
         with_duplicates: list[Delivery] = []
         for delivery in plan:
             with_duplicates.append(delivery)
@@ -119,6 +127,7 @@ async def deliver(
         "call_start": "webhook/call-events",
         "call_end": "webhook/call-events",
         "post_call_transcription": "webhook/agent-postcall",
+        "post_call_audio": "webhook/agent-postcall",
     }
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     gate = asyncio.Semaphore(concurrency)

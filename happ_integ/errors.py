@@ -82,6 +82,10 @@ class Conflict(NonRetryableError):
     status_code = 409
 
 
+class WorkflowFinished(Conflict):
+    """The run a signal or update was for has already finished (a late or repeated webhook)."""
+
+
 class Unauthorized(NonRetryableError):
     status_code = 401
 

@@ -25,6 +25,7 @@ plays itself and sends its signed webhook to `state.postcall_url`:
 from __future__ import annotations
 
 import asyncio
+import base64
 import copy
 import hmac
 import time
@@ -231,6 +232,16 @@ def postcall_payload(
     """The `post_call_transcription` envelope ElevenLabs sends when the conversation's analysis is done."""
     data = conversation_data(state, call, outcome, variables, ts, phone_type=phone_type)
     return {"type": "post_call_transcription", "event_timestamp": ts, "data": data}
+
+
+def audio_payload(state: AgentLine, call: SimCall, ts: int, audio: bytes) -> dict[str, Any]:
+    """The `post_call_audio` envelope: the conversation's whole recording, base64 in `full_audio`."""
+    data = {
+        "agent_id": state.agent_id,
+        "conversation_id": call.conversation_id,
+        "full_audio": base64.b64encode(audio).decode(),
+    }
+    return {"type": "post_call_audio", "event_timestamp": ts, "data": data}
 
 
 def initiation_failure_payload(

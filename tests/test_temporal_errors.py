@@ -7,6 +7,7 @@ from temporalio.client import WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from happ_integ.errors import WorkflowFinished
 from workflows.control import temporal_error
 
 
@@ -28,6 +29,13 @@ def test_each_client_error_has_its_status(error: BaseException, status: int) -> 
     mapped = temporal_error(error, "sofa:call:c_1")
     assert mapped is not None and mapped.status_code == status
     assert mapped.details["workflow_id"] == "sofa:call:c_1"
+
+
+def test_an_update_that_races_the_end_of_its_run_is_workflow_finished() -> None:
+    # A webhook that reaches a call while its run completes: the routes answer it like one for an
+    # ended call (200, nothing changed) instead of passing the 409 to the sender.
+    closing = RPCError("workflow execution already completed", RPCStatusCode.FAILED_PRECONDITION, b"")
+    assert isinstance(temporal_error(closing), WorkflowFinished)
 
 
 def test_anything_else_is_not_mapped() -> None:

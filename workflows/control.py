@@ -50,7 +50,14 @@ from happ_integ.calls.models import (
 )
 from happ_integ.calls.phones import mask_phone, normalize_phone
 from happ_integ.durable import error_from_failure
-from happ_integ.errors import Conflict, DependencyUnavailable, HappError, NotFound, ValidationFailed
+from happ_integ.errors import (
+    Conflict,
+    DependencyUnavailable,
+    HappError,
+    NotFound,
+    ValidationFailed,
+    WorkflowFinished,
+)
 from happ_integ.handler import HandlerDefinition
 from happ_integ.ops import Resources
 from happ_integ.temporal import (
@@ -105,7 +112,7 @@ def temporal_error(exc: BaseException, workflow_id: str | None = None) -> HappEr
         elif exc.status == RPCStatusCode.ALREADY_EXISTS:
             error = Conflict("a workflow with this id is already running")
         elif exc.status == RPCStatusCode.FAILED_PRECONDITION:
-            error = Conflict("the workflow has already finished")
+            error = WorkflowFinished("the workflow has already finished")
         elif exc.status == RPCStatusCode.INVALID_ARGUMENT:
             # Temporal's own words: they name the argument (a search attribute, an id), not payloads.
             error = ValidationFailed(f"Temporal refused the request: {exc.message}")

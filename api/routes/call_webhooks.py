@@ -49,7 +49,7 @@ from happ_integ.calls.models import (
 )
 from happ_integ.calls.phones import normalize_phone
 from happ_integ.clients.elevenlabs import Conversation
-from happ_integ.errors import HappError, NotFound, ValidationFailed
+from happ_integ.errors import HappError, NotFound, ValidationFailed, WorkflowFinished
 from happ_integ.handler import BearerAuth, ElevenLabsAuth
 from happ_integ.inline import run_inline
 from happ_integ.integration import Integration
@@ -108,7 +108,7 @@ def call_webhooks_router(integration: Integration) -> APIRouter:
             answer = await send_call_event(
                 await runtime.temporal(), name, row["call_id"], body.as_event(provider)
             )
-        except NotFound:
+        except (NotFound, WorkflowFinished):
             # The call has ended: this event is late or repeated, and changes nothing.
             answer = CallEventAnswer(
                 status=CallStatus((await calls.get(row["call_id"]) or row)["status"]),
@@ -163,8 +163,10 @@ def call_webhooks_router(integration: Integration) -> APIRouter:
         try:
             answer = await send_postcall(await runtime.temporal(), name, row["call_id"], event)
             reply = PostcallReply(status=answer.status.value, message=answer.message)
-        except NotFound:
-            reply = PostcallReply(status=row["status"], message="the call has ended: nothing changed")
+        except (NotFound, WorkflowFinished):
+            # The call has ended (e.g. the audio comes after the transcription was handled).
+            ended = await calls.get(row["call_id"]) or row
+            reply = PostcallReply(status=ended["status"], message="the call has ended: nothing changed")
         return JSONResponse(reply.model_dump(mode="json"))
 
     return router

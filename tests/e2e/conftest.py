@@ -16,7 +16,7 @@ import uvicorn
 from cryptography.fernet import Fernet
 from temporalio.client import Client
 
-from api.app import create_app
+from api.app import KEEP_ALIVE_SECONDS, create_app
 from api.runtime import ApiRuntime
 from happ_integ.dev import EmbeddedServer
 from happ_integ.embedded import EmbeddedTemporal
@@ -63,7 +63,14 @@ class Stack:
 async def serve(app: Any, port: int, lifespan: str = "off") -> tuple[EmbeddedServer, asyncio.Task[None]]:
     """Serve an ASGI app over real HTTP on loopback until `server.should_exit` is set."""
     server = EmbeddedServer(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan=lifespan)  # type: ignore[arg-type]
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan=lifespan,  # type: ignore[arg-type]
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        )
     )
     task = asyncio.create_task(server.serve())
     while not server.started:

@@ -17,7 +17,7 @@ from happ_integ.embedded.process import free_port
 from happ_integ.integration import discover_integrations
 from simulator import sign_elevenlabs
 from simulator.calls import Outcome, SimCall
-from simulator.elevenlabs import postcall_payload
+from simulator.elevenlabs import audio_payload, postcall_payload
 from simulator.voice import call_event
 from tests.e2e.call_stack import ADMIN, HOOK_TOKEN, CallStack, phone, start_call_stack
 
@@ -136,6 +136,21 @@ async def test_duplicate_events_and_postcalls_change_nothing(hooks: CallStack) -
     # After the call ended, a late redelivery is still answered, and still changes nothing.
     late = await hooks.http.post("/sofa/webhook/agent-postcall", content=raw, headers=headers)
     assert late.status_code == 200 and hooks.writes_to(record, "create-comment") == 1
+    # Deliveries the ended call never saw: the recording, which comes after the transcription,
+    # and a call_end that differs from the one applied. Answered 200, stored, nothing changes.
+    audio, audio_headers = signed(
+        hooks, audio_payload(hooks.sims.voice, call, int(time.time()), b"\x80" * 800)
+    )
+    late_audio = await hooks.http.post("/sofa/webhook/agent-postcall", content=audio, headers=audio_headers)
+    assert late_audio.status_code == 200, late_audio.text
+    assert late_audio.json()["message"] == "the call has ended: nothing changed"
+    stored = await hooks.resources.pool.fetchval(
+        "SELECT count(*) FROM sofa_call_documents WHERE kind = 'audio' AND call_id = $1", call_id
+    )
+    assert stored == 1
+    other_end = await post_event(hooks, call_event(call, "call_end", 41))
+    assert other_end.status_code == 200 and other_end.json()["status"] == "completed"
+    assert (await status(hooks, call_id))["attempt"] == 1
 
 
 async def test_unknown_calls_are_404(hooks: CallStack) -> None:

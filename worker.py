@@ -77,6 +77,7 @@ def build_workers(
     registry.install(integrations, ReplaySafeSink(sink), resources.settings)
     activities = worker_activities(resources, client)
     queues = [task_queue] if task_queue else [i.task_queue for i in integrations.values()]
+    tuning = resources.settings
     return [
         Worker(
             client,
@@ -84,7 +85,11 @@ def build_workers(
             workflows=WORKFLOWS,
             activities=activities,
             workflow_runner=workflow_runner(integrations),
-            max_concurrent_activities=50,
+            max_concurrent_activities=tuning.worker_max_activities,
+            max_concurrent_workflow_tasks=tuning.worker_max_workflow_tasks,
+            max_cached_workflows=tuning.worker_cache_size,
+            max_concurrent_workflow_task_polls=tuning.worker_pollers,
+            max_concurrent_activity_task_polls=tuning.worker_pollers,
         )
         for queue in queues
     ]

@@ -71,6 +71,15 @@ class Settings(BaseSettings):
     )
     max_body_bytes: int = Field(default=1024 * 1024, validation_alias="HAPP_MAX_BODY_BYTES", ge=1024)
 
+    # Worker tuning, per integration's worker: slots for activities and workflow tasks, how many
+    # workflow runs stay cached (sticky) in memory, and the pollers of each kind.
+    worker_max_activities: int = Field(default=50, validation_alias="HAPP_WORKER_MAX_ACTIVITIES", ge=1)
+    worker_max_workflow_tasks: int = Field(
+        default=100, validation_alias="HAPP_WORKER_MAX_WORKFLOW_TASKS", ge=2
+    )
+    worker_cache_size: int = Field(default=1000, validation_alias="HAPP_WORKER_CACHE_SIZE", ge=0)
+    worker_pollers: int = Field(default=5, validation_alias="HAPP_WORKER_POLLERS", ge=1)
+
     # Telemetry: the worker's Temporal SDK metrics (Prometheus) and OpenTelemetry traces.
     metrics_port: int | None = Field(default=None, validation_alias="HAPP_METRICS_PORT", ge=1, le=65535)
     metrics_host: str = Field(default="127.0.0.1", validation_alias="HAPP_METRICS_HOST")

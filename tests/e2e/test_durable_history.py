@@ -1,5 +1,6 @@
-"""A durable run reads in the Web UI like the handler's code: one activity per context call,
-named after the operation, the step name as summary, and no secret value anywhere."""
+"""A durable run reads in the Web UI like the handler's code: one activity per context call
+(a local one for the framework's own PostgreSQL operations), named after the operation, the step
+name as summary, and no secret value anywhere."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import uuid
 
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
+from temporalio.converter import DataConverter
 
 from happ_integ.temporal import HandlerRunInput, HandlerRunResult
 from tests.e2e.conftest import CANARIES, GW_WEBHOOK_TOKEN, PHONE, Stack
@@ -29,16 +31,23 @@ async def run_durably(
     return result.response, history
 
 
-def activities(history: WorkflowHistory) -> list[tuple[str, str]]:
-    """(activity name, summary) for each scheduled activity, in order."""
-    converter = __import__("temporalio.converter", fromlist=["x"]).DataConverter.default.payload_converter
+def activities(history: WorkflowHistory) -> list[tuple[str, str, str]]:
+    """(operation, summary, "local" or "activity") for each operation the run performed, in order."""
+    converter = DataConverter.default.payload_converter
     found = []
     for event in history.events:
+        summary = (
+            converter.from_payload(event.user_metadata.summary) if event.HasField("user_metadata") else ""
+        )
         if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-            summary = (
-                converter.from_payload(event.user_metadata.summary) if event.HasField("user_metadata") else ""
+            found.append(
+                (event.activity_task_scheduled_event_attributes.activity_type.name, summary, "activity")
             )
-            found.append((event.activity_task_scheduled_event_attributes.activity_type.name, summary))
+        elif event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED:
+            marker = event.marker_recorded_event_attributes
+            if marker.marker_name == "core_local_activity":
+                data = json.loads(marker.details["data"].payloads[0].data)
+                found.append((data["activity_type"], summary, "local"))
     return found
 
 
@@ -46,13 +55,14 @@ async def test_one_activity_per_context_call_named_after_the_operation(stack: St
     await stack.reset_calls()
     response, history = await run_durably(stack, "test-call", {"phoneNumber": PHONE, "sip": "sip-7"})
     assert response["success"] is True
+    # The framework's own PostgreSQL operations run as local activities; the outside call does not.
     assert activities(history) == [
-        ("creds.get", "creds.get"),
-        ("config.get", "config.get"),
-        ("db.query", "db.query"),
-        ("db.insert", "db.insert"),
-        ("http.request", "voice.originate"),
-        ("db.update", "db.update"),
+        ("creds.get", "creds.get", "local"),
+        ("config.get", "config.get", "local"),
+        ("db.query", "db.query", "local"),
+        ("db.insert", "db.insert", "local"),
+        ("http.request", "voice.originate", "activity"),
+        ("db.update", "db.update", "local"),
     ]
 
 
@@ -61,11 +71,11 @@ async def test_step_names_become_summaries_and_crm_calls_are_crm_activities(stac
     response, history = await run_durably(stack, "agent-init", {"phone": PHONE, "conversationId": "c-9"})
     assert response["context"]["clientName"] == "Іван"
     assert activities(history) == [
-        ("cache.get", "cache.get"),
-        ("creds.get", "creds.get"),
-        ("config.get", "config.get"),
-        ("crm.search_records", "crm.search"),
-        ("cache.set", "cache.set"),
+        ("cache.get", "cache.get", "local"),
+        ("creds.get", "creds.get", "local"),
+        ("config.get", "config.get", "local"),
+        ("crm.search_records", "crm.search", "activity"),
+        ("cache.set", "cache.set", "local"),
     ]
 
 

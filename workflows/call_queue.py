@@ -26,6 +26,9 @@ SLOT_GRANTED = "slot_granted"
 RECLAIM_EVERY = timedelta(seconds=30)
 CAPACITY_FRESH_FOR = timedelta(seconds=5)
 _QUICK = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=10))
+# Runs from before it kept the first way: they forgot requests that came while slots were being
+# handed out, until the next reclaim check.
+SERVE_LATE_REQUESTS_PATCH = "queue-serves-requests-that-come-while-granting"
 
 
 @workflow.defn
@@ -43,8 +46,14 @@ class CallQueue:
         # two history events per signal, and on the time-skipping test server a cancelled timer
         # that fired meanwhile strands the run, temporalio/sdk-java#3088).
         while True:
-            await self._grant()
-            self._changed = False
+            if workflow.patched(SERVE_LATE_REQUESTS_PATCH):
+                # Cleared before granting: a request that comes while the grants are being
+                # signalled (they take a workflow task each to confirm) wakes the next round.
+                self._changed = False
+                await self._grant()
+            else:
+                await self._grant()
+                self._changed = False
             if self._reclaim_timer is not None and self._reclaim_timer.done():
                 self._reclaim_timer = None
                 await self._reclaim()

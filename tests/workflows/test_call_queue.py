@@ -136,3 +136,23 @@ async def test_the_queue_continues_as_new_carrying_its_state(queue: Queue) -> No
     assert len(history.events) < 80
     state = await queue.until(lambda s: keeper.id in s.holders)
     assert state.granted_total == 13
+
+
+async def test_requests_that_come_while_slots_are_handed_out_are_served_at_once(queue: Queue) -> None:
+    # A batch of calls asks at once: requests keep arriving while the queue is still telling the
+    # first ones they have a slot. Each must be served then, not when the queue next wakes for its
+    # reclaim check (30 s later; this server does not even skip to it while nobody awaits a result).
+    queue.script.capacity = 100
+    await queue.start()
+    names = [f"holder-{uuid.uuid4().hex[:8]}" for _ in range(40)]
+    handles = []
+    for name in names:  # a stream of requests, as calls of a batch reach the queue one by one
+        handles.append(
+            await queue.env.client.start_workflow(
+                SlotHolder.run, queue.integration, id=name, task_queue=f"happ-{queue.integration}"
+            )
+        )
+        await asyncio.sleep(0.02)
+    queue.holders.extend(handles)
+    state = await queue.until(lambda s: len(s.holders) == 40, seconds=20)
+    assert set(state.holders) == set(names) and not state.waiters

@@ -49,24 +49,16 @@ class DurableExecutor:
         self._timeout = timedelta(seconds=timeout_seconds)
 
     async def call(self, op: str, arg: BaseModel, result_type: type[R]) -> R:
-        summary = current_step() or op
+        local = op.startswith(LOCAL_OPERATIONS) and workflow.patched(LOCAL_OPERATIONS_PATCH)
+        execute = workflow.execute_local_activity if local else workflow.execute_activity
         try:
-            if op.startswith(LOCAL_OPERATIONS) and workflow.patched(LOCAL_OPERATIONS_PATCH):
-                return await workflow.execute_local_activity(
-                    op,
-                    arg,
-                    result_type=result_type,
-                    start_to_close_timeout=self._timeout,
-                    retry_policy=self._retry,
-                    summary=summary,
-                )
-            return await workflow.execute_activity(
+            return await execute(
                 op,
                 arg,
                 result_type=result_type,
                 start_to_close_timeout=self._timeout,
                 retry_policy=self._retry,
-                summary=summary,
+                summary=current_step() or op,
             )
         except ActivityError as exc:
             raise error_from_failure(exc.cause) from None

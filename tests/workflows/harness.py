@@ -7,8 +7,9 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
@@ -37,6 +38,26 @@ from worker import workflow_runner
 from workflows import CallQueue, OutboundCall
 from workflows.control import call_state, send_call_event, send_postcall, start_call
 
+T = TypeVar("T")
+
+
+async def eventually(
+    read: Callable[[], Awaitable[T]],
+    test: Callable[[T], bool],
+    seconds: float,
+    describe: Callable[[T], str],
+) -> T:
+    """What `read` answers once `test` holds, polled every 50 ms; an AssertionError with
+    `describe` of the last answer after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while True:
+        value = await read()
+        if test(value):
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(describe(value))
+        await asyncio.sleep(0.05)
+
 
 @define_handler(name="crm-lookup")
 async def lookup(ctx: Context[LookupPayload]) -> LookupResult:
@@ -60,16 +81,12 @@ class Call:
         return await call_state(self.env.client, self.integration, self.call_id)
 
     async def until(self, test: Callable[[CallState], bool], seconds: float = 10) -> CallState:
-        deadline = time.monotonic() + seconds
-        while True:
-            state = await self.state()
-            if test(state):
-                return state
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"the call never got there; it is {state.status} (attempt {state.attempt})"
-                )
-            await asyncio.sleep(0.05)
+        return await eventually(
+            self.state,
+            test,
+            seconds,
+            lambda s: f"the call never got there; it is {s.status} (attempt {s.attempt})",
+        )
 
     async def dialing(self, attempt: int) -> CallState:
         return await self.until(lambda s: s.status is CallStatus.DIALING and s.attempt == attempt)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from temporalio.worker import Worker
 from happ_integ.calls.models import QueueState
 from happ_integ.temporal import queue_workflow_id
 from tests.workflows.fakes import CallScript, SlotHolder
+from tests.workflows.harness import eventually
 from worker import workflow_runner
 from workflows import CallQueue
 from workflows.control import queue_state
@@ -56,14 +56,7 @@ class Queue:
         return await queue_state(self.env.client, self.integration)
 
     async def until(self, test: Callable[[QueueState], bool], seconds: float = 10) -> QueueState:
-        deadline = time.monotonic() + seconds
-        while True:
-            state = await self.state()
-            if test(state):
-                return state
-            if time.monotonic() > deadline:
-                raise AssertionError(f"the queue never got there: {state}")
-            await asyncio.sleep(0.05)
+        return await eventually(self.state, test, seconds, lambda s: f"the queue never got there: {s}")
 
 
 @pytest.fixture

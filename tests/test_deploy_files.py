@@ -31,6 +31,7 @@ README = ROOT / "README.md"
 NGINX = ROOT / "deploy" / "nginx" / "happ.conf"
 SCHEMA_SCRIPT = ROOT / "deploy" / "temporal" / "setup-schema.sh"
 NAMESPACE_SCRIPT = ROOT / "deploy" / "temporal" / "setup-namespace.sh"
+DYNAMIC_CONFIG_FILE = ROOT / "deploy" / "temporal" / "dynamicconfig.yaml"
 
 SERVICES = (
     "postgres",
@@ -159,6 +160,18 @@ def test_compose_registers_the_search_attributes() -> None:
     assert "temporal operator namespace create" in script and '--retention "$retention"' in script
     for name, kind in SEARCH_ATTRIBUTES.items():
         assert f"{name}:{kind}" in script, f"search attribute {name} ({kind}) is not registered"
+
+
+def test_the_dev_server_and_compose_share_the_servers_load_settings() -> None:
+    # The dev server `happ dev` and the tests run on is tuned as the production stack is, so a
+    # load that passes here does not fail there for a smaller cache (pending Updates aborted).
+    from happ_integ.embedded.temporal import DYNAMIC_CONFIG
+
+    config = yaml.safe_load(DYNAMIC_CONFIG_FILE.read_text())
+    assert DYNAMIC_CONFIG, "the dev server starts with no dynamic config"
+    for key, value in DYNAMIC_CONFIG.items():
+        assert key in config, f"{key} is set for the dev server but not in {DYNAMIC_CONFIG_FILE.name}"
+        assert config[key][0]["value"] == value, key
 
 
 def test_compose_mounts_only_files_that_exist() -> None:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from temporalio.client import WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from happ_integ.errors import WorkflowFinished
-from workflows.control import temporal_error
+from workflows.control import _patient_update, temporal_error
 
 
 @pytest.mark.parametrize(
@@ -40,3 +42,50 @@ def test_an_update_that_races_the_end_of_its_run_is_workflow_finished() -> None:
 
 def test_anything_else_is_not_mapped() -> None:
     assert temporal_error(ValueError("a bug")) is None
+
+
+class Flaky:
+    """An `execute_update` that fails with each of `failures` in turn, then answers."""
+
+    def __init__(self, *failures: BaseException) -> None:
+        self.failures = list(failures)
+        self.ids: list[str] = []
+
+    async def __call__(self, update: object, event: object, *, id: str) -> str:
+        self.ids.append(id)
+        if self.failures:
+            raise self.failures.pop(0)
+        return "answered"
+
+
+def timed_out(cause: BaseException) -> WorkflowUpdateRPCTimeoutOrCancelledError:
+    error = WorkflowUpdateRPCTimeoutOrCancelledError()
+    error.__cause__ = cause
+    return error
+
+
+async def test_a_slow_update_is_sent_again_with_the_same_id() -> None:
+    deadline = RPCError("deadline", RPCStatusCode.DEADLINE_EXCEEDED, b"")
+    aborted = RPCError("workflow update was aborted", RPCStatusCode.UNAVAILABLE, b"")
+    execute = Flaky(timed_out(deadline), aborted, timed_out(deadline))
+    assert await _patient_update(execute, "call_event", {}, "call-event:abc") == "answered"
+    assert execute.ids == ["call-event:abc"] * 4  # Temporal answers a resent id once
+
+    fresh = Flaky(timed_out(deadline))
+    assert await _patient_update(fresh, "call_event", {}, None) == "answered"
+    assert len(set(fresh.ids)) == 1 and fresh.ids[0].startswith("delivery:")
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        timed_out(asyncio.CancelledError()),  # the sender hung up: nothing to wait for
+        RPCError("connection refused", RPCStatusCode.UNAVAILABLE, b""),  # Temporal down: 503 now
+        RPCError("no such workflow", RPCStatusCode.NOT_FOUND, b""),
+    ],
+)
+async def test_other_failures_are_not_waited_out(failure: BaseException) -> None:
+    execute = Flaky(failure)
+    with pytest.raises(type(failure)):
+        await _patient_update(execute, "call_event", {}, "call-event:abc")
+    assert len(execute.ids) == 1

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio.client import (
     Client,
@@ -80,6 +82,9 @@ from workflows.outbound_call import OutboundCall
 # so a run whose code can never finish does not stay open (or retry) forever.
 HANDLER_RUN_TIMEOUT_SECONDS = 3600
 
+log = logging.getLogger("happ.temporal")
+T = TypeVar("T")
+
 _UNAVAILABLE = {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.RESOURCE_EXHAUSTED}
 
 
@@ -106,6 +111,8 @@ def temporal_error(exc: BaseException, workflow_id: str | None = None) -> HappEr
         error = Conflict("a workflow with this id already ran")
     elif isinstance(exc, RPCError):
         if exc.status in _UNAVAILABLE:
+            # Temporal's reason (overloaded, a limit, not reachable) is for the operator's log.
+            log.warning("Temporal refused a request for %s: %s %s", workflow_id, exc.status.name, exc.message)
             error = DependencyUnavailable("Temporal", "Temporal did not accept the request: try again")
         elif exc.status == RPCStatusCode.NOT_FOUND:
             error = NotFound("no such workflow")
@@ -274,6 +281,35 @@ def _update_id(kind: str, identity: tuple[object, ...], *detail: object) -> str 
     return f"{kind}:{digest}"
 
 
+# How long a webhook waits for its call's Update when Temporal's answer is slow (a busy worker or
+# server): the Update is sent again with the same id, which Temporal answers once, so a resend
+# never applies an event twice. Past this the caller gets 503 with Retry-After.
+UPDATE_PATIENCE_SECONDS = 60.0
+
+
+async def _patient_update(
+    execute: Callable[..., Awaitable[T]], update: Any, event: Any, update_id: str | None
+) -> T:
+    update_id = update_id or f"delivery:{uuid.uuid4().hex}"
+    deadline = time.monotonic() + UPDATE_PATIENCE_SECONDS
+    while True:
+        try:
+            return await execute(update, event, id=update_id)
+        except WorkflowUpdateRPCTimeoutOrCancelledError as exc:
+            # Only Temporal's own deadline is waited out; a cancelled request stays cancelled.
+            if not isinstance(exc.__cause__, RPCError) or time.monotonic() > deadline:
+                raise
+            log.warning("the Update %s was not answered in time: sent again", update_id)
+        except RPCError as exc:
+            # "workflow update was aborted": the server dropped it before the worker saw it (its
+            # cache of open workflows was full). A server out of reach is answered 503 at once.
+            aborted = exc.status == RPCStatusCode.UNAVAILABLE and "aborted" in exc.message
+            if not aborted or time.monotonic() > deadline:
+                raise
+            log.warning("the Update %s was refused (%s): sent again", update_id, exc.message)
+            await asyncio.sleep(1)
+
+
 async def send_call_event(
     client: Client, integration: str, call_id: str, event: CallEvent
 ) -> CallEventAnswer:
@@ -283,7 +319,7 @@ async def send_call_event(
     )
     handle = client.get_workflow_handle_for(OutboundCall.run, workflow_id)
     with temporal_errors(workflow_id):
-        return await handle.execute_update(OutboundCall.call_event, event, id=update_id)
+        return await _patient_update(handle.execute_update, OutboundCall.call_event, event, update_id)
 
 
 async def send_postcall(
@@ -293,7 +329,7 @@ async def send_postcall(
     update_id = _update_id("postcall", (event.info.conversation_id, event.audio_document_id), event.type)
     handle = client.get_workflow_handle_for(OutboundCall.run, workflow_id)
     with temporal_errors(workflow_id):
-        return await handle.execute_update(OutboundCall.postcall, event, id=update_id)
+        return await _patient_update(handle.execute_update, OutboundCall.postcall, event, update_id)
 
 
 async def cancel_call(client: Client, integration: str, call_id: str) -> CallState:

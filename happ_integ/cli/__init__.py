@@ -28,6 +28,7 @@ is unset comes from it (.happ/dev-secrets.json and the dev ports).
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 from collections.abc import Callable, Sequence
@@ -376,5 +377,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         args.func(args)
         return
     code = run_operator(args)
+    if argv is None and "temporalio.bridge.temporal_sdk_bridge" in sys.modules:
+        # The Temporal client's Rust threads outlive the event loop and can abort the interpreter
+        # while it finalizes ("PyGILState_Release … must be current", exit -6, temporalio/sdk-python
+        # issue 300). The command's work and output are done: flush them and leave without teardown.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
     if code:
         raise SystemExit(code)

@@ -58,8 +58,10 @@ def _open_path_to(path: Path) -> None:
 
 
 class EmbeddedPostgres:
-    def __init__(self, data_dir: Path, port: int, host: str = "127.0.0.1") -> None:
+    def __init__(self, data_dir: Path, port: int, host: str = "127.0.0.1", fsync: bool | None = None) -> None:
+        """`fsync=None`: off under CI (a throwaway server), on elsewhere (`happ dev` keeps its data)."""
         self.data_dir = data_dir.resolve()
+        self.fsync = not os.environ.get("CI") if fsync is None else fsync
         self.port = port
         self.host = host
         self.log_path = self.data_dir.parent / "postgres.log"
@@ -97,7 +99,7 @@ class EmbeddedPostgres:
                 "-c",
                 "max_connections=200",
                 "-c",
-                "fsync=off" if os.environ.get("CI") else "fsync=on",
+                "fsync=on" if self.fsync else "fsync=off",
             ],
             log_path=self.log_path,
             user=user,

@@ -8,6 +8,7 @@ t.stop()
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -20,6 +21,14 @@ from happ_integ.temporal import search_attribute_kinds
 
 # The custom search attributes operators filter on in the Web UI.
 SEARCH_ATTRIBUTES = search_attribute_kinds()
+
+# Server settings the dev server starts with (`--dynamic-config-value`), the same as the compose
+# stack's deploy/temporal/dynamicconfig.yaml where it matters for load. A workflow's pending
+# Updates live in the history service's cache of open workflows; when more workflows are busy
+# than the cache holds (512 per shard by default, and the dev server has one shard), an evicted
+# call's pending webhook Updates are aborted and, once the server's retries run out, the API
+# answers 503. Hundreds of calls in flight need a cache larger than that.
+DYNAMIC_CONFIG: dict[str, object] = {"history.cacheMaxSize": 8192}
 
 
 def _binary(name: str) -> str:
@@ -101,6 +110,8 @@ class EmbeddedTemporal:
             args.append("--headless")
         for name, kind in SEARCH_ATTRIBUTES.items():
             args += ["--search-attribute", f"{name}={kind}"]
+        for key, value in DYNAMIC_CONFIG.items():
+            args += ["--dynamic-config-value", f"{key}={json.dumps(value)}"]
         # Schedules fire on the server's clock; the dev server checks them often enough for cron tests.
         self._proc = spawn(args, log_path=self.log_path)
         wait_for_port(self.host, self.port, self._proc, "Temporal dev server", self.log_path, timeout=60)

@@ -41,3 +41,17 @@ async def create_order(ctx: Context[CreateOrderPayload]) -> CreateOrderResponse:
         "orders", {"id": order_id, "phone": p.phone, "product_id": p.product_id, "quantity": p.quantity}
     )
     return CreateOrderResponse(success=True, orderId=order_id)
+
+
+@define_handler(
+    name="create-order-inline",
+    endpoint="POST /webhook/create-order-inline",
+    durable=False,
+    openapi={
+        **OPENAPI,
+        "summary": "Create new order (inline)",
+        "description": "create-order run in the request, without a Temporal run: the same work, for comparing the two modes (`make bench`)",
+    },
+)
+async def create_order_inline(ctx: Context[CreateOrderPayload]) -> CreateOrderResponse:
+    return await create_order(ctx)

@@ -17,7 +17,7 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities import worker_activities
-from happ_integ import registry, telemetry
+from happ_integ import code_cache, registry, telemetry
 from happ_integ.integration import Integration, discover_integrations
 from happ_integ.logs import LogSink, ReplaySafeSink, make_sink
 from happ_integ.ops import Resources
@@ -58,6 +58,12 @@ def data_modules(integrations: Mapping[str, Integration]) -> list[str]:
     )
 
 
+def sandbox_reimported(integrations: Mapping[str, Integration]) -> list[str]:
+    """The top-level packages whose modules each sandboxed run imports again."""
+    roots = {d.fn.__module__.split(".", 1)[0] for i in integrations.values() for d in i.handlers.values()}
+    return sorted({WORKFLOWS[0].__module__.split(".", 1)[0], *roots})
+
+
 def workflow_runner(integrations: Mapping[str, Integration] | None = None) -> SandboxedWorkflowRunner:
     modules = (*PASSTHROUGH, *data_modules(integrations or {}))
     return SandboxedWorkflowRunner(
@@ -75,6 +81,8 @@ def build_workers(
     """One worker per integration; `task_queue` overrides the queue name (tests use a fresh one)."""
     # Replay-safe whatever sink is given: a durable run logs each step once, not once per replay.
     registry.install(integrations, ReplaySafeSink(sink), resources.settings)
+    # The sandbox imports the workflows and the handlers anew for every run: compile them once.
+    code_cache.install(sandbox_reimported(integrations))
     activities = worker_activities(resources, client)
     queues = [task_queue] if task_queue else [i.task_queue for i in integrations.values()]
     tuning = resources.settings

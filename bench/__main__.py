@@ -19,7 +19,15 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import agent_init, context_overhead, durable_inline, durable_overhead, ingest
+from bench import (
+    agent_init,
+    call_throughput,
+    context_overhead,
+    durable_inline,
+    durable_overhead,
+    ingest,
+    scale,
+)
 from bench.context_overhead import Result
 from bench.harness import Benchmark
 
@@ -44,7 +52,9 @@ def _micro(run: Callable[[], Awaitable[Result]]) -> Callable[[], Awaitable[Bench
 BENCHMARKS: dict[str, Callable[[], Awaitable[Benchmark]]] = {
     "ingest": ingest.run,
     "agent_init": agent_init.run,
+    "call_throughput": call_throughput.run,
     "durable_inline": durable_inline.run,
+    "scale": scale.run,
     "context_overhead": _micro(context_overhead.run),
     "durable_overhead": _micro(durable_overhead.run),
 }

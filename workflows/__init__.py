@@ -5,12 +5,36 @@
 - `CallQueue`: the concurrency limit of an integration's calls (`workflows.call_queue`).
 
 Start, signal, update or query them through `workflows.control`.
+
+The names are loaded when first asked for, not with the package: the workflow sandbox imports this
+package anew for every run, and a `HandlerRun` should not pay for defining `OutboundCall` too.
 """
 
-from workflows.call_queue import CallQueue
-from workflows.handler_run import HandlerRun
-from workflows.outbound_call import OutboundCall
+from __future__ import annotations
 
-WORKFLOWS: list[type] = [HandlerRun, OutboundCall, CallQueue]
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from workflows.call_queue import CallQueue
+    from workflows.handler_run import HandlerRun
+    from workflows.outbound_call import OutboundCall
+
+    WORKFLOWS: list[type]
 
 __all__ = ["WORKFLOWS", "CallQueue", "HandlerRun", "OutboundCall"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("CallQueue", "HandlerRun", "OutboundCall", "WORKFLOWS"):
+        from workflows.call_queue import CallQueue
+        from workflows.handler_run import HandlerRun
+        from workflows.outbound_call import OutboundCall
+
+        found: dict[str, Any] = {
+            "CallQueue": CallQueue,
+            "HandlerRun": HandlerRun,
+            "OutboundCall": OutboundCall,
+            "WORKFLOWS": [HandlerRun, OutboundCall, CallQueue],
+        }
+        return found[name]
+    raise AttributeError(f"module 'workflows' has no attribute {name!r}")

@@ -157,3 +157,16 @@ async def test_a_durable_run_logs_its_steps_once_under_its_workflow_id(stack: St
     assert search["data"] == {"records": 1}, "transform= shapes what the log shows"
     assert ("creds.get", "skipped") in events, "skip_output= hides the step's output"
     assert all(line["traceId"] == workflow_id for line in lines)
+
+
+async def test_runs_reuse_the_handlers_compiled_code(stack: Stack) -> None:
+    # Each run imports the handler's module anew inside the sandbox; its code is compiled once per
+    # worker process and served from memory after (no source compiled per run).
+    from happ_integ import code_cache
+
+    for n in range(2):
+        response, _ = await run_durably(stack, "create-order", {"phone": PHONE, "product_id": f"cc{n}"})
+        assert response["success"] is True
+    cached = code_cache.cached_files()
+    assert any(path.endswith("integrations/example/handlers/create_order.py") for path in cached), cached
+    assert any(path.endswith("workflows/handler_run.py") for path in cached), cached

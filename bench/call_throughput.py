@@ -1,0 +1,121 @@
+"""Call throughput: complete call lifecycles per second (originate → events → post-call →
+analysis → CRM update), against a hand-written workflow with the same steps and none of the logic.
+
+happ: a batch of calls through `happ api`'s call-originate; the worker (`happ worker`) looks each
+lead up in the simulated NetHunt and dials the simulated voice assistant; as soon as a call is
+dialled, its call_start, call_end and signed post-call transcription go to the gateway; the call
+ends with the ElevenLabs analysis and three CRM writes. A round ends when every call's row says
+completed.
+bare (bench.bare_app): the same number of calls start `BareCall`, which takes as many local
+activities, activities, child runs (with their activities), Updates and queue signals as an
+`OutboundCall` (each a no-op); each gets the same three events over HTTP. A round ends when every
+run has returned.
+Both are driven from this process with at most 32 requests in flight. Target: happ ≥ 0.8× bare.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.harness import Benchmark, call_bench_stack, spread
+from bench.webhook_load import deliveries_for
+
+CALLS = 40
+ROUNDS = 3
+CONCURRENCY = 32
+TARGET = 0.8
+EVENTS = ("call_start", "call_end", "post_call_transcription")
+PATHS = {"call_start": "call-events", "call_end": "call-events", "post_call_transcription": "agent-postcall"}
+
+
+async def run() -> Benchmark:
+    from tests.e2e.call_stack import phone
+
+    handling = {"concurrency_limit": CALLS, "ring_timeout_seconds": 600, "max_call_seconds": 3600}
+    with tempfile.TemporaryDirectory() as folder:
+        async with call_bench_stack(Path(folder), handling) as (calls, api, bare):
+            limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
+            gate = asyncio.Semaphore(CONCURRENCY)
+            async with httpx.AsyncClient(limits=limits, timeout=300) as http:
+
+                async def send(url: str, **kwargs: Any) -> httpx.Response:
+                    async with gate:
+                        resp = await http.post(url, **kwargs)
+                    assert resp.status_code == 200, (url, resp.status_code, resp.text[:300])
+                    return resp
+
+                numbers = iter(phone(50_000 + n) for n in range(100_000))
+
+                async def happ_round() -> float:
+                    batch = [next(numbers) for _ in range(CALLS)]
+                    calls.add_leads(batch)
+                    began = time.perf_counter()
+                    resp = await send(
+                        f"{api}/sofa/webhook/call-originate",
+                        json={"calls": [{"phone_number": n} for n in batch]},
+                        headers=calls.hook,
+                    )
+                    call_ids = [c["callId"] for c in resp.json()["calls"]]
+
+                    async def lifecycle(call_id: str) -> None:
+                        def dialled_calls() -> list[Any]:
+                            return [c for c in calls.sims.voice.calls if c.call_id == call_id]
+
+                        await calls.until(lambda: bool(dialled_calls()), seconds=300)
+                        dialled = dialled_calls()
+                        [plan] = deliveries_for(dialled, calls.sims.voice, duplicates=0, bad_signatures=0)
+                        for delivery in plan:
+                            if delivery.kind in EVENTS:
+                                await send(
+                                    f"{api}/sofa/webhook/{PATHS[delivery.kind]}",
+                                    content=delivery.body,
+                                    headers=delivery.headers,
+                                )
+
+                    await asyncio.gather(*(lifecycle(i) for i in call_ids))
+                    await calls.until_all(call_ids, {"completed"}, seconds=300)
+                    return CALLS / (time.perf_counter() - began)
+
+                async def bare_round() -> float:
+                    began = time.perf_counter()
+                    ids = (await send(f"{bare}/calls", json={"count": CALLS})).json()["calls"]
+
+                    async def lifecycle(call_id: str) -> None:
+                        for kind in EVENTS:
+                            await send(f"{bare}/calls/{call_id}/events", json={"kind": kind})
+                        await send(f"{bare}/calls/{call_id}/result")
+
+                    await asyncio.gather(*(lifecycle(i) for i in ids))
+                    return CALLS / (time.perf_counter() - began)
+
+                await happ_round()  # warm-up: imports, connections, the queue workflows started
+                await bare_round()
+                happ: list[float] = []
+                base: list[float] = []
+                for _ in range(ROUNDS):
+                    base.append(await bare_round())
+                    happ.append(await happ_round())
+    ratios = spread([h / b for h, b in zip(happ, base, strict=True)])
+    return Benchmark(
+        f"Call throughput ({CALLS} calls a round, whole lifecycles)",
+        f"≥ {TARGET}× bare",
+        ratios.median >= TARGET,
+        f"happ {spread(happ).text(' calls/s', 1)}; bare {spread(base).text(' calls/s', 1)}; "
+        f"ratio {ratios.text('×', 2)}",
+        {
+            "happ_calls_per_second": spread(happ).as_dict(),
+            "bare_calls_per_second": spread(base).as_dict(),
+            "ratio": ratios.as_dict(),
+        },
+    )
+
+
+if __name__ == "__main__":
+    result = asyncio.run(run())
+    print(result.name, result.line)

@@ -8,7 +8,7 @@ is what the framework adds (validation, auth, routing, lookups, logging, error m
 - `POST /orders/inline`: the order INSERT over asyncpg;
 - `POST /orders/durable`: a minimal workflow (one local activity doing the same INSERT) run and
   awaited, on a worker in this process (task queue `bare`);
-- `POST /calls`, `POST /calls/{id}/events`, `POST /calls/{id}/result`: a hand-written call
+- `POST /calls`, `POST /calls/{id}/dialled`, `…/events`, `…/result`: a hand-written call
   workflow with the steps of an `OutboundCall` and none of its logic: as many local activities,
   activities, child runs with their activities, Updates and signals to a queue workflow (each a
   no-op), for the call-throughput benchmark.
@@ -122,10 +122,17 @@ class BareCall:
     def __init__(self) -> None:
         self.events: list[str] = []
         self.slot = False
+        self.dialled = False
 
     @workflow.signal
     def granted(self) -> None:
         self.slot = True
+
+    @workflow.update
+    async def until_dialled(self) -> bool:
+        """Answers once originate has returned: the sender learns of the dial when happ's would."""
+        await workflow.wait_condition(lambda: self.dialled)
+        return True
 
     @workflow.update
     def event(self, kind: str) -> str:
@@ -142,6 +149,7 @@ class BareCall:
         await workflow.execute_child_workflow(BareHandler.run, 1, id=f"{call_id}:lookup")
         await _local_step("row")
         await _step("originate")
+        self.dialled = True
         await _local_step("row")
         await workflow.wait_condition(lambda: len(self.events) >= 3)
         await queue.signal(BareQueue.release, workflow.info().workflow_id)
@@ -233,6 +241,12 @@ async def start_calls(body: dict[str, Any]) -> dict[str, Any]:
     client: Client = state["client"]
     await asyncio.gather(*(client.start_workflow(BareCall.run, i, id=i, task_queue=TASK_QUEUE) for i in ids))
     return {"calls": ids}
+
+
+@app.post("/calls/{call_id}/dialled")
+async def call_dialled(call_id: str) -> dict[str, Any]:
+    handle = state["client"].get_workflow_handle_for(BareCall.run, call_id)
+    return {"success": await handle.execute_update(BareCall.until_dialled)}
 
 
 @app.post("/calls/{call_id}/events")

@@ -9,7 +9,7 @@ completed.
 bare (bench.bare_app): the same number of calls start `BareCall`, which takes as many local
 activities, activities, child runs (with their activities), Updates and queue signals as an
 `OutboundCall` (each a no-op); each gets the same three events over HTTP. A round ends when every
-run has returned.
+run has returned. Its events go once it has dialled, as happ's do (an Update that answers then).
 Both are driven from this process with at most 32 requests in flight. Target: happ ≥ 0.8× bare.
 """
 
@@ -22,9 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client
 
-from bench.harness import Benchmark, call_bench_stack, spread
+from bench.harness import Benchmark, call_bench_stack, cpu_seconds, spread
 from bench.webhook_load import deliveries_for
+from happ_integ.temporal import connect_settings
 
 CALLS = 40
 ROUNDS = 3
@@ -52,9 +55,13 @@ async def run() -> Benchmark:
 
                 numbers = iter(phone(50_000 + n) for n in range(100_000))
 
+                worker = calls.workers[0].proc.pid
+                worker_cpu: list[float] = []
+
                 async def happ_round() -> float:
                     batch = [next(numbers) for _ in range(CALLS)]
                     calls.add_leads(batch)
+                    cpu = cpu_seconds(worker)
                     began = time.perf_counter()
                     resp = await send(
                         f"{api}/sofa/webhook/call-originate",
@@ -80,13 +87,16 @@ async def run() -> Benchmark:
 
                     await asyncio.gather(*(lifecycle(i) for i in call_ids))
                     await calls.until_all(call_ids, {"completed"}, seconds=300)
-                    return CALLS / (time.perf_counter() - began)
+                    rate = CALLS / (time.perf_counter() - began)
+                    worker_cpu.append((cpu_seconds(worker) - cpu) * 1000 / CALLS)
+                    return rate
 
                 async def bare_round() -> float:
                     began = time.perf_counter()
                     ids = (await send(f"{bare}/calls", json={"count": CALLS})).json()["calls"]
 
                     async def lifecycle(call_id: str) -> None:
+                        await send(f"{bare}/calls/{call_id}/dialled")  # as happ's waits for the dial
                         for kind in EVENTS:
                             await send(f"{bare}/calls/{call_id}/events", json={"kind": kind})
                         await send(f"{bare}/calls/{call_id}/result")
@@ -101,19 +111,45 @@ async def run() -> Benchmark:
                 for _ in range(ROUNDS):
                     base.append(await bare_round())
                     happ.append(await happ_round())
+                client = await connect_settings(calls.settings)
+                last_happ = await calls.resources.pool.fetchval(
+                    "SELECT workflow_id FROM sofa_calls ORDER BY created_at DESC LIMIT 1"
+                )
+                last_bare = (await send(f"{bare}/calls", json={"count": 1})).json()["calls"][0]
+                await send(f"{bare}/calls/{last_bare}/dialled")
+                for kind in EVENTS:
+                    await send(f"{bare}/calls/{last_bare}/events", json={"kind": kind})
+                await send(f"{bare}/calls/{last_bare}/result")
+                tasks = {"happ": await _tasks(client, last_happ), "bare": await _tasks(client, last_bare)}
     ratios = spread([h / b for h, b in zip(happ, base, strict=True)])
     return Benchmark(
         f"Call throughput ({CALLS} calls a round, whole lifecycles)",
         f"≥ {TARGET}× bare",
         ratios.median >= TARGET,
         f"happ {spread(happ).text(' calls/s', 1)}; bare {spread(base).text(' calls/s', 1)}; "
-        f"ratio {ratios.text('×', 2)}",
+        f"ratio {ratios.text('×', 2)}; the worker's CPU a call {spread(worker_cpu[1:]).text(' ms')}; workflow tasks a call (with its child runs): happ {tasks['happ']}, "
+        f"bare {tasks['bare']}",
         {
+            "workflow_tasks_per_call": tasks,
+            "worker_cpu_ms_per_call": spread(worker_cpu[1:]).as_dict(),
             "happ_calls_per_second": spread(happ).as_dict(),
             "bare_calls_per_second": spread(base).as_dict(),
             "ratio": ratios.as_dict(),
         },
     )
+
+
+async def _tasks(client: Client, workflow_id: str) -> int:
+    """Workflow tasks completed by a run and its child runs: the round trips its history holds."""
+    count = 0
+    async for event in client.get_workflow_handle(workflow_id).fetch_history_events():
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+            count += 1
+        elif event.event_type == EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED:
+            count += await _tasks(
+                client, event.child_workflow_execution_started_event_attributes.workflow_execution.workflow_id
+            )
+    return count
 
 
 if __name__ == "__main__":

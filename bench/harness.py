@@ -75,6 +75,12 @@ class Spread:
         return {"median": self.median, "min": self.low, "max": self.high}
 
 
+def cpu_seconds(pid: int) -> float:
+    """The CPU time (user + system) a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def spread(values: list[float]) -> Spread:
     return Spread(statistics.median(values), min(values), max(values))
 

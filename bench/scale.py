@@ -26,7 +26,7 @@ from bench.harness import Benchmark, call_bench_stack, load, post
 
 LEVELS = (500, 1000, 2000, 5000)
 BATCH = 500
-EVENTS = 400
+EVENTS = 240
 CONCURRENCY = 16
 
 

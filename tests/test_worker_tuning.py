@@ -37,3 +37,15 @@ def test_a_cache_of_zero_and_one_poller_are_allowed_but_no_less() -> None:
     assert Settings(HAPP_WORKER_CACHE_SIZE=0, HAPP_WORKER_POLLERS=1).worker_cache_size == 0  # type: ignore[call-arg]
     with pytest.raises(ValueError, match="HAPP_WORKER_POLLERS"):
         Settings(HAPP_WORKER_POLLERS=0)  # type: ignore[call-arg]
+
+
+def test_only_handler_runs_are_sandboxed() -> None:
+    # Integration code runs in HandlerRun, inside the sandbox (non-deterministic calls caught);
+    # the framework's call workflows run outside it, for speed, guarded by the replay tests.
+    from temporalio.workflow import _Definition
+
+    from workflows import WORKFLOWS, HandlerRun
+
+    sandboxed = {cls.__name__: _Definition.must_from_class(cls).sandboxed for cls in WORKFLOWS}
+    assert sandboxed == {"HandlerRun": True, "OutboundCall": False, "CallQueue": False}
+    assert HandlerRun in WORKFLOWS

@@ -17,9 +17,24 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
+class _Connection(asyncpg.Connection):  # type: ignore[misc]
+    """A pooled connection returned without asyncpg's reset query (`RESET ALL`, `UNLISTEN *`,
+    `CLOSE ALL`, advisory unlocks): a round trip to PostgreSQL on every release, for session state
+    the stores never create (no SET, LISTEN, cursors or session advisory locks; the schema lock
+    is a transaction lock). An open transaction is still rolled back on release."""
+
+    def get_reset_query(self) -> str:
+        return ""
+
+
 async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(
-        dsn, min_size=min_size, max_size=max_size, init=_init_connection, command_timeout=30
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        init=_init_connection,
+        command_timeout=30,
+        connection_class=_Connection,
     )
     assert pool is not None
     return pool

@@ -37,6 +37,8 @@ class Settings(BaseSettings):
 
     api_host: str = Field(default="127.0.0.1", validation_alias="HAPP_API_HOST")
     api_port: int = Field(default=3001, validation_alias="HAPP_API_PORT", ge=1, le=65535)
+    # uvicorn's line per request; the gateway's own logs and /metrics already tell each request.
+    api_access_log: bool = Field(default=False, validation_alias="HAPP_API_ACCESS_LOG")
     admin_token: SecretStr | None = Field(default=None, validation_alias="HAPP_ADMIN_TOKEN")
     secret_key: SecretStr | None = Field(default=None, validation_alias="HAPP_SECRET_KEY")
 

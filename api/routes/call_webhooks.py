@@ -54,7 +54,7 @@ from happ_integ.handler import BearerAuth, ElevenLabsAuth
 from happ_integ.inline import run_inline
 from happ_integ.integration import Integration
 from happ_integ.logs import HandlerLogger
-from workflows.control import originate_call, send_call_event, send_postcall
+from workflows.control import OUR_CALL_ID, originate_call, send_call_event, send_postcall
 
 AGENT_INIT_DEADLINE_SECONDS = 2.5
 BATCH_CONCURRENCY = 16
@@ -100,19 +100,26 @@ def call_webhooks_router(integration: Integration) -> APIRouter:
     async def call_events(body: CallEventsPayload, runtime: RuntimeDep) -> JSONResponse:
         """call_start / call_end from the voice assistant; the answer is the call's own decision."""
         calls = runtime.resources.calls(name)
-        row = await calls.get(body.callId) or await calls.by_provider_id(body.callId)
-        if row is None:
-            raise NotFound(f"no call {body.callId!r}")
-        provider = body.callId if body.callId != row["call_id"] else None
+        row: dict[str, Any] | None = None
+        if OUR_CALL_ID.fullmatch(body.callId):
+            # Our own id, as originate gave it: it names the call's workflow, so the event goes
+            # straight there and the row is read only if the workflow is gone.
+            call_id = body.callId
+        else:
+            row = await calls.get(body.callId) or await calls.by_provider_id(body.callId)
+            if row is None:
+                raise NotFound(f"no call {body.callId!r}")
+            call_id = row["call_id"]
+        provider = body.callId if body.callId != call_id else None
         try:
-            answer = await send_call_event(
-                await runtime.temporal(), name, row["call_id"], body.as_event(provider)
-            )
+            answer = await send_call_event(await runtime.temporal(), name, call_id, body.as_event(provider))
         except (NotFound, WorkflowFinished):
             # The call has ended: this event is late or repeated, and changes nothing.
+            row = await calls.get(call_id) or row
+            if row is None:
+                raise NotFound(f"no call {body.callId!r}") from None
             answer = CallEventAnswer(
-                status=CallStatus((await calls.get(row["call_id"]) or row)["status"]),
-                message="the call has ended: nothing changed",
+                status=CallStatus(row["status"]), message="the call has ended: nothing changed"
             )
         return JSONResponse(answer.model_dump(mode="json", by_alias=True))
 

@@ -29,6 +29,7 @@ def cmd_api(args: argparse.Namespace) -> int:
         host=settings.api_host,
         port=settings.api_port,
         log_level="info",
+        access_log=settings.api_access_log,
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
     return 0

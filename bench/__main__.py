@@ -60,6 +60,12 @@ BENCHMARKS: dict[str, Callable[[], Awaitable[Benchmark]]] = {
 }
 
 
+def _bullets(line: str) -> str:
+    """A benchmark's line as Markdown: one bullet, or its own bullets when it has several."""
+    lines = [part.strip() for part in line.strip().splitlines()]
+    return "\n".join(part if part.startswith("- ") else f"- {part}" for part in lines)
+
+
 def main(argv: list[str]) -> int:
     chosen = {k: v for k, v in BENCHMARKS.items() if not argv or any(k.startswith(a) for a in argv)}
     results: list[tuple[str, Benchmark, float]] = []
@@ -72,7 +78,7 @@ def main(argv: list[str]) -> int:
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     machine = f"{os.cpu_count()} cores, Python {platform.python_version()}"
     rows = "".join(f"| {r.name} | {r.target} | {r.verdict()} | {s:.0f} s |\n" for _, r, s in results)
-    details = "".join(f"\n### {r.name}\n\n- {r.line.strip()}\n" for _, r, _ in results)
+    details = "".join(f"\n### {r.name}\n\n{_bullets(r.line)}\n" for _, r, _ in results)
     RESULTS.write_text(
         "# Benchmark results\n\n"
         f"Written by `make bench` on {when}, {machine}. Each figure is the median of the rounds, "

@@ -34,6 +34,7 @@ R = TypeVar("R", bound=BaseModel)
 LOCAL_OPERATIONS = ("db.", "cache.", "config.", "creds.get")
 # Runs that started before context operations became local replay them as regular activities.
 LOCAL_OPERATIONS_PATCH = "context-ops-local"
+LOCAL_ERRORS_PATCH = "context-op-errors-keep-their-kind"
 
 
 class DurableExecutor:
@@ -62,6 +63,13 @@ class DurableExecutor:
             )
         except ActivityError as exc:
             raise error_from_failure(exc.cause) from None
+        except (ApplicationError, TemporalTimeout) as exc:
+            # A local activity's failure comes as the error itself, not wrapped in ActivityError:
+            # it is the same happ error (422, 409 …), not a handler bug (runs from before kept
+            # the old way, which answered it as a 500).
+            if local and workflow.patched(LOCAL_ERRORS_PATCH):
+                raise error_from_failure(exc) from None
+            raise
 
     def now(self) -> datetime:
         return workflow.now()

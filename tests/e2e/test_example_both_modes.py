@@ -158,6 +158,25 @@ async def test_create_order_stores_the_order(stack: Stack) -> None:
     assert sorted(r["quantity"] for r in rows) == [2, 2]
 
 
+async def test_a_database_refusal_is_the_same_answer_inline_and_durable(stack: Stack) -> None:
+    # In a durable run the INSERT is a local activity, whose failure reaches the workflow in
+    # another shape than a regular activity's: the sender still gets the 422 an inline run gives.
+    pool = stack.resources.pool
+    await pool.execute(
+        "ALTER TABLE example_orders ADD CONSTRAINT refuse_p_refused CHECK (product_id <> 'p-refused')"
+    )
+    try:
+        body = {"phone": PHONE, "product_id": "p-refused", "quantity": 1}
+        inline = await stack.http.post("/example/webhook/create-order-inline", json=body)
+        durable = await stack.http.post("/example/webhook/create-order", json=body)
+    finally:
+        await pool.execute("ALTER TABLE example_orders DROP CONSTRAINT refuse_p_refused")
+    assert inline.status_code == durable.status_code == 422, (inline.text, durable.text)
+    assert inline.json()["error"] == durable.json()["error"]
+    assert "check violation of refuse_p_refused" in durable.json()["error"]
+    assert durable.json()["workflow_id"].startswith("example:handler:create-order:")
+
+
 async def test_test_call_needs_the_webhook_token_and_a_plain_sip(stack: Stack) -> None:
     body = {"phoneNumber": PHONE, "sip": "sip-1"}
     assert (await stack.http.post("/example/test-call", json=body)).status_code == 401

@@ -319,7 +319,10 @@ class OutboundCall:
         return True
 
     async def _release(self) -> None:
-        if self._holding is None:
+        # A run evicted from the worker's cache is torn down outside the workflow's event loop,
+        # and its `finally` blocks still come here: there is nothing to send then (the run goes on
+        # from its history on its next task).
+        if self._holding is None or not workflow.in_workflow():
             return
         number, self._holding = self._holding, None
         await self._signal_queue(

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-from bench.harness import Benchmark, Round, call_bench_stack, interleaved, load, post, spread
+from bench.harness import Benchmark, Round, call_bench_stack, interleaved, load, post, spread, spread_of
 
 CONCURRENCY = 32
 REQUESTS = 800
@@ -33,10 +32,7 @@ async def run() -> Benchmark:
             cold = [phone(40_000 + n) for n in range(COLD_NUMBERS)]
             calls.add_leads([in_flight, *cold])
             [call_id] = await calls.originate([in_flight])
-            deadline = time.monotonic() + 60
-            while (await calls.rows([call_id]))[0]["status"] != "dialing":
-                assert time.monotonic() < deadline, calls.worker_logs()
-                await asyncio.sleep(0.2)
+            await calls.until_all([call_id], {"dialing"}, seconds=60)
             url = f"{api}/sofa/webhook/agent-init"
             unused = iter(cold)
 
@@ -55,8 +51,8 @@ async def run() -> Benchmark:
 
 
 def _result(rounds: dict[str, list[Round]]) -> Benchmark:
-    p50 = {name: spread([r.p50_ms for r in rs]) for name, rs in rounds.items()}
-    p99 = {name: spread([r.p99_ms for r in rs]) for name, rs in rounds.items()}
+    p50 = {name: spread_of(rs, "p50_ms") for name, rs in rounds.items()}
+    p99 = {name: spread_of(rs, "p99_ms") for name, rs in rounds.items()}
     ratio = spread([h.p99_ms / b.p99_ms for h, b in zip(rounds["in flight"], rounds["bare"], strict=True)])
     return Benchmark(
         f"agent-init ({CONCURRENCY} concurrent)",

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench.harness import Benchmark, Round, bench_stack, interleaved, load, post, spread
+from bench.harness import Benchmark, Round, bench_stack, interleaved, load, post, spread_of
 
 ROUNDS = 3
 REQUESTS = {1: 60, 32: 256}
@@ -51,8 +51,8 @@ async def run() -> Benchmark:
                 lines.append(
                     f"at {concurrency} concurrent: "
                     + "; ".join(
-                        f"{name} p50 {spread(_p50(r)).text(' ms', 1)}, p99 {spread(_p99(r)).text(' ms')}, "
-                        f"{spread(_rps(r)).text('/s')}"
+                        f"{name} p50 {spread_of(r, 'p50_ms').text(' ms', 1)}, p99 {spread_of(r, 'p99_ms').text(' ms')}, "
+                        f"{spread_of(r, 'per_second').text('/s')}"
                         for name, r in rounds.items()
                     )
                     + f"; happ's own part of p50: durable {overhead['durable']:+.1f} ms, "
@@ -73,24 +73,8 @@ def _sender(requests: list[dict[str, Any]], concurrency: int) -> Any:
     return lambda: load(requests, concurrency)
 
 
-def _p50(rounds: list[Round]) -> list[float]:
-    return [r.p50_ms for r in rounds]
-
-
-def _p99(rounds: list[Round]) -> list[float]:
-    return [r.p99_ms for r in rounds]
-
-
-def _rps(rounds: list[Round]) -> list[float]:
-    return [r.per_second for r in rounds]
-
-
 def _figures(rounds: list[Round]) -> dict[str, Any]:
-    return {
-        "p50_ms": spread(_p50(rounds)).as_dict(),
-        "p99_ms": spread(_p99(rounds)).as_dict(),
-        "per_second": spread(_rps(rounds)).as_dict(),
-    }
+    return {figure: spread_of(rounds, figure).as_dict() for figure in ("p50_ms", "p99_ms", "per_second")}
 
 
 if __name__ == "__main__":

@@ -1,9 +1,9 @@
 """What the end-to-end benchmarks share: processes as in production, a load generator of its own,
 rounds interleaved with their baseline, and one way to report.
 
-    bare = await serve_bare(env, logs)                         # bench.bare_app in its own process
-    rounds = await interleaved(3, happ=lambda: load(happ_requests, 32), bare=lambda: load(bare_requests, 32))
-    p99 = spread([r.p99_ms for r in rounds["happ"]])           # median, min and max of the rounds
+    proc, bare = serve_bare(env, logs)                         # bench.bare_app in its own process
+    rounds = await interleaved(3, {"happ": lambda: load(happ_requests, 32), "bare": lambda: load(bare, 32)})
+    p99 = spread_of(rounds["happ"], "p99_ms")                  # median, min and max of the rounds
     Benchmark("agent-init", ok=..., target="p99 ≤ 1.5× bare", line="…", figures={…})
 
 Every load runs in `python -m bench.loadgen` (another process), so the generator's own Python
@@ -83,6 +83,11 @@ def cpu_seconds(pid: int) -> float:
 
 def spread(values: list[float]) -> Spread:
     return Spread(statistics.median(values), min(values), max(values))
+
+
+def spread_of(rounds: list[Round], figure: str) -> Spread:
+    """One of each round's figures (`p50_ms`, `p99_ms`, `per_second`) over the rounds."""
+    return spread([getattr(r, figure) for r in rounds])
 
 
 @dataclass

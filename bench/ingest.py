@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-from bench.harness import Benchmark, Round, call_bench_stack, interleaved, load, post, spread
+from bench.harness import Benchmark, Round, call_bench_stack, interleaved, load, post, spread, spread_of
 from simulator.voice import call_event
 
 CALLS = 64
@@ -36,10 +35,7 @@ async def run() -> Benchmark:
             numbers = [phone(20_000 + n) for n in range(CALLS)]
             calls.add_leads(numbers)
             await calls.originate(numbers)
-            deadline = time.monotonic() + 120
-            while len(calls.sims.voice.calls) < CALLS:
-                assert time.monotonic() < deadline, calls.worker_logs()
-                await asyncio.sleep(0.2)
+            await calls.until(lambda: len(calls.sims.voice.calls) >= CALLS, seconds=120)
             dialled = list(calls.sims.voice.calls)
             batch = iter(range(1_000_000))
 
@@ -63,12 +59,12 @@ async def run() -> Benchmark:
 
 
 def _result(rounds: dict[str, list[Round]]) -> Benchmark:
-    happ = spread([r.per_second for r in rounds["happ"]])
-    bare = spread([r.per_second for r in rounds["bare"]])
+    happ = spread_of(rounds["happ"], "per_second")
+    bare = spread_of(rounds["bare"], "per_second")
     ratios = spread(
         [h.per_second / b.per_second for h, b in zip(rounds["happ"], rounds["bare"], strict=True)]
     )
-    p99 = {name: spread([r.p99_ms for r in rs]) for name, rs in rounds.items()}
+    p99 = {name: spread_of(rs, "p99_ms") for name, rs in rounds.items()}
     return Benchmark(
         f"Webhook ingest (call-events, {CONCURRENCY} concurrent, {CALLS} calls in flight)",
         f"≥ {TARGET}× bare",

@@ -18,6 +18,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from activities import worker_activities
 from happ_integ import code_cache, registry, telemetry
+from happ_integ.codec import require_payload_encryption
 from happ_integ.integration import Integration, discover_integrations
 from happ_integ.logs import LogSink, ReplaySafeSink, make_sink
 from happ_integ.ops import Resources
@@ -127,12 +128,16 @@ async def run_workers(
 
 
 def main(names: Sequence[str] | None = None) -> None:
+    settings = Settings()
+    # No payload key, no worker (unless HAPP_PAYLOAD_ENCRYPTION=off): see happ_integ.codec.
+    require_payload_encryption(settings, "happ worker")
+
     async def serve() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await run_workers(Settings(), names, stop)
+        await run_workers(settings, names, stop)
 
     asyncio.run(serve())
 

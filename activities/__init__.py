@@ -4,7 +4,8 @@
   operation, generated from `happ_integ.ops` (`activities.context_ops`);
 - the call's own (`call.begin`, `call.record`, `voice.originate`, `elevenlabs.get_conversation`,
   `queue.*`): methods of `activities.calls.CallActivities`;
-- `analysis.analyze`: what an answered call came to (`activities.analysis`).
+- `analysis.analyze`: what an answered call came to (`activities.analysis`);
+- `retention.purge_documents`: old call documents deleted (`activities.retention`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from temporalio.client import Client
 from activities.analysis import AnalysisActivities
 from activities.calls import CallActivities
 from activities.context_ops import context_activities
+from activities.retention import RetentionActivities
 from happ_integ.ops import Resources
 
 
@@ -26,6 +28,7 @@ def worker_activities(resources: Resources, client: Client) -> list[Callable[...
         *context_activities(resources),
         *CallActivities(resources, client).all(),
         AnalysisActivities(resources).analyze,
+        RetentionActivities(resources).purge_documents,
     ]
 
 

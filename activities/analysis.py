@@ -5,7 +5,8 @@
 The transcript is read from PostgreSQL here, by its document id: neither it nor the model's raw
 answer goes into history, only the validated `CallAnalysis`. An answer that does not fit the
 schema is asked for once more, with what was wrong; a second bad answer, or no model configured
-(`HAPP_LLM_BASE_URL` unset), gives ElevenLabs' own analysis in the same shape.
+(`HAPP_LLM_BASE_URL` unset), gives ElevenLabs' own analysis in the same shape. Keys the schema does
+not ask for are dropped and their names (never their values) logged: they do not make an answer bad.
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ from happ_integ.calls.analysis import (
     CallAnalysis,
     answer_model,
     from_elevenlabs,
-    read_answer,
+    parse_answer,
     response_schema,
     transcript_text,
 )
 from happ_integ.calls.models import PostcallInfo
 from happ_integ.clients.llm import LlmApi
 from happ_integ.durable import activity_failures
+from happ_integ.logs.redact import mask_phones
 from happ_integ.ops import Resources
 
 
@@ -66,7 +68,7 @@ class AnalysisActivities:
             for _ in range(2):
                 reply = await llm.chat_json(messages, schema_name="call_analysis", schema=schema)
                 try:
-                    return read_answer(model, reply.content)
+                    answer = parse_answer(model, reply.content)
                 except (ValidationError, ValueError) as exc:
                     messages += [
                         {"role": "assistant", "content": reply.content},
@@ -75,6 +77,14 @@ class AnalysisActivities:
                             "content": f"That answer does not fit the schema ({_problem(exc)}). Answer again.",
                         },
                     ]
+                    continue
+                if answer.dropped:
+                    # Names only: a value could be anything the call said.
+                    activity.logger.info(
+                        "the analysis model's answer had keys the schema does not ask for; dropped: %s",
+                        ", ".join(mask_phones(name[:64]) for name in answer.dropped[:20]),
+                    )
+                return answer.analysis
             activity.logger.warning(
                 "the analysis model answered out of schema twice: using ElevenLabs' analysis"
             )

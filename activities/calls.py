@@ -22,7 +22,7 @@ from happ_integ.calls.models import CallBegin, CallRecord, CallRequest, Postcall
 from happ_integ.clients.elevenlabs import ElevenLabsApi
 from happ_integ.clients.happ_voice import HappVoiceApi
 from happ_integ.durable import activity_failures
-from happ_integ.errors import NotFound, UpstreamRejected
+from happ_integ.errors import HappError, NotFound, UpstreamRejected
 from happ_integ.ops import Resources
 from happ_integ.ops.secrets import SecretResolver
 from happ_integ.stores.writes import WriteLedger
@@ -48,6 +48,15 @@ class ConversationRequest(BaseModel):
     integration: str
     call_id: str
     conversation_id: str
+
+
+class ConversationStatus(BaseModel):
+    """Where an ElevenLabs conversation stands: `status` as its API says ("initiated",
+    "in-progress", "processing", "done", "failed"; None when it knows no such conversation), and
+    `info` once it is done (the transcript stored like a post-call webhook's)."""
+
+    status: str | None = None
+    info: PostcallInfo | None = None
 
 
 class QueueRef(BaseModel):
@@ -91,7 +100,9 @@ class CallActivities:
             key = f"{info.workflow_id}/{info.activity_id}"
             entry = await ledger.begin(key)
             if entry.done:
-                return Originated.model_validate(entry.result)
+                done = Originated.model_validate(entry.result)
+                await self._learn_ids(arg, done)
+                return done
             if entry.interrupted:
                 activity.logger.warning("an earlier try of this originate was cut short: not dialling again")
                 result = Originated(uncertain=True)
@@ -105,7 +116,30 @@ class CallActivities:
                 await ledger.forget(key)
                 raise
             await ledger.finish(key, result.model_dump(mode="json"))
+            await self._learn_ids(arg, result)
             return result
+
+    async def _learn_ids(self, arg: OriginateCall, result: Originated) -> None:
+        """Write the ids the dial answered to the call's row now, then apply the webhooks that came
+        first and were stored unmatched (a fast failure can beat this answer): the gateway looks
+        again after storing one, so whichever of the two runs second finds the other's write."""
+        from workflows.control import apply_stored_webhooks  # the module that starts workflows imports these
+
+        try:
+            await self._res.calls(arg.integration).learn_ids(
+                arg.call_id, result.provider_call_id, result.conversation_id
+            )
+            if result.conversation_id:
+                applied = await apply_stored_webhooks(
+                    self._res, self._client, arg.integration, arg.call_id, result.conversation_id
+                )
+                if applied:
+                    activity.logger.info("applied %d webhook(s) that came before the dial's answer", applied)
+        except HappError as exc:
+            # The call was dialled: failing now would count it as not dialled. Without this the
+            # call still learns how the attempt went (its status write, the ElevenLabs API after
+            # the ring timeout).
+            activity.logger.warning("the dial's ids were not recorded at once: %s", exc.message)
 
     async def _dial_happ_voice(self, arg: OriginateCall) -> Originated:
         base = self._res.settings.saas_api_url
@@ -159,30 +193,41 @@ class CallActivities:
         """The conversation from the ElevenLabs API once it is done (None before), stored like a
         post-call webhook: the transcript goes to PostgreSQL, only its summary to history."""
         with activity_failures():
-            key = await SecretResolver(self._res, arg.integration).named("ELEVENLABS_API_KEY")
-            api = ElevenLabsApi(self._res.http, self._res.settings.elevenlabs_api_url, key)
-            try:
-                conversation = await api.get_conversation(arg.conversation_id)
-            except NotFound:
-                return None
-            if not conversation.done:
-                return None
-            document = await self._res.calls(arg.integration).store_document(
-                "transcript",
-                key=arg.conversation_id,
-                body=conversation.model_dump(mode="json"),
-                call_id=arg.call_id,
-                conversation_id=arg.conversation_id,
-            )
-            return PostcallInfo(
-                conversation_id=arg.conversation_id,
-                document_id=document,
-                duration_seconds=conversation.duration_seconds,
-                call_successful=conversation.call_successful,
-                transcript_summary=conversation.transcript_summary,
-                data_collection_results=conversation.data_collection_results,
-                source="api",
-            )
+            return (await self._conversation_status(arg)).info
+
+    @activity.defn(name="elevenlabs.conversation_status")
+    async def conversation_status(self, arg: ConversationRequest) -> ConversationStatus:
+        """How an ElevenLabs-dialled attempt stands when no webhook has ended it: the conversation's
+        status (None: ElevenLabs knows none), and once it is done, what `fetch_conversation` gives."""
+        with activity_failures():
+            return await self._conversation_status(arg)
+
+    async def _conversation_status(self, arg: ConversationRequest) -> ConversationStatus:
+        key = await SecretResolver(self._res, arg.integration).named("ELEVENLABS_API_KEY")
+        api = ElevenLabsApi(self._res.http, self._res.settings.elevenlabs_api_url, key)
+        try:
+            conversation = await api.get_conversation(arg.conversation_id)
+        except NotFound:
+            return ConversationStatus()
+        if not conversation.done:
+            return ConversationStatus(status=conversation.status)
+        document = await self._res.calls(arg.integration).store_document(
+            "transcript",
+            key=arg.conversation_id,
+            body=conversation.model_dump(mode="json"),
+            call_id=arg.call_id,
+            conversation_id=arg.conversation_id,
+        )
+        info = PostcallInfo(
+            conversation_id=arg.conversation_id,
+            document_id=document,
+            duration_seconds=conversation.duration_seconds,
+            call_successful=conversation.call_successful,
+            transcript_summary=conversation.transcript_summary,
+            data_collection_results=conversation.data_collection_results,
+            source="api",
+        )
+        return ConversationStatus(status=conversation.status, info=info)
 
     @activity.defn(name="queue.start")
     async def start_queue(self, ref: QueueRef) -> None:
@@ -225,6 +270,7 @@ class CallActivities:
             self.record,
             self.originate,
             self.fetch_conversation,
+            self.conversation_status,
             self.schedule_callback,
             self.start_queue,
             self.queue_capacity,

@@ -9,6 +9,7 @@ docs page (`/{name}/docs`).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 
@@ -16,19 +17,18 @@ from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
-from api.deps import health_response
+from api.auth import SenderTokenQuery
 from api.errors import install_error_handlers
 from api.limits import BodySizeLimit
 from api.metrics import GatewayMetrics, MetricsMiddleware
 from api.openapi import install_openapi
 from api.routes.admin import admin_router
-from api.routes.builtins import builtins_router
+from api.routes.builtins import HEALTH_RESPONSES, builtins_router, health_answer
 from api.routes.call_webhooks import call_webhooks_router
 from api.routes.calls_admin import calls_admin_router
 from api.routes.codec import router as codec_router
 from api.routes.handlers import handler_router
 from api.runtime import ApiRuntime
-from happ_integ.health import check_health
 from happ_integ.integration import Integration, discover_integrations
 from happ_integ.logs import LogSink
 from happ_integ.settings import Settings
@@ -38,6 +38,8 @@ from happ_integ.telemetry import instrument_app
 # own idle timeout (httpx 5 s, nginx 60 s, AWS ALB 60 s): otherwise the server may close a
 # connection just as the sender reuses it, and that delivery fails with a reset.
 KEEP_ALIVE_SECONDS = 75
+
+log = logging.getLogger("happ.api")
 
 
 def integration_app(integration: Integration, runtime: ApiRuntime) -> FastAPI:
@@ -85,11 +87,11 @@ def create_app(
     app.state.runtime = runtime
     install_error_handlers(app)
 
-    @app.get("/health", tags=["Built-ins"])
+    @app.get("/health", tags=["Built-ins"], responses=HEALTH_RESPONSES)
     async def health(request: Request) -> JSONResponse:
-        """PostgreSQL and Temporal, checked for real."""
-        report = await check_health(runtime.resources_or_none, await runtime.temporal_or_none())
-        return health_response(report, request, runtime)
+        """Without credentials: `{"status": "ok"}` from the process (liveness; nothing else is
+        touched). With the admin token: PostgreSQL and Temporal, checked for real."""
+        return await health_answer(request, runtime, None)
 
     @app.get("/", tags=["Built-ins"])
     async def index() -> dict[str, object]:
@@ -124,6 +126,15 @@ def create_app(
     )
     # Outermost: every answer is counted, a 413 of the body limit included.
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    # Before everything else: a sender's `?token=` leaves the query string (logs, traces, errors).
+    app.add_middleware(SenderTokenQuery)
+    for name, integration in integrations.items():
+        if integration.call_flow is not None and integration.call_flow.sender_auth == "none":
+            log.warning(
+                "integration %s accepts call-events and agent-init from anyone (call_flow sender_auth='none'): "
+                "anyone who can reach the gateway can end its calls and read its CRM lookups",
+                name,
+            )
     # Spans (FastAPI instrumentation, the request id as `happ.trace_id`) only when
     # OTEL_EXPORTER_OTLP_ENDPOINT is set; otherwise nothing is installed.
     instrument_app(app, settings)

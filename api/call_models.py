@@ -59,12 +59,18 @@ class CallEventsPayload(BaseModel):
     callId: str = Field(min_length=1, max_length=128, description="our call id, or the voice assistant's")
     conversation_id: str | None = Field(default=None, max_length=128)
     duration: float | None = Field(default=None, ge=0, le=86400, description="seconds, with call_end")
+    provider_call_id: str | None = Field(
+        default=None,
+        max_length=128,
+        description="the voice assistant's id of the call (also read from metadata.provider_call_id): "
+        "an event whose id is not the one the call's attempt got at originate is refused (409)",
+    )
     metadata: dict[str, Any] | None = None
 
     def as_event(self, provider_call_id: str | None) -> CallEvent:
         meta = self.metadata or {}
         status = meta.get("status")
-        provider = meta.get("provider_call_id") or provider_call_id
+        provider = self.provider_call_id or meta.get("provider_call_id") or provider_call_id
         return CallEvent(
             event_type=self.eventType,
             duration=self.duration,

@@ -1,8 +1,14 @@
 """Running a handler for a request: inline in this process, or durably as a `HandlerRun` workflow.
 
-A durable run's workflow id is `{integration}:handler:{name}:{key}`: a retried delivery with the
-same key attaches to the run in progress, or reads the result of the finished one, instead of
-running twice. Once a dedup TTL has passed (`fresh=True`) the same key starts a new run.
+A durable run's workflow id is `{integration}:handler:{name}:{key}`, the key being the caller's
+scoped one (`api.idempotency`: `c1f…@order-42` for an Idempotency-Key, `c1f…:recordId:s.rec-1`
+for a dedup field; hashed when long or odd, see `happ_integ.temporal.run_key`), or a fresh uuid
+for a request with neither. A retried delivery with the same key attaches to the run in
+progress, or reads the result of the finished one, instead of running twice; another caller's
+key is another id. Once the key's TTL has passed (`fresh=True`) the same key starts a new run.
+
+Ids of runs started before keys were scoped (`…:create-order:order-42`) are not looked up: a
+delivery retried across that deploy runs once more.
 """
 
 from __future__ import annotations

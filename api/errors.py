@@ -61,6 +61,9 @@ def error_response(
     dependency = error.dependency if isinstance(error, DependencyUnavailable) else None
     if dependency:
         headers["Retry-After"] = "5"
+    elif error.status_code == 503:
+        # Not down but not ready, e.g. a route's WEBHOOK_TOKEN not set yet: worth a later retry.
+        headers["Retry-After"] = "60"
     body = error_body(error.message, dependency=dependency, workflow_id=workflow_id, trace_id=trace_id)
     return JSONResponse(body, error.status_code, headers)
 

@@ -11,7 +11,8 @@ or call id), the route's name, the method, the status code, the auth scheme, the
 - `happ_http_requests_total{integration, handler, route, method, status}`
 - `happ_http_request_duration_seconds{integration, handler, route, method}` (histogram)
 - `happ_webhook_auth_failures_total{integration, handler, scheme}`: 401s of webhook routes,
-  `scheme` `bearer` (WEBHOOK_TOKEN) or `elevenlabs` (the HMAC signature)
+  `scheme` `bearer` (WEBHOOK_TOKEN), `elevenlabs` (the HMAC signature) or `sender` (the sender
+  token of call-events and agent-init; agent-init's date-and-time-only answers count too)
 - `happ_dedup_hits_total{integration, handler}`: answers replayed from the dedup store (`X-Happ-Dedup: hit`)
 - `happ_dependency_unavailable_total{integration, handler, dependency}`: 503s, by what was down
   (`PostgreSQL`, `Temporal`, …; `none` for a 503 that names no dependency)
@@ -29,14 +30,19 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.openapi import ELEVENLABS_SCHEME, WEBHOOK_TOKEN_SCHEME
+from api.openapi import ELEVENLABS_SCHEME, SENDER_QUERY_SCHEME, SENDER_SCHEME, WEBHOOK_TOKEN_SCHEME
 from happ_integ.telemetry import route_template
 
 NONE = "-"
 UNMATCHED = "unmatched"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
-_SCHEMES = {WEBHOOK_TOKEN_SCHEME: "bearer", ELEVENLABS_SCHEME: "elevenlabs"}
+_SCHEMES = {
+    WEBHOOK_TOKEN_SCHEME: "bearer",
+    ELEVENLABS_SCHEME: "elevenlabs",
+    SENDER_SCHEME: "sender",
+    SENDER_QUERY_SCHEME: "sender",
+}
 _DEPENDENCY = re.compile(r"[A-Za-z][A-Za-z0-9 ._-]{0,31}")
 # /health names its checks, not the dependency the error answers name.
 _HEALTH_CHECKS = {"postgres": "PostgreSQL", "temporal": "Temporal"}
@@ -114,7 +120,10 @@ class GatewayMetrics:
         method = method if method in _METHODS else "OTHER"
         self.requests.labels(integration, handler, route, method, str(status)).inc()
         self.latency.labels(integration, handler, route, method).observe(seconds)
-        if status == 401:
+        # agent-init answers a caller without the sender token 200 (date and time only) and says so
+        # in the request's state: counted like a 401, so a sender left unconfigured shows.
+        refused = (scope.get("state") or {}).get("auth_refused")
+        if status == 401 or refused:
             scheme = _auth_scheme(scope)
             if scheme is not None:
                 self.auth_failures.labels(integration, handler, scheme).inc()

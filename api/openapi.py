@@ -4,6 +4,8 @@
 
 - `AdminToken`: `Authorization: Bearer $HAPP_ADMIN_TOKEN` (admin routes, declared by `AdminDep`);
 - `WebhookToken`: `Authorization: Bearer <the integration's WEBHOOK_TOKEN secret>`;
+- `SenderToken` / `SenderTokenQuery`: the call's senders (call-events, agent-init): the
+  integration's SENDER_TOKEN (else WEBHOOK_TOKEN) as a bearer header or a `token` query parameter;
 - `ElevenLabsSignature`: the `ElevenLabs-Signature: t=<unix>,v0=<hex HMAC-SHA256>` header.
 """
 
@@ -17,12 +19,28 @@ from fastapi.openapi.utils import get_openapi
 ADMIN_SCHEME = "AdminToken"
 WEBHOOK_TOKEN_SCHEME = "WebhookToken"
 ELEVENLABS_SCHEME = "ElevenLabsSignature"
+SENDER_SCHEME = "SenderToken"
+SENDER_QUERY_SCHEME = "SenderTokenQuery"
+# Either one: a route's `openapi_extra={"security": SENDER_SECURITY}`.
+SENDER_SECURITY: list[dict[str, list[str]]] = [{SENDER_SCHEME: []}, {SENDER_QUERY_SCHEME: []}]
 
 _SCHEMES: dict[str, dict[str, Any]] = {
     WEBHOOK_TOKEN_SCHEME: {
         "type": "http",
         "scheme": "bearer",
         "description": "The integration's WEBHOOK_TOKEN secret (PUT /{integration}/secrets sets it)",
+    },
+    SENDER_SCHEME: {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "The integration's SENDER_TOKEN secret, or its WEBHOOK_TOKEN when SENDER_TOKEN is unset",
+    },
+    SENDER_QUERY_SCHEME: {
+        "type": "apiKey",
+        "in": "query",
+        "name": "token",
+        "description": "The same token as SenderToken, for senders that cannot set a header "
+        "(put it in the webhook URL you configure: …/webhook/call-events?token=…)",
     },
     ELEVENLABS_SCHEME: {
         "type": "apiKey",

@@ -37,7 +37,9 @@ class ApiRuntime:
         self._down_until = 0.0
 
     async def start(self) -> None:
-        self._resources = await open_resources(self.settings, self.integrations, lazy_pool=True, max_pool=20)
+        self._resources = await open_resources(
+            self.settings, self.integrations, lazy_pool=True, max_pool=20, change_feed=True
+        )
 
     async def stop(self) -> None:
         if self._resources is not None:

@@ -37,9 +37,9 @@ async def run() -> Benchmark:
             unused = iter(cold)
 
             def cold_requests() -> list[dict[str, Any]]:
-                return [post(url, {"phone_number": next(unused)}) for _ in range(REQUESTS // 4)]
+                return [post(url, {"phone_number": next(unused)}, calls.hook) for _ in range(REQUESTS // 4)]
 
-            same = [post(url, {"phone_number": in_flight})] * REQUESTS
+            same = [post(url, {"phone_number": in_flight}, calls.hook)] * REQUESTS
             baseline = [post(f"{bare}/agent-init", {"phone_number": in_flight})] * REQUESTS
             sides = {
                 "in flight": lambda: load(same, CONCURRENCY),

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench.harness import Benchmark, Round, bench_stack, interleaved, load, post, spread_of
+from bench.harness import BENCH_HOOK, Benchmark, Round, bench_stack, interleaved, load, post, spread_of
 
 ROUNDS = 3
 REQUESTS = {1: 60, 32: 256}
@@ -38,7 +38,8 @@ async def run() -> Benchmark:
             lines = []
             for concurrency, count in REQUESTS.items():
                 sides = {
-                    name: _sender([post(url, ORDER)] * count, concurrency) for name, url in paths.items()
+                    name: _sender([post(url, ORDER, BENCH_HOOK)] * count, concurrency)
+                    for name, url in paths.items()
                 }
                 rounds = await interleaved(ROUNDS, sides)
                 at = {name: _figures(r) for name, r in rounds.items()}

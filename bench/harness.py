@@ -223,6 +223,11 @@ class BenchStack:
             server.stop()
 
 
+# The WEBHOOK_TOKEN of every integration a bench stack serves.
+BENCH_HOOK_TOKEN = "bench-hook-" + "0" * 32
+BENCH_HOOK = {"Authorization": f"Bearer {BENCH_HOOK_TOKEN}"}
+
+
 async def bench_stack(root: Path, integrations: list[str], temporal: bool = True) -> BenchStack:
     """The servers and a prepared database (migrations, Schedules) for `integrations`."""
     from happ_integ.embedded import EmbeddedPostgres, EmbeddedTemporal
@@ -241,6 +246,8 @@ async def bench_stack(root: Path, integrations: list[str], temporal: bool = True
         **os.environ,
         "DATABASE_URL": pg.url,
         "HAPP_SECRET_KEY": generate_key(),
+        # As production runs (`happ api` refuses to start without one): every payload encrypted.
+        "HAPP_PAYLOAD_KEY": generate_key(),
         "HAPP_INTEGRATIONS": ",".join(integrations),
         "HAPP_LOG_FORMAT": "json",
         # Nobody listens here: a benchmark without Temporal proves it needs none.
@@ -253,7 +260,10 @@ async def bench_stack(root: Path, integrations: list[str], temporal: bool = True
         env["TEMPORAL_ADDRESS"] = server.address
     stack.env = env
     settings = Settings(
-        DATABASE_URL=pg.url, TEMPORAL_ADDRESS=env["TEMPORAL_ADDRESS"], HAPP_SECRET_KEY=env["HAPP_SECRET_KEY"]
+        DATABASE_URL=pg.url,
+        TEMPORAL_ADDRESS=env["TEMPORAL_ADDRESS"],
+        HAPP_SECRET_KEY=env["HAPP_SECRET_KEY"],
+        HAPP_PAYLOAD_KEY=env["HAPP_PAYLOAD_KEY"],
     )
     found = discover_integrations(integrations)
     resources = await open_resources(settings, found)
@@ -263,6 +273,8 @@ async def bench_stack(root: Path, integrations: list[str], temporal: bool = True
                 await setup_integration(resources, await connect_settings(settings), integration)
             else:
                 await prepare_integration(resources, integration)
+            # Handler routes authenticate by default: the load carries `stack.hook`.
+            await resources.creds(integration.name).set_many({"WEBHOOK_TOKEN": BENCH_HOOK_TOKEN})
     finally:
         await close_resources(resources)
     return stack

@@ -45,7 +45,7 @@ async def run() -> Benchmark:
                     call = dialled[n % CALLS]
                     body = call_event(call, "call_start")
                     body["conversation_id"] = f"{call.conversation_id}-{next(batch)}"
-                    out.append(post(url, body))
+                    out.append(post(url, body, calls.hook))
                 return out
 
             def side(url: str) -> Any:

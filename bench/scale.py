@@ -70,14 +70,17 @@ async def run(levels: tuple[int, ...] = LEVELS) -> Benchmark:
                 # The last call's answer comes after its first tasks, which queue behind everyone's:
                 # once it answers, every call is waiting on its timer.
                 probe = await calls.http.post(
-                    f"{api}/sofa/webhook/call-events", json=_event(call_ids[-1], -1), timeout=600
+                    f"{api}/sofa/webhook/call-events",
+                    json=_event(call_ids[-1], -1),
+                    headers=calls.hook,
+                    timeout=600,
                 )
                 assert probe.status_code == 200, probe.text[:500]
                 started_s = time.monotonic() - began
                 rss = _rss_mb(worker)
                 picks = [rng.choice(call_ids) for _ in range(EVENTS)]
                 deliveries = [
-                    post(f"{api}/sofa/webhook/call-events", _event(call_id, n))
+                    post(f"{api}/sofa/webhook/call-events", _event(call_id, n), calls.hook)
                     for n, call_id in enumerate(picks)
                 ]
                 answered = await load(deliveries, CONCURRENCY)

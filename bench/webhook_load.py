@@ -79,7 +79,9 @@ def deliveries_for(
             ("call_start", call_event(call, "call_start")),
             ("call_end", call_event(call, "call_end", 40)),
         ):
-            plan.append(Delivery(kind, json.dumps(event).encode(), {"Content-Type": "application/json"}, 200))
+            # The voice assistant's own headers: its sender token (set by the call stack).
+            headers = {"Content-Type": "application/json", **voice.webhook_headers}
+            plan.append(Delivery(kind, json.dumps(event).encode(), headers, 200))
         body = json.dumps(
             postcall_payload(voice, call, Outcome.answered(40), {}, now), ensure_ascii=False
         ).encode()

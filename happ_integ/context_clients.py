@@ -137,7 +137,13 @@ class CredsClient(_Client):
 
 
 class HttpClient(_Client):
-    """Outside HTTP calls as `http.request` operations; `{{secret:NAME}}` in url, headers or body is resolved late."""
+    """Outside HTTP calls as `http.request` operations; `{{secret:NAME}}` in url, headers or body is resolved late.
+
+    Only this run's own references resolve (from `ctx.creds.get()` in the same run). Requests go to
+    public addresses only, unless HAPP_HTTP_ALLOW_PRIVATE / HAPP_HTTP_ALLOWED_NETWORKS allow more;
+    an answer over HAPP_HTTP_MAX_RESPONSE_BYTES (5 MiB) fails; `timeout_seconds` is 1 to 120 and
+    bounds the whole request; redirects are returned, not followed (`happ_integ.ops.http`).
+    """
 
     async def request(
         self,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
 import os
 import secrets
@@ -24,6 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 import uvicorn
 from pydantic import SecretStr
 
+from happ_integ.codec import require_payload_encryption
 from happ_integ.embedded import EmbeddedPostgres, EmbeddedTemporal
 from happ_integ.embedded.process import die_with_parent, parent_is
 from happ_integ.keys import generate_key
@@ -52,23 +54,41 @@ class EmbeddedServer(uvicorn.Server):
 
 
 def dev_secrets(settings: Settings, data_dir: Path) -> Settings:
-    """The admin token and secret key: from the environment, else generated once into the data folder."""
+    """The admin token, secret key and payload key: from the environment, else generated once into
+    the data folder (one missing from an older folder's file is added to it). No payload key with
+    HAPP_PAYLOAD_ENCRYPTION=off."""
     path = data_dir / "dev-secrets.json"
     stored = json.loads(path.read_text()) if path.exists() else {}
-    if not stored:
-        stored = {
-            "HAPP_ADMIN_TOKEN": secrets.token_urlsafe(24),
-            "HAPP_SECRET_KEY": generate_key(),
-        }
-        # Created private: the key must never be readable by others, not even for a moment.
-        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as file:
+    wanted = {
+        "HAPP_ADMIN_TOKEN": lambda: secrets.token_urlsafe(32),  # 43 characters: at least 32 are required
+        "HAPP_SECRET_KEY": generate_key,
+        **({"HAPP_PAYLOAD_KEY": generate_key} if settings.payload_encryption == "on" else {}),
+    }
+    missing = {name: make() for name, make in wanted.items() if not stored.get(name)}
+    if missing:
+        stored = {**stored, **missing}
+        # Written private: the keys must never be readable by others, not even for a moment.
+        temporary = path.with_name(path.name + ".new")
+        temporary.unlink(missing_ok=True)
+        with os.fdopen(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as file:
             json.dump(stored, file, indent=2)
+        os.replace(temporary, path)
+    payload_key = settings.payload_key
+    if payload_key is None and settings.payload_encryption == "on":
+        payload_key = SecretStr(stored["HAPP_PAYLOAD_KEY"])
     return settings.model_copy(
         update={
             "admin_token": settings.admin_token or SecretStr(stored["HAPP_ADMIN_TOKEN"]),
             "secret_key": settings.secret_key or SecretStr(stored["HAPP_SECRET_KEY"]),
+            "payload_key": payload_key,
         }
     )
+
+
+def _api_url(settings: Settings) -> str:
+    """The API as a browser on this machine reaches it (a wildcard bind is reached on loopback)."""
+    host = "127.0.0.1" if settings.api_host in ("0.0.0.0", "::", "") else settings.api_host
+    return f"http://{host}:{settings.api_port}"
 
 
 def _raise_stop(signum: int, frame: FrameType | None) -> None:
@@ -79,6 +99,7 @@ def run_dev(settings: Settings, simulate: bool = False) -> None:
     data_dir = settings.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     settings = dev_secrets(settings, data_dir)
+    require_payload_encryption(settings, "happ dev")  # only warns: dev has a key unless told `off`
     if parent_is("make"):
         # make forwards SIGTERM to us, but if make itself is killed outright we would be orphaned.
         die_with_parent()
@@ -99,9 +120,7 @@ def run_dev(settings: Settings, simulate: bool = False) -> None:
                 ui_port=settings.dev_ui_port,
                 namespace=settings.temporal_namespace,
                 # With payload encryption on, the Web UI decodes through the API (after /codec/login).
-                codec_endpoint=f"http://{settings.api_host}:{settings.api_port}/codec"
-                if settings.payload_key
-                else None,
+                codec_endpoint=f"{_api_url(settings)}/codec" if settings.payload_key else None,
             )
             temporal.start()
             settings = settings.model_copy(update={"temporal_address": temporal.address})
@@ -116,6 +135,12 @@ def run_dev(settings: Settings, simulate: bool = False) -> None:
                     "llm_base_url": settings.llm_base_url or f"{base}/llm/v1",
                     "llm_model": settings.llm_model or "sim-analyst",
                     "llm_api_key": settings.llm_api_key or SecretStr("sim-llm-key"),
+                    # ctx.http may reach 127.0.0.1, where the simulator listens (the example's
+                    # test-call dials through it); other local and private addresses stay refused.
+                    "http_allowed_networks": [
+                        *settings.http_allowed_networks,
+                        ipaddress.ip_network("127.0.0.1/32"),
+                    ],
                 }
             )
         asyncio.run(_serve(settings, temporal, simulate))
@@ -145,8 +170,10 @@ async def _serve(settings: Settings, temporal: EmbeddedTemporal | None, simulate
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
 
-    integrations = discover_integrations(settings.integrations)
+    # `happ dev` serves the example too (dev=True); `happ api` and `happ worker` only when listed.
+    integrations = discover_integrations(settings.integrations, dev=True)
     simulated = None
+    calling = None
     if simulate:
         from simulator.calls import Outcome
 
@@ -168,6 +195,12 @@ async def _serve(settings: Settings, temporal: EmbeddedTemporal | None, simulate
             )
             if simulated is not None:
                 filled = await _point_at_simulator(resources, integration, simulated)
+                if integration.name == calling:
+                    # The simulated voice assistant and agent hold the sender token, as real
+                    # senders configured per the README do (a bearer header).
+                    simulated.voice.webhook_headers = {
+                        "Authorization": f"Bearer {await _sender_token(resources, integration.name)}"
+                    }
                 if integration.call_flow is not None and "call_handling" in report.configs_created:
                     # A fresh demo calls at any hour; a real deployment keeps its calling hours.
                     await resources.config(integration.name).set("call_handling", {"calling_hours": None})
@@ -204,7 +237,7 @@ async def _serve(settings: Settings, temporal: EmbeddedTemporal | None, simulate
             )
         )
     tasks = [asyncio.create_task(server.serve()) for server in servers]
-    worker_task = asyncio.create_task(run_workers(settings, settings.integrations, stop))
+    worker_task = asyncio.create_task(run_workers(settings, list(integrations), stop))
     while not api.started and not any(t.done() for t in tasks):  # noqa: ASYNC110 - uvicorn offers no event
         await asyncio.sleep(0.05)
     _banner(settings, temporal, integrations, simulate)
@@ -233,6 +266,12 @@ async def _point_at_simulator(
     return sorted(missing)
 
 
+async def _sender_token(resources: Resources, integration: str) -> str:
+    """The token call-events and agent-init take: SENDER_TOKEN when set, else WEBHOOK_TOKEN."""
+    secrets = await resources.creds(integration).reveal_some("SENDER_TOKEN", "WEBHOOK_TOKEN")
+    return secrets.get("SENDER_TOKEN") or secrets.get("WEBHOOK_TOKEN") or SIMULATED_WEBHOOK_TOKEN
+
+
 def _without_password(url: str) -> str:
     parts = urlsplit(url)
     if parts.password is None:
@@ -257,4 +296,10 @@ def _banner(
     ]
     if simulate:
         lines.append(f"  Simulator      http://127.0.0.1:{settings.dev_simulator_port}")
+    if settings.payload_key and temporal and temporal.ui_url:
+        # History is encrypted: the Web UI shows it once signed in here and allowed to send the cookie.
+        lines.append(
+            f"  Codec sign-in  {_api_url(settings)}/codec/login   (then, in the Web UI's Codec Server "
+            "settings, tick 'Include cross-origin credentials')"
+        )
     print("\n".join(lines), file=sys.stderr, flush=True)

@@ -12,6 +12,7 @@ handler stays a plain coroutine function a test can call.
 from __future__ import annotations
 
 import inspect
+import json
 import re
 import typing
 from collections.abc import Awaitable, Callable, Mapping
@@ -63,12 +64,35 @@ class Dedup:
     key_field: str | None = None
 
     def key_of(self, payload: Mapping[str, Any]) -> str | None:
+        """The field's name and its value with the value's JSON type, e.g. `recordId:s.rec-1`.
+
+        `{"id": 1}`, `{"id": "1"}` and `{"recordId": "1"}` are three keys: the name and the type
+        are part of it (`id:n.1`, `id:s.1`, `recordId:s.1`), so two events that merely print alike
+        never answer for each other.
+        """
         fields = (self.key_field,) if self.key_field else DEFAULT_DEDUP_FIELDS
         for name in fields:
             value = payload.get(name)
             if value not in (None, ""):
-                return str(value)
+                return typed_key(name, value)
         return None
+
+
+_KEY_FIELD = re.compile(r"[A-Za-z0-9_]{1,64}")
+
+
+def typed_key(name: str, value: Any) -> str:
+    """`name:tag.value` for a plain field name and a string or number (readable in a workflow id);
+    anything else as JSON. Different names, types or values never give the same text."""
+    if _KEY_FIELD.fullmatch(name):
+        if isinstance(value, str):
+            return f"{name}:s.{value}"
+        if isinstance(value, bool):
+            return f"{name}:b.{'true' if value else 'false'}"
+        if isinstance(value, int | float):
+            return f"{name}:n.{json.dumps(value)}"
+    # This form starts `j:[`; a plain one never does (after its name and `:` comes a tag letter).
+    return "j:" + json.dumps([name, value], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 @dataclass(frozen=True)
@@ -94,8 +118,9 @@ class ElevenLabsAuth:
     tolerance_seconds: int = 1800
 
 
+# None: a public route, which a handler only gets by saying `auth="none"`.
 Auth = BearerAuth | ElevenLabsAuth | None
-AuthSpec = Auth | Literal["none", "bearer", "elevenlabs"]
+AuthSpec = BearerAuth | ElevenLabsAuth | Literal["none", "bearer", "elevenlabs"]
 
 
 @dataclass(frozen=True)
@@ -139,7 +164,7 @@ def define_handler(
     durable: bool = True,
     dedup: Dedup | None = None,
     rate_limit: RateLimit | None = None,
-    auth: AuthSpec = None,
+    auth: AuthSpec = "bearer",
     openapi: OpenAPIOptions | Mapping[str, Any] | None = None,
     timeout_seconds: float = 60.0,
 ) -> Callable[[F], F]:
@@ -148,6 +173,11 @@ def define_handler(
     `retries` is how often a failing operation is tried again (inline, and as the activities' retry
     policy when durable). `timeout_seconds` bounds the whole handler inline (504 past it) and each
     operation durably (a durable run as a whole may wait on Temporal timers for longer).
+
+    `auth` defaults to `"bearer"`: callers send `Authorization: Bearer <the integration's
+    WEBHOOK_TOKEN>`. `"elevenlabs"` checks ElevenLabs' signature; `BearerAuth("OTHER_SECRET")`
+    names another secret. A public route says `auth="none"`, and the gateway names it in a
+    warning when it starts.
     """
     if not isinstance(name, str) or not _NAME.match(name):
         raise HandlerDefinitionError(
@@ -217,7 +247,13 @@ def is_handler(fn: object) -> bool:
 
 
 def _parse_auth(name: str, auth: AuthSpec) -> Auth:
-    if auth is None or auth == "none":
+    if auth is None:
+        # Once the default (a public route); now a public route is said out loud.
+        raise HandlerDefinitionError(
+            f"handler {name!r}: auth=None is ambiguous: leave auth out for the default "
+            "(Authorization: Bearer <WEBHOOK_TOKEN>), or write auth='none' for a public route"
+        )
+    if auth == "none":
         return None
     if auth == "bearer":
         return BearerAuth()
@@ -226,7 +262,8 @@ def _parse_auth(name: str, auth: AuthSpec) -> Auth:
     if isinstance(auth, BearerAuth | ElevenLabsAuth):
         return auth
     raise HandlerDefinitionError(
-        f"handler {name!r}: auth must be None, 'bearer', 'elevenlabs', BearerAuth(...) or ElevenLabsAuth(...), got {auth!r}"
+        f"handler {name!r}: auth must be 'bearer' (the default), 'elevenlabs', 'none', BearerAuth(...) or "
+        f"ElevenLabsAuth(...), got {auth!r}"
     )
 
 

@@ -18,6 +18,7 @@ from happ_integ.errors import HandlerTimedOut, HappError
 from happ_integ.handler import HandlerDefinition
 from happ_integ.logs import HandlerLogger, LogSink
 from happ_integ.ops import OPERATIONS, Resources, load_operations
+from happ_integ.ops.secrets import inline_run, new_inline_run
 from happ_integ.runner import execute_handler
 from happ_integ.steps import StepRunner, current_step
 
@@ -34,6 +35,8 @@ class InlineExecutor:
         self._log = log
         self._retries = retries
         self._backoff = backoff_seconds
+        # The run's own id: the secret references `creds.get` hands this run resolve in it only.
+        self._run = new_inline_run()
 
     async def call(self, op: str, arg: BaseModel, result_type: type[R]) -> R:
         impl = (OPERATIONS.get(op) or load_operations()[op]).impl
@@ -41,7 +44,8 @@ class InlineExecutor:
         attempt = 0
         while True:
             try:
-                result = await impl(self._resources, arg)
+                with inline_run(self._run):
+                    result = await impl(self._resources, arg)
                 break
             except HappError as exc:
                 if not exc.retryable or attempt >= self._retries:

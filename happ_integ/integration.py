@@ -19,7 +19,7 @@ import pkgutil
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any
+from typing import Any, Literal
 
 from croniter import croniter
 from pydantic import BaseModel, ValidationError
@@ -31,6 +31,8 @@ from happ_integ.handler import HandlerDefinition, handler_definition, is_handler
 from happ_integ.stores.calls import CALL_FLOW_MIGRATIONS
 from happ_integ.stores.db import INTEGRATION_NAME
 from happ_integ.stores.migrations import Migration
+from happ_integ.stores.retention import CONFIG_KEY as RETENTION_CONFIG_KEY
+from happ_integ.stores.retention import RETENTION_MIGRATIONS, Retention
 from happ_integ.temporal import task_queue_for
 
 CALL_FLOW_SECRETS = (
@@ -40,8 +42,11 @@ CALL_FLOW_SECRETS = (
     "ELEVENLABS_WEBHOOK_SECRET",
     "ELEVENLABS_API_KEY",
     "WEBHOOK_TOKEN",
+    # Optional: the token of the call's senders (call-events, agent-init); WEBHOOK_TOKEN when unset.
+    "SENDER_TOKEN",
 )
-# What an integration with a call flow serves besides its handlers (api/routes/calls.py).
+# What an integration with a call flow serves besides its handlers (api/routes/call_webhooks.py,
+# api/routes/calls_admin.py).
 CALL_FLOW_ROUTES = frozenset(
     {
         "POST /webhook/call-originate",
@@ -102,10 +107,16 @@ class CallFlow:
     `PostcallPayload` (both from `happ_integ.calls.models`). The call flow runs them (durably,
     as child runs of the call's workflow; agent-init runs the lookup inline for a number with no
     call in flight), so they get no HTTP route of their own.
+
+    `sender_auth` is how the call's senders (the voice assistant's call-events, the ElevenLabs
+    agent's agent-init) authenticate: `"token"` (the default) requires the integration's
+    `SENDER_TOKEN`, or its `WEBHOOK_TOKEN` when that is unset, as a bearer header or a `token`
+    query parameter; `"none"` accepts anyone, and the gateway says so in a warning at start.
     """
 
     lookup: str | None = None
     postcall: str | None = None
+    sender_auth: Literal["token", "none"] = "token"
 
     def handler_names(self) -> set[str]:
         return {name for name in (self.lookup, self.postcall) if name}
@@ -121,6 +132,7 @@ class Integration:
         default_configs: Mapping[str, BaseModel | Mapping[str, Any]] | None = None,
         scheduled: Sequence[Scheduled] = (),
         call_flow: CallFlow | None = None,
+        dev_only: bool = False,
     ) -> None:
         if not isinstance(name, str) or not INTEGRATION_NAME.match(name):
             raise HandlerDefinitionError(
@@ -129,6 +141,9 @@ class Integration:
             )
         self.name = name
         self.call_flow = call_flow
+        # A demo (the `example` integration): `happ dev` serves it; elsewhere it loads only when
+        # HAPP_INTEGRATIONS (or a command's names) lists it.
+        self.dev_only = dev_only
         self.handlers: dict[str, HandlerDefinition] = {}
         # Handlers only the call flow runs: they get no HTTP route.
         self.internal_handlers: set[str] = set()
@@ -159,7 +174,10 @@ class Integration:
             endpoints[key] = definition.name
             self.handlers[definition.name] = definition
         # The call flow's own tables come first, so the integration's migrations may refer to them.
-        self.migrations = (*(CALL_FLOW_MIGRATIONS if call_flow else ()), *migrations)
+        self.migrations = (
+            *((*CALL_FLOW_MIGRATIONS, *RETENTION_MIGRATIONS) if call_flow else ()),
+            *migrations,
+        )
         ids = [mig.id for mig in self.migrations]
         if len(set(ids)) != len(ids):
             raise HandlerDefinitionError(f"integration {name!r}: migration ids must be unique, got {ids}")
@@ -167,6 +185,8 @@ class Integration:
         self.default_configs = dict(default_configs or {})
         if call_flow:
             self.default_configs.setdefault("call_handling", CallHandling())
+            # How long transcripts and audio are kept (a daily Schedule deletes older ones).
+            self.default_configs.setdefault(RETENTION_CONFIG_KEY, Retention())
         self.scheduled = tuple(scheduled)
         for entry in self.scheduled:
             self._require_handler(entry.handler, "scheduled")
@@ -223,6 +243,11 @@ class Integration:
         names = list(self.secrets)
         if self.call_flow:
             names += [n for n in CALL_FLOW_SECRETS if n not in names]
+        # The secret each routed handler authenticates with (WEBHOOK_TOKEN by default), so
+        # setup lists it to be set even when the integration did not name it.
+        for definition in self.routed_handlers():
+            if definition.auth is not None and definition.auth.secret not in names:
+                names.append(definition.auth.secret)
         return names
 
     def __repr__(self) -> str:
@@ -244,9 +269,14 @@ def handlers_from(package: ModuleType) -> list[Any]:
 
 
 def discover_integrations(
-    names: Sequence[str] | None = None, package: str = "integrations"
+    names: Sequence[str] | None = None, package: str = "integrations", *, dev: bool = False
 ) -> dict[str, Integration]:
-    """Import `integrations.<name>` packages and return their `integration` objects by name."""
+    """Import `integrations.<name>` packages and return their `integration` objects by name.
+
+    Without `names`, every package, except the `dev_only` ones (the example) unless `dev` is
+    set (`happ dev`): a production gateway with HAPP_INTEGRATIONS unset serves no demo routes.
+    A name given explicitly always loads.
+    """
     root = importlib.import_module(package)
     available = sorted(info.name for info in pkgutil.iter_modules(root.__path__) if info.ispkg)
     wanted = list(names) if names else available
@@ -260,5 +290,7 @@ def discover_integrations(
         integration = getattr(module, "integration", None)
         if not isinstance(integration, Integration):
             raise HandlerDefinitionError(f"{package}.{name} must define `integration = Integration(...)`")
+        if integration.dev_only and not names and not dev:
+            continue
         result[integration.name] = integration
     return result

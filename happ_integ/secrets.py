@@ -2,7 +2,10 @@
 
 secrets = await ctx.creds.get()
 if not secrets.NETHUNT_API_KEY: ...                      # is it set?
-headers = {"Authorization": f"Bearer {secrets.API_TOKEN}"}  # "{{secret:API_TOKEN}}", resolved late
+headers = {"Authorization": f"Bearer {secrets.API_TOKEN}"}  # "{{secret:API_TOKEN:TAG}}", resolved late
+
+A reference resolves only inside the run whose `creds.get` handed it out (its tag is bound to that
+run, see `happ_integ.ops.secrets`): get the secrets in the run that uses them, never store them.
 """
 
 from __future__ import annotations
@@ -10,7 +13,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 
-# `{{secret:NAME:TAG}}`: the tag comes from `creds.get` and proves the reference was not typed in.
+# `{{secret:NAME:TAG}}`: the tag comes from `creds.get` and proves that this run's handler placed
+# the reference, not a caller who typed it in (or copied it from another run's history).
+TAG_LENGTH = 16  # hex digits, as the pattern below says
 SECRET_PLACEHOLDER = re.compile(r"\{\{secret:([A-Z][A-Z0-9_]{0,63}):([0-9a-f]{16})\}\}")
 
 

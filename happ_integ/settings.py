@@ -12,18 +12,22 @@ import sys
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 NETHUNT_PUBLIC_URL = "https://nethunt.com/api/v1/zapier"
 KEYCRM_PUBLIC_URL = "https://openapi.keycrm.app/v1"
 ELEVENLABS_PUBLIC_URL = "https://api.elevenlabs.io"
+MIN_ADMIN_TOKEN_CHARS = 32
 
 
 class Settings(BaseSettings):
     """One typed view of the environment; unset means "let `happ dev` provide it"."""
 
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    # hide_input_in_errors: a refused value (a short admin token, a malformed key) is a secret too.
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", hide_input_in_errors=True
+    )
 
     database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
     temporal_address: str | None = Field(default=None, validation_alias="TEMPORAL_ADDRESS")
@@ -48,6 +52,9 @@ class Settings(BaseSettings):
     elevenlabs_api_url: str = Field(default=ELEVENLABS_PUBLIC_URL, validation_alias="HAPP_ELEVENLABS_API_URL")
 
     payload_key: SecretStr | None = Field(default=None, validation_alias="HAPP_PAYLOAD_KEY")
+    # `happ api`, `happ worker` and the `happ` commands that talk to Temporal refuse to start
+    # without HAPP_PAYLOAD_KEY (history would keep phone numbers readable) unless this says `off`.
+    payload_encryption: Literal["on", "off"] = Field(default="on", validation_alias="HAPP_PAYLOAD_ENCRYPTION")
     codec_origins: Annotated[list[str], NoDecode] = Field(
         default=["http://127.0.0.1:8233", "http://localhost:8233", "http://localhost:8080"],
         validation_alias="HAPP_CODEC_ORIGINS",
@@ -56,6 +63,17 @@ class Settings(BaseSettings):
     llm_base_url: str | None = Field(default=None, validation_alias="HAPP_LLM_BASE_URL")
     llm_model: str | None = Field(default=None, validation_alias="HAPP_LLM_MODEL")
     llm_api_key: SecretStr | None = Field(default=None, validation_alias="HAPP_LLM_API_KEY")
+
+    # ctx.http, integration code's own HTTP (the configured peers above are trusted as they are):
+    # loopback, private and link-local addresses are refused unless allowed here (comma-separated
+    # CIDRs or addresses), and an answer larger than the cap fails the request.
+    http_allow_private: bool = Field(default=False, validation_alias="HAPP_HTTP_ALLOW_PRIVATE")
+    http_allowed_networks: Annotated[list[IPvAnyNetwork], NoDecode] = Field(
+        default_factory=list, validation_alias="HAPP_HTTP_ALLOWED_NETWORKS"
+    )
+    http_max_response_bytes: int = Field(
+        default=5 * 1024 * 1024, validation_alias="HAPP_HTTP_MAX_RESPONSE_BYTES", ge=1024
+    )
 
     log_format: Literal["console", "json"] = Field(
         default_factory=lambda: "console" if sys.stderr.isatty() else "json",
@@ -72,6 +90,9 @@ class Settings(BaseSettings):
         default=None, validation_alias="HAPP_INTEGRATIONS"
     )
     max_body_bytes: int = Field(default=1024 * 1024, validation_alias="HAPP_MAX_BODY_BYTES", ge=1024)
+    # The longest one database step may take (waiting for a connection, opening one, a statement)
+    # before it fails as "PostgreSQL is unavailable" (503 + Retry-After, an activity retried).
+    db_timeout_seconds: float = Field(default=5.0, validation_alias="HAPP_DB_TIMEOUT_SECONDS", gt=0, le=600)
 
     # Worker tuning, per integration's worker: slots for activities and workflow tasks, how many
     # workflow runs stay cached (sticky) in memory, and the pollers of each kind.
@@ -93,6 +114,13 @@ class Settings(BaseSettings):
     def _split_names(cls, value: object) -> object:
         if isinstance(value, str):
             return [name.strip() for name in value.split(",") if name.strip()] or None
+        return value
+
+    @field_validator("http_allowed_networks", mode="before")
+    @classmethod
+    def _split_networks(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
     @field_validator(
@@ -130,6 +158,19 @@ class Settings(BaseSettings):
         if value is not None and value.get_secret_value().strip().lower() in {"", "changeme", "change-me"}:
             raise ValueError(
                 "is a placeholder: set a real value, or unset it and let `happ dev` generate one"
+            )
+        return value
+
+    @field_validator("admin_token")
+    @classmethod
+    def _admin_token_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        # The admin token opens every admin route and the codec: it must not be guessable.
+        length = len(value.get_secret_value().strip()) if value is not None else MIN_ADMIN_TOKEN_CHARS
+        if 0 < length < MIN_ADMIN_TOKEN_CHARS:
+            raise ValueError(
+                f"is {length} characters long: use at least {MIN_ADMIN_TOKEN_CHARS} random characters "
+                "(python -c 'import secrets; print(secrets.token_urlsafe(32))'), or unset it and let "
+                "`happ dev` generate one"
             )
         return value
 

@@ -133,9 +133,28 @@ def instrument_app(app: Any, settings: Settings) -> bool:
 
     app.add_middleware(RequestTraceMiddleware)
     FastAPIInstrumentor.instrument_app(
-        app, tracer_provider=provider, excluded_urls=_UNTRACED_URLS, exclude_spans=["receive", "send"]
+        app,
+        tracer_provider=provider,
+        excluded_urls=_UNTRACED_URLS,
+        exclude_spans=["receive", "send"],
+        server_request_hook=_without_query_secrets,
     )
     return True
+
+
+# The query parameter a webhook sender may carry its token in (`api.auth.TOKEN_QUERY`).
+_SECRET_QUERY = re.compile(r"(?i)(^|[?&])(token=)[^&#]*")
+_URL_ATTRIBUTES = ("http.url", "http.target", "url.full", "url.query")
+
+
+def _without_query_secrets(span: Any, scope: Any) -> None:
+    """The server span sees the request before any middleware: its URL attributes, set from the
+    raw query string, get a sender's `token=` value replaced by `***`."""
+    attributes = getattr(span, "attributes", None) or {}
+    for name in _URL_ATTRIBUTES:
+        value = attributes.get(name)
+        if isinstance(value, str) and "token=" in value.lower():
+            span.set_attribute(name, _SECRET_QUERY.sub(r"\1\2***", value))
 
 
 def trace_id_processor() -> Any:

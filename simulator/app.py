@@ -79,6 +79,8 @@ class SimulatorStates:
         # One agent, one secret: the gateway verifies every post-call webhook with the same key.
         states.elevenlabs.webhook_secret = states.voice.webhook_secret
         states.elevenlabs.play = auto_play
+        # As on ElevenLabs: a call refused at once reports it before the outbound-call answer.
+        states.elevenlabs.webhook_before_answer = True
         folder = states.nethunt.add_folder("Leads", folder_id="leads")
         states.nethunt.add_record(
             folder,

@@ -45,7 +45,7 @@ if TYPE_CHECKING:  # both import this module at runtime; their types are only an
     from simulator.elevenlabs_calls import OutboundCall
     from simulator.voice import Delivery
 
-Status = Literal["in-progress", "done"]
+Status = Literal["initiated", "in-progress", "done"]
 Via = Literal["sip", "twilio"]
 _FAILURE_REASON = {"no_answer": "no-answer", "busy": "busy", "failed": "unknown"}
 
@@ -71,6 +71,9 @@ class ElevenLabsState(SimState):
     outbound calls `{"success": false, "message": …}`; `known_agents`/`known_phone_numbers`, when
     set, make other ids a 404. A call is in flight from its accepted request until its webhook is
     sent (`in_flight`, `max_in_flight`, `in_flight_timeline` stamped by `monotonic`).
+    `webhook_before_answer` makes a call that fails at once (`play` not answered, no ring) send
+    its `call_initiation_failure` before the outbound-call request is answered, as a fast SIP 486
+    can: the receiver hears of the failure before it knows the conversation id.
     """
 
     api_key: str = "sim-elevenlabs-key"
@@ -82,6 +85,7 @@ class ElevenLabsState(SimState):
     webhook_http: httpx.AsyncClient | None = None
     known_agents: set[str] | None = None
     known_phone_numbers: set[str] | None = None
+    webhook_before_answer: bool = False
     outbound_calls: list[OutboundCall] = field(default_factory=list)
     deliveries: list[Delivery] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)

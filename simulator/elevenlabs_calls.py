@@ -15,7 +15,7 @@ next one `{"success": false, "message": …}` and starts nothing. An accepted ca
 its webhook is sent. When it plays (`state.play`, or `play_outbound`): `ring_seconds`, then for an
 answered/short call the conversation is "in-progress" on the API, `talk_seconds`, then "done" and
 a signed `post_call_transcription` whose dynamic variables are the request's (so `call_id` comes
-back); a busy/no-answer/failed call has no conversation and sends `call_initiation_failure`
+back); a busy/no-answer/failed call's conversation ("initiated" while it rings) is gone, and it sends `call_initiation_failure`
 (`failure_reason` "busy" / "no-answer" / "unknown"). `Outcome(postcall=False)` sends no webhook
 at all: ElevenLabs reports these calls through nothing else, so that is a lost webhook.
 """
@@ -117,8 +117,17 @@ async def _outbound(state: ElevenLabsState, via: Via, request: Request) -> Any:
     record = OutboundCall(via, body, call, agent_id, state.caller_number)
     state.outbound_calls.append(record)
     state.mark_in_flight(record)
-    if state.play is not None:
-        start_playing(state, record, state.play)
+    # The conversation exists from the request on, "initiated" while the number rings.
+    ringing = conversation_data(
+        record, call, Outcome.no_answer(), {}, int(state.clock()), "initiated", phone_type=_PHONE_TYPE[via]
+    )
+    state.store(ringing)
+    play = state.play
+    if play is not None and state.webhook_before_answer and _fails_at_once(play):
+        # A fast SIP 486: the failure webhook is out (and answered) before this request is.
+        await _play_now(state, record, play)
+    elif play is not None:
+        start_playing(state, record, play)
     return {
         "success": True,
         "message": "Success",
@@ -189,17 +198,22 @@ async def play_outbound(
     return [await _post_signed(state, http, state.postcall_url, payload)]
 
 
+def _fails_at_once(outcome: Outcome) -> bool:
+    return outcome.kind not in ("answered", "short") and outcome.ring_seconds <= 0
+
+
+async def _play_now(state: ElevenLabsState, record: OutboundCall, outcome: Outcome) -> None:
+    try:
+        if state.webhook_http is not None:
+            await play_outbound(state, record, outcome, state.webhook_http)
+            return
+        async with httpx.AsyncClient(timeout=30) as http:
+            await play_outbound(state, record, outcome, http)
+    except Exception as exc:  # keep serving; remember why a call did not play
+        state.errors.append(f"{record.conversation_id}: {type(exc).__name__}: {exc}")
+
+
 def start_playing(state: ElevenLabsState, record: OutboundCall, outcome: Outcome) -> None:
     """Play `record` in the background (`state.settle()` waits for it); failures land in `state.errors`."""
 
-    async def run() -> None:
-        try:
-            if state.webhook_http is not None:
-                await play_outbound(state, record, outcome, state.webhook_http)
-                return
-            async with httpx.AsyncClient(timeout=30) as http:
-                await play_outbound(state, record, outcome, http)
-        except Exception as exc:  # keep serving; remember why a call did not play
-            state.errors.append(f"{record.conversation_id}: {type(exc).__name__}: {exc}")
-
-    state.keep_task(asyncio.get_running_loop().create_task(run()))
+    state.keep_task(asyncio.get_running_loop().create_task(_play_now(state, record, outcome)))

@@ -18,10 +18,27 @@ field values (`include=custom_fields`: the filled ones, as `[{"id", "uuid", "nam
 card fields defined with `add_custom_field("lead", …)` and answers 422 for any other uuid. A
 status may be final (`is_final`), like KeyCRM's closing statuses. `state.cards[id]["custom_fields"]`
 and `state.buyers[id]["custom_fields"]` hold the values as `{uuid: value}`.
+
+Rate limit, as KeyCRM's (Laravel's throttle): `KeyCrmState(rate_limit=60, rate_window_seconds=60)`
+lets each API key make `rate_limit` requests in a window that opens with the key's first request
+and lasts `rate_window_seconds`; the requests after that, until the window closes, are answered
+429 `{"message": "Too Many Attempts."}` with `Retry-After` (whole seconds until the window
+closes, rounded up), `X-RateLimit-Limit`, `X-RateLimit-Remaining: 0` and `X-RateLimit-Reset`
+(epoch seconds), and are not counted against the next window. Answers within the limit carry
+`X-RateLimit-Limit` and `X-RateLimit-Remaining`. `rate_limit=None` (the default) limits nothing,
+so tests that go faster than KeyCRM allows stay quick. Every authenticated request is logged in
+`state.hits` (`KeyCrmHit`: when it arrived on `time.monotonic()`, the key, the path, the status
+answered and the Retry-After of a 429); `state.refused` counts the 429s.
+
+    state = KeyCrmState(api_key="k", rate_limit=4, rate_window_seconds=8)
+    ...
+    [(h.at, h.retry_after) for h in state.hits if h.status == 429]
 """
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -45,6 +62,20 @@ def _now() -> str:
 
 
 @dataclass
+class KeyCrmHit:
+    """One authenticated request as the rate limit saw it: `at` (`time.monotonic()` on arrival),
+    the API `key`, `method`, `path`, the `status` answered (0 until then) and, for a 429, its
+    `retry_after`."""
+
+    at: float
+    key: str
+    method: str
+    path: str
+    status: int
+    retry_after: int | None = None
+
+
+@dataclass
 class KeyCrmState(SimState):
     """Buyers, orders, pipelines (with statuses), cards, managers, companies and custom field
     definitions in memory, keyed by integer id (custom fields by uuid)."""
@@ -58,8 +89,35 @@ class KeyCrmState(SimState):
     managers: dict[int, dict[str, Any]] = field(default_factory=dict)
     companies: dict[int, dict[str, Any]] = field(default_factory=dict)
     custom_fields: dict[str, dict[str, Any]] = field(default_factory=dict)
+    rate_limit: int | None = None
+    rate_window_seconds: float = 60.0
+    hits: list[KeyCrmHit] = field(default_factory=list)
     _next_id: int = field(default=1, repr=False)
     _taken: set[int] = field(default_factory=set, repr=False)
+    # Each key's open window: (when it opened on time.monotonic(), requests let through in it).
+    _windows: dict[str, tuple[float, int]] = field(default_factory=dict, repr=False)
+
+    @property
+    def refused(self) -> int:
+        """How many requests the rate limit answered 429."""
+        return sum(1 for hit in self.hits if hit.status == 429)
+
+    def clear_requests(self) -> None:
+        super().clear_requests()
+        self.hits.clear()
+
+    def take_request(self, key: str, now: float) -> tuple[int, int]:
+        """Count one request of `key` at `now` against its window: `(remaining, 0)` when it is let
+        through, `(0, retry_after)` when it is refused (a refused request does not count)."""
+        if self.rate_limit is None:
+            return 0, 0
+        opened, used = self._windows.get(key, (now, 0))
+        if now >= opened + self.rate_window_seconds:
+            opened, used = now, 0
+        if used >= self.rate_limit:
+            return 0, max(1, math.ceil(opened + self.rate_window_seconds - now))
+        self._windows[key] = (opened, used + 1)
+        return self.rate_limit - used - 1, 0
 
     def new_id(self, wanted: int | None = None) -> int:
         """The next free id, or `wanted` (a ValueError when some entity already has it)."""
@@ -286,10 +344,36 @@ def create_keycrm_app(state: KeyCrmState | None = None) -> FastAPI:
     app.state.sim = state
 
     @app.middleware("http")
-    async def bearer(request: Request, call_next: Any) -> Any:
+    async def bearer_and_rate_limit(request: Request, call_next: Any) -> Any:
         if not bearer_ok(request.headers.get("authorization"), state.api_key):
             return _msg(401, "Unauthenticated.")
-        return await call_next(request)
+        # The limit is per API key, so it applies once the key is known (as KeyCRM's throttle).
+        key = state.api_key
+        now = time.monotonic()
+        remaining, retry_after = state.take_request(key, now)
+        # A request let through is logged on arrival (its status filled in once answered), so the
+        # log's times are when KeyCRM saw each request.
+        hit = KeyCrmHit(
+            now, key, request.method, request.url.path, 429 if retry_after else 0, retry_after or None
+        )
+        state.hits.append(hit)
+        if retry_after:
+            refused = _msg(429, "Too Many Attempts.")
+            refused.headers.update(
+                {
+                    "Retry-After": str(retry_after),
+                    "X-RateLimit-Limit": str(state.rate_limit),
+                    "X-RateLimit-Remaining": "0",
+                    "X-RateLimit-Reset": str(math.ceil(time.time() + retry_after)),
+                }
+            )
+            return refused
+        response = await call_next(request)
+        hit.status = response.status_code
+        if state.rate_limit is not None:
+            response.headers["X-RateLimit-Limit"] = str(state.rate_limit)
+            response.headers["X-RateLimit-Remaining"] = str(remaining)
+        return response
 
     def includes(request: Request) -> set[str]:
         return {part.strip() for part in request.query_params.get("include", "").split(",") if part.strip()}

@@ -4,6 +4,7 @@
     app = create_llm_app(state)          # HAPP_LLM_BASE_URL=http://127.0.0.1:PORT/v1, HAPP_LLM_MODEL=sim-analyst
     # POST /v1/chat/completions with `Authorization: Bearer k`
     state.invalid_next(2)                # the next two answers do not fit the schema
+    state.extra_keys_next(2)             # the next two add keys the schema does not ask for
     state.answers[-1]                    # the content it answered last
     len(state.requests_to("POST", "/v1/chat/completions"))
 
@@ -13,7 +14,9 @@ assistant one (the transcript; a retry's "answer again" comes after). The outcom
 keyword group found (`OUTCOME_KEYWORDS`, in order), else "no_conversation"; `callback_at` is the
 next day 10:00 Europe/Kyiv for a callback; `summary` is Ukrainian when the transcript has і/ї/є/ґ,
 else Russian; `extracted` has every property the request's schema asks for under
-`properties.extracted.properties`: "yes" when the transcript names it, else null.
+`properties.extracted.properties`: "yes" when the transcript names it, else null. After
+`extra_keys_next`, an answer also carries `EXTRA_KEYS` beside its fields and `EXTRA_EXTRACTED`
+inside `extracted`, keys the schema forbids, as a model without strict structured outputs adds.
 Errors look like OpenAI's, `{"error": {"message", "type", "param", "code"}}`: a wrong key 401,
 a model other than `state.model` 404, a malformed request 400. `latency_seconds` delays every answer.
 """
@@ -69,6 +72,12 @@ SUMMARIES = {
 }
 
 
+# What a model without strict structured outputs adds on its own: a field inside `extracted` and
+# one beside the answer's. The schema forbids both (`additionalProperties: false`).
+EXTRA_KEYS: dict[str, Any] = {"confidence": 0.87}
+EXTRA_EXTRACTED: dict[str, Any] = {"sentiment": "positive"}
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -86,6 +95,7 @@ class LlmState(SimState):
     clock: Callable[[], datetime] = _now
     answers: list[str] = field(default_factory=list)
     _invalid: deque[Invalid] = field(default_factory=deque, repr=False)
+    _extra_keys: int = field(default=0, repr=False)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1), repr=False)
 
     def invalid_next(self, times: int = 1, how: Invalid = "not_json") -> None:
@@ -95,6 +105,18 @@ class LlmState(SimState):
 
     def take_invalid(self) -> Invalid | None:
         return self._invalid.popleft() if self._invalid else None
+
+    def extra_keys_next(self, times: int = 1) -> None:
+        """The next `times` answers add keys the schema does not ask for (`EXTRA_EXTRACTED` inside
+        `extracted`, `EXTRA_KEYS` beside the fields), as a model without strict structured outputs
+        does; otherwise they are the usual answer. Combines with `invalid_next`."""
+        self._extra_keys += times
+
+    def take_extra_keys(self) -> bool:
+        if self._extra_keys <= 0:
+            return False
+        self._extra_keys -= 1
+        return True
 
 
 def outcome_of(transcript: str) -> str:
@@ -183,6 +205,8 @@ def _content(state: LlmState, body: dict[str, Any], messages: list[Any]) -> str:
     transcript = transcript_of(messages)
     answer = analyse(transcript, requested_fields(body), state.clock())
     invalid = state.take_invalid()
+    if state.take_extra_keys():
+        answer = {**answer, **EXTRA_KEYS, "extracted": {**answer["extracted"], **EXTRA_EXTRACTED}}
     if invalid == "not_json":
         return f"Звісно! Ось аналіз дзвінка: {answer['summary']}"
     if invalid == "no_outcome":

@@ -4,6 +4,7 @@ and a restart finds the calls and runs of the last session still there."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import os
@@ -17,11 +18,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+from temporalio.client import WorkflowHistory
 
 from happ_integ.embedded.process import free_port
 from happ_integ.temporal import HandlerRunInput, HandlerRunResult, connect_client
+from tests.e2e.history_text import history_text
 
 STARTUP_BUDGET_SECONDS = 60
+PHONE = "+380994829573"
 
 
 def _processes_under(path: Path) -> list[str]:
@@ -102,9 +106,22 @@ class DevProcess:
     def admin_token(self) -> str:
         return str(json.loads((self.folder / ".happ" / "dev-secrets.json").read_text())["HAPP_ADMIN_TOKEN"])
 
+    def payload_key(self) -> str:
+        return str(json.loads((self.folder / ".happ" / "dev-secrets.json").read_text())["HAPP_PAYLOAD_KEY"])
 
-async def _start_delayed_order(address: str) -> str:
-    client = await connect_client(address)
+    def webhook_token(self) -> dict[str, str]:
+        """Set the example's WEBHOOK_TOKEN (its routes take it) and return the header that carries it."""
+        token = "dev-hook-" + "x" * 24
+        admin = {"Authorization": f"Bearer {self.admin_token()}"}
+        put = httpx.put(
+            f"{self.api}/example/secrets", json={"WEBHOOK_TOKEN": token}, headers=admin, timeout=10
+        )
+        assert put.status_code == 200, put.text
+        return {"Authorization": f"Bearer {token}"}
+
+
+async def _start_delayed_order(address: str, payload_key: str) -> str:
+    client = await connect_client(address, payload_key=payload_key)
     workflow_id = f"example:handler:create-order:in-flight-{time.time_ns()}"
     await client.start_workflow(
         "HandlerRun",
@@ -120,10 +137,20 @@ async def _start_delayed_order(address: str) -> str:
     return workflow_id
 
 
-async def _result(address: str, workflow_id: str) -> dict[str, object]:
-    client = await connect_client(address)
+async def _result(address: str, workflow_id: str, payload_key: str) -> dict[str, object]:
+    client = await connect_client(address, payload_key=payload_key)
     handle = client.get_workflow_handle(workflow_id, result_type=HandlerRunResult)
     return (await asyncio.wait_for(handle.result(), 30)).response
+
+
+async def _history(address: str, workflow_id: str) -> WorkflowHistory:
+    """The history as the server keeps it, read by a client without the payload key."""
+    return await (await connect_client(address)).get_workflow_handle(workflow_id).fetch_history()
+
+
+def assert_no_phone(text: str) -> None:
+    for shown in (PHONE, PHONE[1:], "0994829573", "994829573"):
+        assert shown not in text, f"{shown} is readable in the history"
 
 
 @pytest.fixture
@@ -142,28 +169,41 @@ def dev(tmp_path: Path) -> Iterator[DevProcess]:
 def test_dev_runs_the_stack_stops_clean_and_keeps_history(dev: DevProcess) -> None:
     seconds = dev.start()
     assert seconds < STARTUP_BUDGET_SECONDS
-    health = httpx.get(f"{dev.api}/health").json()
+    admin = {"Authorization": f"Bearer {dev.admin_token()}"}  # the detailed checks are the admin's
+    health = httpx.get(f"{dev.api}/health", headers=admin).json()
     assert health["checks"]["postgres"]["ok"] and health["checks"]["temporal"]["ok"]
     ui = httpx.get(f"http://127.0.0.1:{dev.ui_port}/", timeout=5)
     assert ui.status_code == 200 and "<html" in ui.text.lower()
-    worker = httpx.get(f"{dev.api}/example/health").json()["checks"]["worker"]
-    assert worker["ok"], worker
+    deadline = time.monotonic() + 15  # the worker's first poll may come just after the API answers
+    while not (worker := httpx.get(f"{dev.api}/example/health", headers=admin).json()["checks"]["worker"])[
+        "ok"
+    ]:
+        assert time.monotonic() < deadline, worker
+        time.sleep(0.2)
+    # History is encrypted (a key generated next to the admin token): the Web UI decodes through
+    # the API's codec, which happ dev points it at.
+    ui_settings = httpx.get(f"http://127.0.0.1:{dev.ui_port}/api/v1/settings", timeout=5).json()
+    assert ui_settings["Codec"]["Endpoint"] == f"{dev.api}/codec", ui_settings["Codec"]
+    hook = dev.webhook_token()
 
     # A durable run through the API: the workflow history lives in .happ/temporal.db.
     order = httpx.post(
-        f"{dev.api}/example/webhook/create-order", json={"phone": "+380", "product_id": "p1"}, timeout=30
+        f"{dev.api}/example/webhook/create-order",
+        json={"phone": "+380", "product_id": "p1"},
+        headers={**hook, "Idempotency-Key": "dev-restart-order"},
+        timeout=30,
     )
     assert order.status_code == 200, order.text
     workflow_id = order.headers["x-workflow-id"]
     # Work in flight: a run that only starts 3 s from now, after happ dev has been stopped.
-    in_flight = asyncio.run(_start_delayed_order(dev.temporal_address))
+    in_flight = asyncio.run(_start_delayed_order(dev.temporal_address, dev.payload_key()))
 
     assert dev.stop() == 0
     leftovers = _processes_under(dev.folder)
     assert leftovers == [], f"left behind: {leftovers}"
 
     dev.start()
-    assert asyncio.run(_result(dev.temporal_address, in_flight))["success"] is True, (
+    assert asyncio.run(_result(dev.temporal_address, in_flight, dev.payload_key()))["success"] is True, (
         "the run survived the restart"
     )
     headers = {"Authorization": f"Bearer {dev.admin_token()}"}
@@ -172,11 +212,12 @@ def test_dev_runs_the_stack_stops_clean_and_keeps_history(dev: DevProcess) -> No
     again = httpx.post(
         f"{dev.api}/example/webhook/create-order",
         json={"phone": "+380", "product_id": "p1"},
-        headers={"Idempotency-Key": workflow_id.rsplit(":", 1)[1]},
+        headers={**hook, "Idempotency-Key": "dev-restart-order"},
         timeout=30,
     )
     assert again.status_code == 200 and again.json() == order.json()
-    assert again.headers["x-workflow-id"] == workflow_id
+    # (A dedup hit answers from PostgreSQL: the same body; it may carry no X-Workflow-Id.)
+    assert again.headers.get("x-workflow-id", workflow_id) == workflow_id
     completed = subprocess.run(
         [
             str(Path(sys.executable).parent / "temporal"),
@@ -216,13 +257,46 @@ def test_api_worker_and_setup_run_as_separate_processes(tmp_path: Path, pg_url: 
         "TEMPORAL_ADDRESS": temporal.address,
         "HAPP_API_PORT": str(port),
         "HAPP_SECRET_KEY": Fernet.generate_key().decode(),
-        "HAPP_ADMIN_TOKEN": "separate-admin",
+        "HAPP_ADMIN_TOKEN": "separate-admin-" + "a" * 32,
         "HAPP_INTEGRATIONS": "example",
         "HAPP_LOG_FORMAT": "json",
     }
     happ = [sys.executable, "-m", "happ_integ.cli"]
     procs: list[subprocess.Popen[bytes]] = []
     try:
+        # Without a payload key nothing that talks to Temporal starts: history would hold numbers in clear.
+        for command in ("setup", "api", "worker"):
+            refused = subprocess.run(
+                [*happ, command], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+            )
+            assert refused.returncode != 0, (command, refused.stdout, refused.stderr)
+            assert "HAPP_PAYLOAD_KEY is not set" in refused.stderr, (command, refused.stderr)
+            assert "HAPP_PAYLOAD_ENCRYPTION=off" in refused.stderr, (command, refused.stderr)
+            if command == "setup":  # an operator command: one line that names the fix
+                assert refused.stderr.startswith("happ setup: HAPP_PAYLOAD_KEY is not set"), refused.stderr
+                assert len(refused.stderr.splitlines()) == 1, refused.stderr
+        short = subprocess.run(
+            [*happ, "api"],
+            env={**env, "HAPP_ADMIN_TOKEN": "separate-admin"},
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert short.returncode != 0 and "HAPP_ADMIN_TOKEN" in short.stderr, short.stderr
+        assert "at least 32" in short.stderr and "separate-admin" not in short.stderr, short.stderr
+        # Said out loud, it runs without (`happ api` and `happ worker` log a warning at start).
+        unencrypted = subprocess.run(
+            [*happ, "setup"],
+            env={**env, "HAPP_PAYLOAD_ENCRYPTION": "off"},
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert unencrypted.returncode == 0, unencrypted.stderr
+
+        env["HAPP_PAYLOAD_KEY"] = Fernet.generate_key().decode()
         setup = subprocess.run(
             [*happ, "setup"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
         )
@@ -243,12 +317,31 @@ def test_api_worker_and_setup_run_as_separate_processes(tmp_path: Path, pg_url: 
                 pass
             time.sleep(0.2)
         assert health.get("status") == "ok", (health, (tmp_path / "worker.log").read_text()[-2000:])
+        admin = {"Authorization": f"Bearer {env['HAPP_ADMIN_TOKEN']}"}
+        hook = "separate-hook-" + "h" * 24
+        put = httpx.put(
+            f"http://127.0.0.1:{port}/example/secrets",
+            json={"WEBHOOK_TOKEN": hook},
+            headers=admin,
+            timeout=10,
+        )
+        assert put.status_code == 200, put.text
         order = httpx.post(
             f"http://127.0.0.1:{port}/example/webhook/create-order",
-            json={"phone": "+380", "product_id": "separate"},
+            json={"phone": PHONE, "product_id": "separate"},
+            headers={"Authorization": f"Bearer {hook}"},
             timeout=30,
         )
         assert order.status_code == 200 and order.json()["success"] is True, order.text
+        # At rest the run's history holds the number only encrypted; the API's codec reads it back.
+        history = asyncio.run(_history(temporal.address, order.headers["x-workflow-id"]))
+        assert_no_phone(history_text(history, decrypt=False))
+        started = json.loads(history.to_json())["events"][0]["workflowExecutionStartedEventAttributes"]
+        decoded = httpx.post(
+            f"http://127.0.0.1:{port}/codec/decode", json=started["input"], headers=admin, timeout=10
+        )
+        assert decoded.status_code == 200, decoded.text
+        assert PHONE in base64.b64decode(decoded.json()["payloads"][0]["data"]).decode()
     finally:
         for proc in procs:
             proc.send_signal(signal.SIGTERM)
@@ -291,6 +384,7 @@ def test_dev_simulate_wires_the_example_to_the_loopback_peers(dev: DevProcess) -
     init = httpx.post(
         f"{dev.api}/example/webhook/agent-init",
         json={"phone": "+380994829573", "conversationId": "demo"},
+        headers={"Authorization": "Bearer sim-webhook-token"},  # what --simulate gives WEBHOOK_TOKEN
         timeout=30,
     )
     assert init.status_code == 200, init.text
@@ -317,4 +411,36 @@ def test_dev_simulate_wires_the_example_to_the_loopback_peers(dev: DevProcess) -
         time.sleep(0.5)
     assert state["variables"]["client_name"] == "Іван Петренко"
     assert state["result"]["written"] == ["status", "call_log", "comment"]
+    # The whole call, as the Temporal server keeps it, shows the number nowhere in clear.
+    history = asyncio.run(_history(dev.temporal_address, f"sofa:call:{call_id}"))
+    assert_no_phone(history_text(history, decrypt=False))
+    assert "Іван Петренко" not in history_text(history, decrypt=False), "nor what the CRM said"
     assert dev.stop() == 0
+
+
+def test_dev_generates_a_long_admin_token_and_a_payload_key_once(tmp_path: Path) -> None:
+    from happ_integ.dev import dev_secrets
+    from happ_integ.keys import FernetKeys
+    from happ_integ.settings import Settings
+
+    path = tmp_path / "dev-secrets.json"
+    # A folder from before payload encryption: its admin token and secret key are kept, a key is added.
+    path.write_text(json.dumps({"HAPP_ADMIN_TOKEN": "o" * 32, "HAPP_SECRET_KEY": "kept"}))
+    settings = dev_secrets(Settings(), tmp_path)
+    stored = json.loads(path.read_text())
+    assert stored["HAPP_ADMIN_TOKEN"] == "o" * 32 and stored["HAPP_SECRET_KEY"] == "kept"
+    assert settings.payload_key is not None
+    assert settings.payload_key.get_secret_value() == stored["HAPP_PAYLOAD_KEY"]
+    FernetKeys.parse(stored["HAPP_PAYLOAD_KEY"], "HAPP_PAYLOAD_KEY")
+    assert path.stat().st_mode & 0o077 == 0, "readable by its owner only"
+    assert dev_secrets(Settings(), tmp_path).payload_key == settings.payload_key, "generated once"
+
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    made = dev_secrets(Settings(), fresh)
+    assert made.admin_token is not None and len(made.require_admin_token()) >= 32
+    Settings(HAPP_ADMIN_TOKEN=made.require_admin_token())  # passes the check every process makes
+    off = tmp_path / "off"
+    off.mkdir()
+    assert dev_secrets(Settings(HAPP_PAYLOAD_ENCRYPTION="off"), off).payload_key is None
+    assert "HAPP_PAYLOAD_KEY" not in json.loads((off / "dev-secrets.json").read_text())

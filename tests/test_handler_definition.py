@@ -6,9 +6,11 @@ import pytest
 from pydantic import BaseModel
 
 from happ_integ import (
+    BearerAuth,
     CallFlow,
     Context,
     Dedup,
+    ElevenLabsAuth,
     HandlerDefinitionError,
     Integration,
     Migration,
@@ -64,6 +66,7 @@ def test_a_valid_handler_keeps_its_function_and_carries_a_definition() -> None:
         ({"endpoint": "POST"}, "must look like"),
         ({"dedup": Dedup(ttl_seconds=0)}, "ttl_seconds must be positive"),
         ({"auth": "basic"}, "auth must be"),
+        ({"auth": None}, "write auth='none' for a public route"),
         ({"openapi": {"summry": "typo"}}, "openapi options are"),
     ],
 )
@@ -146,7 +149,10 @@ def test_a_call_flow_brings_its_tables_config_and_routes() -> None:
         migrations=[Migration("001_mine", "SELECT 1")],
         call_flow=CallFlow(lookup="crm-lookup", postcall="crm-postcall"),
     )
-    assert [m.id for m in integration.migrations] == ["happ_calls_001", "001_mine"]
+    # The call flow's own migrations first (happ_calls_001, …), then the integration's.
+    ids = [m.id for m in integration.migrations]
+    assert ids[0] == "happ_calls_001" and ids[-1] == "001_mine"
+    assert all(i.startswith("happ_calls_") for i in ids[:-1])
     assert isinstance(integration.default_configs["call_handling"], CallHandling)
     # The call flow runs its handlers itself: they get no route of their own.
     assert set(integration.handlers) == {"crm-lookup", "crm-postcall"}
@@ -172,6 +178,35 @@ def test_routes_that_would_be_shadowed_or_collide_are_refused() -> None:
         Integration("x", handlers=[make("ping"), explicit])
 
 
+def test_a_route_authenticates_unless_it_says_auth_none() -> None:
+    """Secure by default: a handler that says nothing takes the integration's WEBHOOK_TOKEN."""
+    assert handler_definition(make("quiet")).auth == BearerAuth("WEBHOOK_TOKEN")
+    assert handler_definition(make("open", auth="none")).auth is None
+    assert handler_definition(make("signed", auth="elevenlabs")).auth == ElevenLabsAuth()
+    assert handler_definition(make("other", auth=BearerAuth("CRM_HOOK"))).auth == BearerAuth("CRM_HOOK")
+
+
+def test_the_secret_a_route_authenticates_with_is_among_the_integrations_secrets() -> None:
+    integration = Integration(
+        "x", handlers=[make("a"), make("b", auth=BearerAuth("CRM_HOOK")), make("c", auth="none")]
+    )
+    assert integration.all_secret_names() == ["WEBHOOK_TOKEN", "CRM_HOOK"]
+    # The call flow's own handlers have no route: they ask for no secret of their own.
+    flow = Integration("y", handlers=[lookup, postcall], call_flow=CallFlow(lookup="crm-lookup"))
+    assert flow.all_secret_names().count("WEBHOOK_TOKEN") == 1
+
+
+def test_dedup_keys_keep_the_fields_name_and_the_values_type() -> None:
+    dedup = Dedup(ttl_seconds=60)
+    keys = [dedup.key_of(p) for p in ({"id": 1}, {"id": "1"}, {"recordId": "1"}, {"id": 1.0}, {"id": True})]
+    assert keys == ["id:n.1", "id:s.1", "recordId:s.1", "id:n.1.0", "id:b.true"]
+    assert len(set(keys)) == len(keys)
+    # A value of another shape, or a name a plain key cannot carry, is JSON: still its own key.
+    assert dedup.key_of({"id": {"a": 1}}) == 'j:["id",{"a":1}]'
+    assert Dedup(ttl_seconds=60, key_field="a:b").key_of({"a:b": "x"}) == 'j:["a:b","x"]'
+    assert dedup.key_of({"id": ""}) is None and dedup.key_of({}) is None
+
+
 def test_dedup_key_field_must_be_a_payload_field() -> None:
     assert handler_definition(make("ok", dedup=Dedup(ttl_seconds=5, key_field="id"))).dedup is not None
     with pytest.raises(HandlerDefinitionError, match="key_field 'recordid' is not a field of In"):
@@ -193,3 +228,26 @@ def test_a_scheduled_payload_must_fit_the_handler() -> None:
             handlers=[handler],
             scheduled=[Scheduled(cron="* * * * *", handler="strict", payload={"limit": "many"})],
         )
+
+
+def test_the_example_loads_only_in_happ_dev_or_when_named() -> None:
+    from happ_integ.integration import discover_integrations
+
+    assert "example" not in discover_integrations(), "a production gateway serves no demo routes"
+    assert {"sofa", "keycrm"} <= set(discover_integrations())
+    assert "example" in discover_integrations(dev=True)
+    assert list(discover_integrations(["example"])) == ["example"]
+
+
+async def test_a_gateway_without_happ_integrations_does_not_serve_the_example() -> None:
+    import httpx
+
+    from api.app import create_app
+    from happ_integ.settings import Settings
+
+    app = create_app(Settings(_env_file=None, HAPP_INTEGRATIONS=""), sink=lambda event: None)  # type: ignore[call-arg]
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://happ") as http:
+        index = (await http.get("/")).json()["integrations"]
+        assert "example" not in index and "sofa" in index
+        resp = await http.post("/example/webhook/create-order", json={"phone": "+380", "product_id": "p"})
+        assert resp.status_code == 404

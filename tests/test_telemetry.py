@@ -174,7 +174,8 @@ from happ_integ.temporal import connect_settings
 import worker
 settings = Settings(HAPP_LOG_FORMAT="json")
 app = create_app(settings, discover_integrations(["sofa"]))
-assert [m.cls.__name__ for m in app.user_middleware][0] == "MetricsMiddleware", app.user_middleware
+names = [m.cls.__name__ for m in app.user_middleware]
+assert names[:2] == ["SenderTokenQuery", "MetricsMiddleware"] and "RequestTraceMiddleware" not in names, names
 loaded = sorted(m for m in sys.modules if m.startswith(("opentelemetry.sdk", "opentelemetry.instrumentation",
     "opentelemetry.exporter", "temporalio.contrib.opentelemetry")))
 assert not loaded, loaded
@@ -232,6 +233,7 @@ async def traced(pg_url: str, spans: InMemorySpanExporter) -> AsyncIterator[Trac
     resources = await open_resources(settings, integrations)
     for integration in integrations.values():
         await prepare_integration(resources, integration)
+    await resources.creds("example").set_many({"WEBHOOK_TOKEN": EXAMPLE_TOKEN})
     client = await connect_settings(settings)  # the TracingInterceptor: workers inherit it
     workers = build_workers(client, resources, integrations, capture)
     tasks = [asyncio.create_task(w.run()) for w in workers]
@@ -248,6 +250,10 @@ async def traced(pg_url: str, spans: InMemorySpanExporter) -> AsyncIterator[Trac
         temporal.stop()
 
 
+EXAMPLE_TOKEN = "hook-" + uuid.uuid4().hex
+QUERY_CANARY = "tok-" + uuid.uuid4().hex
+
+
 def named(found: list[ReadableSpan], prefix: str) -> list[ReadableSpan]:
     return [s for s in found if s.name.startswith(prefix)]
 
@@ -262,8 +268,10 @@ async def test_a_durable_request_is_one_trace_carrying_the_request_id(
     request_id = "req-" + uuid.uuid4().hex[:12]
     resp = await traced.http.post(
         "/example/webhook/create-order",
+        # A `token` in the query (as webhook senders may carry theirs) must not reach a span.
+        params={"token": QUERY_CANARY, "source": "test"},
         json={"phone": "+380991234567", "product_id": "p-1", "quantity": 2},
-        headers={"X-Request-Id": request_id},
+        headers={"X-Request-Id": request_id, "Authorization": f"Bearer {EXAMPLE_TOKEN}"},
     )
     assert resp.status_code == 200, resp.text
     assert resp.headers["x-trace-id"] == request_id
@@ -287,6 +295,9 @@ async def test_a_durable_request_is_one_trace_carrying_the_request_id(
     # The same id the run's log lines carry.
     logged = {e.trace_id for e in traced.capture.events if e.handler == "create-order"}
     assert logged == {request_id}
+    attributes = [str(value) for span in found for value in (span.attributes or {}).values()]
+    assert any("source=test" in value for value in attributes), attributes  # the query is there…
+    assert not any(QUERY_CANARY in value for value in attributes)  # …without the token
 
 
 async def test_an_inline_request_gets_a_request_id_when_it_sends_none(

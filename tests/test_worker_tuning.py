@@ -47,5 +47,10 @@ def test_only_handler_runs_are_sandboxed() -> None:
     from workflows import WORKFLOWS, HandlerRun
 
     sandboxed = {cls.__name__: _Definition.must_from_class(cls).sandboxed for cls in WORKFLOWS}
-    assert sandboxed == {"HandlerRun": True, "OutboundCall": False, "CallQueue": False}
+    assert sandboxed == {
+        "HandlerRun": True,
+        "OutboundCall": False,
+        "CallQueue": False,
+        "DocumentRetention": False,
+    }
     assert HandlerRun in WORKFLOWS

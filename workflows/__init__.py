@@ -2,7 +2,8 @@
 
 - `HandlerRun`: one handler run durably (`workflows.handler_run`);
 - `OutboundCall`: one outbound call, every attempt to the CRM update (`workflows.outbound_call`);
-- `CallQueue`: the concurrency limit of an integration's calls (`workflows.call_queue`).
+- `CallQueue`: the concurrency limit of an integration's calls (`workflows.call_queue`);
+- `DocumentRetention`: the daily purge of old call documents (`workflows.retention`).
 
 Start, signal, update or query them through `workflows.control`.
 
@@ -18,23 +19,26 @@ if TYPE_CHECKING:
     from workflows.call_queue import CallQueue
     from workflows.handler_run import HandlerRun
     from workflows.outbound_call import OutboundCall
+    from workflows.retention import DocumentRetention
 
     WORKFLOWS: list[type]
 
-__all__ = ["WORKFLOWS", "CallQueue", "HandlerRun", "OutboundCall"]
+__all__ = ["WORKFLOWS", "CallQueue", "DocumentRetention", "HandlerRun", "OutboundCall"]
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("CallQueue", "HandlerRun", "OutboundCall", "WORKFLOWS"):
+    if name in ("CallQueue", "DocumentRetention", "HandlerRun", "OutboundCall", "WORKFLOWS"):
         from workflows.call_queue import CallQueue
         from workflows.handler_run import HandlerRun
         from workflows.outbound_call import OutboundCall
+        from workflows.retention import DocumentRetention
 
         found: dict[str, Any] = {
             "CallQueue": CallQueue,
+            "DocumentRetention": DocumentRetention,
             "HandlerRun": HandlerRun,
             "OutboundCall": OutboundCall,
-            "WORKFLOWS": [HandlerRun, OutboundCall, CallQueue],
+            "WORKFLOWS": [HandlerRun, OutboundCall, CallQueue, DocumentRetention],
         }
         return found[name]
     raise AttributeError(f"module 'workflows' has no attribute {name!r}")

@@ -337,6 +337,35 @@ async def send_postcall(
         return await _patient_update(handle.execute_update, OutboundCall.postcall, event, update_id)
 
 
+async def apply_stored_webhooks(
+    resources: Resources, client: Client, integration: str, call_id: str, conversation_id: str
+) -> int:
+    """Send the call the verified post-call webhooks that were stored before it was known to hold
+    `conversation_id` (a fast initiation failure beats the outbound-call answer); each is linked
+    to the call once sent. Returns how many were applied."""
+    calls = resources.calls(integration)
+    applied = 0
+    for document in await calls.unmatched(conversation_id):
+        stored = document["body"] if isinstance(document["body"], dict) else {}
+        kind = str(stored.get("type") or "")
+        data = stored.get("data")
+        data = data if isinstance(data, dict) else {}
+        # The audio of an unmatched webhook is not kept (`without_audio`): nothing to apply.
+        event = None
+        if kind != "post_call_audio":
+            event = await calls.store_postcall(
+                call_id, kind, data, key=conversation_id, conversation_id=conversation_id
+            )
+        if event is not None:
+            try:
+                await send_postcall(client, integration, call_id, event)
+                applied += 1
+            except (NotFound, WorkflowFinished):
+                pass  # the call has ended: nothing left to apply it to
+        await calls.claim_document(document["id"], call_id)
+    return applied
+
+
 async def cancel_call(client: Client, integration: str, call_id: str) -> CallState:
     workflow_id = call_workflow_id(integration, call_id)
     handle = client.get_workflow_handle_for(OutboundCall.run, workflow_id)

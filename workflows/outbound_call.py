@@ -20,11 +20,17 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ChildWorkflowError, FailureError
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from activities.analysis import AnalysisActivities, AnalysisRequest
-    from activities.calls import CallActivities, ConversationRequest, OriginateCall, QueueRef
+    from activities.calls import (
+        CallActivities,
+        ConversationRequest,
+        ConversationStatus,
+        OriginateCall,
+        QueueRef,
+    )
     from happ_integ import registry
     from happ_integ.calls.analysis import from_elevenlabs
     from happ_integ.calls.clock import next_window_start
@@ -75,6 +81,12 @@ _ORIGINATE = RetryPolicy(
     maximum_interval=timedelta(seconds=60),
     maximum_attempts=5,
 )
+# An ElevenLabs-dialled attempt no webhook ended by its ring timeout: its conversation's status
+# is read then, and again after growing pauses while the call is on (runs from before the patch
+# first read it after the longest call).
+_ELEVENLABS_STATUS_PATCH = "elevenlabs-status-after-ring-timeout"
+_STATUS_FIRST_PAUSE = timedelta(seconds=5)
+_STATUS_LONGEST_PAUSE = timedelta(minutes=5)
 _RECOVERY_WINDOW = timedelta(hours=24)
 _RECOVERY_FIRST_PAUSE = timedelta(minutes=1)
 _RECOVERY_LONGEST_PAUSE = timedelta(hours=1)
@@ -223,6 +235,10 @@ class OutboundCall:
         transcript with its duration, or an initiation failure). When neither comes, the
         conversation is read from the ElevenLabs API; nothing found means nobody answered."""
         handling = self._handling
+        if attempt.conversation_id and workflow.patched(_ELEVENLABS_STATUS_PATCH):
+            await self._follow_elevenlabs_status(attempt, attempt.conversation_id)
+            return
+        # Runs from before the patch: the API was first asked after the longest call.
         if self._decision is None:
             await self._wait(
                 lambda: self._decision is not None,
@@ -233,25 +249,87 @@ class OutboundCall:
         while self._decision is None and workflow.now() < deadline and attempt.conversation_id:
             info = await self._conversation(attempt.conversation_id)
             if info is not None and self._decision is None:
-                answered = (info.duration_seconds or 0) > 0
-                attempt.answered_at = attempt.answered_at or (attempt.started_at if answered else None)
-                outcome = classify_end(
-                    duration=info.duration_seconds, answered=answered, provider_status=None, handling=handling
-                )
-                self._end_attempt(attempt, outcome, info.duration_seconds)
-                if outcome is Outcome.ANSWERED:
-                    self._state.postcall = info
+                self._end_from_conversation(attempt, info)
                 break
             await self._wait(lambda: self._decision is not None, min(pause, deadline - workflow.now()))
             pause = min(pause * 2, timedelta(minutes=10))
         if self._decision is None:
             self._end_attempt(attempt, Outcome.NO_ANSWER, 0)
 
+    async def _follow_elevenlabs_status(self, attempt: Attempt, conversation_id: str) -> None:
+        """When no webhook has ended the attempt by the ring timeout, the conversation's status on
+        the ElevenLabs API tells how it stands: nobody answered (still "initiated", "failed", or no
+        conversation at all) ends it at once, so its slot is free within the ring timeout; a call
+        that is on ("in-progress", "processing") is asked about again with growing pauses until
+        it is done, for at most its longest time plus the post-call timeout. An API that cannot
+        be asked is asked again: the call may be live."""
+        handling = self._handling
+        if self._decision is None:
+            await self._wait(
+                lambda: self._decision is not None, timedelta(seconds=handling.ring_timeout_seconds)
+            )
+        deadline = workflow.now() + timedelta(
+            seconds=handling.max_call_seconds + handling.postcall_timeout_seconds
+        )
+        pause = _STATUS_FIRST_PAUSE
+        while self._decision is None:
+            found = await self._conversation_status(conversation_id)
+            if self._decision is not None:
+                break
+            if found is not None and found.info is not None:
+                self._end_from_conversation(attempt, found.info)
+                break
+            if found is not None and found.status in ("in-progress", "processing"):
+                if attempt.answered_at is None:
+                    attempt.answered_at = workflow.now()
+                    await self._set(CallStatus.IN_PROGRESS)
+            elif found is not None:
+                # Still ringing past the ring timeout, no conversation, or one ElevenLabs says failed.
+                if attempt.answered_at is not None:
+                    outcome = Outcome.SHORT  # it was on the line, and ended with no conversation
+                elif found.status == "initiated":
+                    outcome = Outcome.RING_TIMEOUT
+                else:
+                    outcome = Outcome.NO_ANSWER
+                self._end_attempt(attempt, outcome, 0)
+                break
+            if workflow.now() >= deadline:
+                break
+            await self._wait(lambda: self._decision is not None, min(pause, deadline - workflow.now()))
+            pause = min(pause * 2, _STATUS_LONGEST_PAUSE)
+        if self._decision is None:
+            self._end_attempt(attempt, Outcome.NO_ANSWER, 0)
+
+    def _end_from_conversation(self, attempt: Attempt, info: PostcallInfo) -> None:
+        """End the attempt from a conversation read from the ElevenLabs API once it was done."""
+        answered = (info.duration_seconds or 0) > 0
+        attempt.answered_at = attempt.answered_at or (attempt.started_at if answered else None)
+        outcome = classify_end(
+            duration=info.duration_seconds, answered=answered, provider_status=None, handling=self._handling
+        )
+        self._end_attempt(attempt, outcome, info.duration_seconds)
+        if outcome is Outcome.ANSWERED:
+            self._state.postcall = info
+
+    async def _conversation_status(self, conversation_id: str) -> ConversationStatus | None:
+        """The conversation's status on the ElevenLabs API; None when the API could not be asked."""
+        status: ConversationStatus | None = await self._ask_elevenlabs(
+            CallActivities.conversation_status, conversation_id
+        )
+        return status
+
     async def _conversation(self, conversation_id: str) -> PostcallInfo | None:
         """The conversation from the ElevenLabs API once it is done; None before, or when the API fails."""
+        info: PostcallInfo | None = await self._ask_elevenlabs(
+            CallActivities.fetch_conversation, conversation_id
+        )
+        return info
+
+    async def _ask_elevenlabs(self, activity: Any, conversation_id: str) -> Any:
+        """One of the ElevenLabs conversation activities, tried three times; None when it failed."""
         try:
             return await workflow.execute_activity_method(
-                CallActivities.fetch_conversation,
+                activity,
                 ConversationRequest(
                     integration=self._request.integration,
                     call_id=self._request.call_id,
@@ -483,6 +561,23 @@ class OutboundCall:
         )
         self._end_attempt(attempt, outcome, event.duration if answered else 0)
         return self._decision_answer(outcome)
+
+    @call_event.validator
+    def _event_of_this_call(self, event: CallEvent) -> None:
+        """Refuse an event whose provider call id is none of this call's attempts' (a forged or
+        misrouted event): 409 for the sender, nothing in history, nothing changed. An attempt
+        that has not heard its id from originate yet (the event beat the answer) takes it."""
+        if not event.provider_call_id:
+            return
+        known = {a.provider_call_id for a in self._state.attempts if a.provider_call_id}
+        attempt = self._attempt
+        waiting = attempt is not None and attempt.outcome is None and attempt.provider_call_id is None
+        if known and event.provider_call_id not in known and not waiting:
+            raise ApplicationError(
+                "the event's provider call id is not this call's: refused, nothing changed",
+                type="Conflict",
+                non_retryable=True,
+            )
 
     @workflow.update
     def postcall(self, event: PostcallEvent) -> PostcallAnswer:

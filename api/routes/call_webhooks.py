@@ -1,19 +1,20 @@
 """The call flow's four standard webhooks, served for every integration with a `call_flow`.
 
 - `POST /webhook/call-originate` (bearer WEBHOOK_TOKEN): start one call or a batch;
-- `POST /webhook/call-events`: the voice assistant's call_start / call_end;
-- `POST /webhook/agent-init`: the agent's dynamic variables before it speaks (inline, fast);
+- `POST /webhook/call-events` (sender token): the voice assistant's call_start / call_end;
+- `POST /webhook/agent-init` (sender token): the agent's dynamic variables before it speaks
+  (inline, fast); without a valid token only the date and time;
 - `POST /webhook/agent-postcall` (ElevenLabs signature): transcript, audio, initiation failure.
 
-Each answer comes after Temporal accepted the start or update (503 with Retry-After when it
-cannot be reached, so the sender retries); a redelivered event is answered like the first.
+The sender token is the integration's `SENDER_TOKEN`, else its `WEBHOOK_TOKEN`, as a bearer
+header or a `token` query parameter (`api.auth`). Each answer comes after Temporal accepted the
+start or update (503 with Retry-After when it cannot be reached, so the sender retries); a
+redelivered event is answered like the first.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -21,7 +22,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from api.auth import webhook_auth
+from api.auth import check_sender, sender_auth, webhook_auth
 from api.body import GuardedRoute
 from api.call_models import (
     AgentInitPayload,
@@ -34,29 +35,31 @@ from api.call_models import (
     PostcallWebhook,
 )
 from api.deps import RuntimeDep
-from api.openapi import ELEVENLABS_SCHEME, WEBHOOK_TOKEN_SCHEME
+from api.openapi import ELEVENLABS_SCHEME, SENDER_SECURITY, WEBHOOK_TOKEN_SCHEME
 from api.responses import error_responses
 from api.runtime import ApiRuntime
 from happ_integ.calls.clock import spoken_date
 from happ_integ.calls.config import DEFAULT_TIMEZONE, CallHandling
-from happ_integ.calls.models import (
-    CallEventAnswer,
-    CallStatus,
-    LookupPayload,
-    LookupResult,
-    PostcallEvent,
-    PostcallInfo,
-)
+from happ_integ.calls.models import CallEventAnswer, CallStatus, LookupPayload, LookupResult
 from happ_integ.calls.phones import normalize_phone
-from happ_integ.clients.elevenlabs import Conversation
-from happ_integ.errors import HappError, NotFound, ValidationFailed, WorkflowFinished
+from happ_integ.errors import (
+    HappError,
+    NotFound,
+    SecretMissing,
+    Unauthorized,
+    ValidationFailed,
+    WorkflowFinished,
+)
 from happ_integ.handler import BearerAuth, ElevenLabsAuth
 from happ_integ.inline import run_inline
 from happ_integ.integration import Integration
 from happ_integ.logs import HandlerLogger
+from happ_integ.stores.calls import UNMATCHED_PREFIX
 from workflows.control import OUR_CALL_ID, originate_call, send_call_event, send_postcall
 
-AGENT_INIT_DEADLINE_SECONDS = 2.5
+# The agent waits for agent-init before it speaks: past this, whatever was not read yet (a silent
+# database, a slow CRM) is left out and the agent still gets the date and time.
+AGENT_INIT_DEADLINE_SECONDS = 1.2
 BATCH_CONCURRENCY = 16
 
 
@@ -95,10 +98,13 @@ def call_webhooks_router(integration: Integration) -> APIRouter:
         "/webhook/call-events",
         response_model=CallEventAnswer,
         response_model_by_alias=True,
-        responses=error_responses(400, 404, 413, 422, 503),
+        responses=error_responses(400, 401, 404, 409, 413, 422, 503),
+        openapi_extra={"security": SENDER_SECURITY},
+        dependencies=[Depends(sender_auth(integration))],
     )
     async def call_events(body: CallEventsPayload, runtime: RuntimeDep) -> JSONResponse:
-        """call_start / call_end from the voice assistant; the answer is the call's own decision."""
+        """call_start / call_end from the voice assistant; the answer is the call's own decision.
+        An event whose provider call id is not the one the call's attempt got is refused (409)."""
         calls = runtime.resources.calls(name)
         row: dict[str, Any] | None = None
         if OUR_CALL_ID.fullmatch(body.callId):
@@ -123,18 +129,37 @@ def call_webhooks_router(integration: Integration) -> APIRouter:
             )
         return JSONResponse(answer.model_dump(mode="json", by_alias=True))
 
-    @router.post("/webhook/agent-init", response_model=AgentInitResponse, responses=error_responses(413, 422))
+    @router.post(
+        "/webhook/agent-init",
+        response_model=AgentInitResponse,
+        responses=error_responses(413, 422),
+        openapi_extra={"security": SENDER_SECURITY},
+    )
     async def agent_init(body: AgentInitPayload, runtime: RuntimeDep, request: Request) -> AgentInitResponse:
-        """The agent's dynamic variables: date and time, the lookup's variables, and `call_id`."""
+        """The agent's dynamic variables: date and time, the lookup's variables, and `call_id`.
+        A request without the sender token gets the date and time only (the agent still speaks)."""
         timezone = DEFAULT_TIMEZONE
         variables: dict[str, Any] = {}
+        log = _log(runtime, name, "agent-init", request)
         try:
             async with asyncio.timeout(AGENT_INIT_DEADLINE_SECONDS):
+                try:
+                    await check_sender(request, runtime, integration)
+                except (Unauthorized, SecretMissing) as exc:
+                    # Nothing of the CRM, and no call id, for a caller we cannot tell from a stranger.
+                    request.state.auth_refused = "sender"
+                    log.warning(
+                        f"agent-init without a valid sender token: date and time only ({exc.message})"
+                    )
+                    authenticated = False
+                else:
+                    authenticated = True
                 handling = await _handling(runtime, name)
                 timezone = handling.timezone
-                variables = await _agent_variables(runtime, integration, body, handling)
+                if authenticated:
+                    variables = await _agent_variables(runtime, integration, body, handling)
         except Exception as exc:  # the agent is waiting: it gets the date and time, whatever failed
-            _log(runtime, name, "agent-init", request).error("agent-init answers without the CRM", exc)
+            log.error("agent-init answers without the CRM", exc)
         return AgentInitResponse(dynamic_variables={**variables, **spoken_date(datetime.now(UTC), timezone)})
 
     @router.post(
@@ -156,14 +181,23 @@ def call_webhooks_router(integration: Integration) -> APIRouter:
         key = conversation_id or uuid.uuid4().hex
         if row is None:
             stored = await calls.store_document(
-                f"unmatched_{body.type}"[:64],
+                f"{UNMATCHED_PREFIX}{body.type}"[:64],
                 key=key,
                 body=_without_audio(body),
                 conversation_id=conversation_id,
             )
-            reply = PostcallReply(message="verified, but it matches no call: stored", stored=stored)
-            return JSONResponse(reply.model_dump(mode="json"), 202)
-        event = await _postcall_event(runtime, name, row["call_id"], body, key, conversation_id)
+            # A fast failure (SIP 486) can come before the outbound-call answer that names its
+            # conversation has reached the call. The originate activity writes that id, then looks
+            # for webhooks stored under it; looking again here, after storing, means one of the two
+            # sees the other, whichever order they ran in (the Update's id makes both one).
+            row = await calls.by_conversation(conversation_id) if conversation_id else None
+            if row is None:
+                reply = PostcallReply(message="verified, but it matches no call: stored", stored=stored)
+                return JSONResponse(reply.model_dump(mode="json"), 202)
+            await calls.claim_document(stored, row["call_id"])
+        event = await calls.store_postcall(
+            row["call_id"], body.type, body.data, key=key, conversation_id=conversation_id
+        )
         if event is None:
             reply = PostcallReply(status=row["status"], message=f"{body.type}: nothing to do")
             return JSONResponse(reply.model_dump(mode="json"))
@@ -247,58 +281,6 @@ async def _postcall_call(
     if body.type == "post_call_transcription":
         return await calls.waiting_postcall_by_phone(phone) or await calls.in_flight_by_phone(phone)
     return await calls.in_flight_by_phone(phone)
-
-
-async def _postcall_event(
-    runtime: ApiRuntime,
-    integration: str,
-    call_id: str,
-    body: PostcallWebhook,
-    key: str,
-    conversation_id: str | None,
-) -> PostcallEvent | None:
-    """Store what the webhook carries in PostgreSQL; the workflow gets its summary and the ids."""
-    calls = runtime.resources.calls(integration)
-    if body.type == "post_call_audio":
-        try:
-            audio = base64.b64decode(str(body.data.get("full_audio") or ""), validate=True)
-        except (binascii.Error, ValueError):
-            raise ValidationFailed("data.full_audio is not base64", field="data.full_audio") from None
-        document = await calls.store_document(
-            "audio", key=key, data=audio, call_id=call_id, conversation_id=conversation_id
-        )
-        return PostcallEvent(
-            type="post_call_audio",
-            audio_document_id=document,
-            info=PostcallInfo(conversation_id=conversation_id),
-        )
-    if body.type == "call_initiation_failure":
-        reason = str(body.data.get("failure_reason") or "")[:64] or None
-        return PostcallEvent(
-            type="call_initiation_failure",
-            failure_reason=reason,
-            info=PostcallInfo(conversation_id=conversation_id),
-        )
-    if body.type != "post_call_transcription":
-        return None
-    conversation = Conversation.from_webhook_data(body.data)
-    document = await calls.store_document(
-        "transcript", key=key, body=body.data, call_id=call_id, conversation_id=conversation_id
-    )
-    info = PostcallInfo(
-        conversation_id=conversation_id,
-        document_id=document,
-        duration_seconds=conversation.duration_seconds,
-        call_successful=conversation.call_successful,
-        transcript_summary=conversation.transcript_summary,
-        data_collection_results=_collected_values(conversation.data_collection_results),
-    )
-    return PostcallEvent(type="post_call_transcription", info=info)
-
-
-def _collected_values(results: dict[str, Any]) -> dict[str, Any]:
-    """`{"webinar": {"value": "yes", "rationale": …}}` → `{"webinar": "yes"}`: the values travel, the rest stays stored."""
-    return {k: v.get("value") if isinstance(v, dict) else v for k, v in results.items()}
 
 
 def _without_audio(body: PostcallWebhook) -> dict[str, Any]:

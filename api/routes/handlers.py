@@ -1,12 +1,17 @@
 """The integration's own routes: one per handler endpoint, plus `POST /webhook/{name}` for event-only handlers.
 
-Each route: authenticate → rate limit → dedup → run (inline or durable) → answer. The payload
-model is the route's body (or query, for GET), so FastAPI validates it (422 with the field path)
-and the OpenAPI document shows it.
+Each route: authenticate (before the body is read, see `api.body`) → validate → rate limit →
+dedup → run (inline or durable) → answer. The payload model is the route's body (or query, for
+GET), so FastAPI validates it (422 with the field path) and the OpenAPI document shows it.
+
+A repeated request is told by its `Idempotency-Key` header, else by the handler's `dedup` field,
+each scoped to the caller's credential (`api.idempotency`): the first answer is replayed to the
+same caller only. The same `Idempotency-Key` with another body is a 409.
 """
 
 import contextlib
 import inspect
+import logging
 import re
 import uuid
 from typing import Annotated, Any
@@ -20,20 +25,41 @@ from api.body import GuardedRoute
 from api.deps import get_runtime
 from api.dispatch import run_for_request
 from api.errors import error_body, error_response
+from api.idempotency import (
+    IDEMPOTENCY_TTL_SECONDS,
+    body_digest,
+    caller_scope,
+    scoped_dedup_key,
+    scoped_idempotency_key,
+)
 from api.openapi import ELEVENLABS_SCHEME, WEBHOOK_TOKEN_SCHEME
 from api.responses import Accepted, error_responses
 from api.runtime import ApiRuntime
 from happ_integ.handler import BearerAuth, ElevenLabsAuth, HandlerDefinition
 from happ_integ.integration import Integration, route_of
+from happ_integ.temporal import handler_workflow_id
 
 MAX_WAIT_SECONDS = 60.0
 DEFAULT_WAIT_SECONDS = 30.0
+KEY_REUSED = "this Idempotency-Key was used with another body: send a new key for a new request"
+
+log = logging.getLogger("happ.api")
 
 
 def handler_router(integration: Integration) -> APIRouter:
     router = APIRouter(route_class=GuardedRoute)
     for definition in integration.routed_handlers():
         method, _, path = route_of(definition).partition(" ")
+        if definition.auth is None:
+            # Public by the handler's own `auth="none"`: said at start, where an operator sees it.
+            log.warning(
+                "integration %s serves %s %s without authentication (handler %r says auth='none'): "
+                "anyone who can reach the gateway can call it",
+                integration.name,
+                method,
+                path,
+                definition.name,
+            )
         # An event-only handler (`POST /webhook/{name}`) always runs durably.
         _add_route(
             router, integration, definition, method, path, durable=definition.durable or definition.event_only
@@ -61,6 +87,7 @@ def _add_route(
         headers = {"X-Trace-Id": trace_id}
         dedup = definition.dedup
         key: str | None = None
+        ttl = float(dedup.ttl_seconds if dedup else IDEMPOTENCY_TTL_SECONDS)
         claimed = False
         try:
             if definition.rate_limit is not None:
@@ -73,16 +100,26 @@ def _add_route(
                         429,
                         {**headers, "Retry-After": str(decision.retry_after_seconds)},
                     )
-            key = idempotency_key or (
-                dedup.key_of(payload.model_dump(mode="json", by_alias=True)) if dedup else None
-            )
-            if dedup is not None and key is not None:
-                hold = dedup.ttl_seconds if durable else definition.timeout_seconds + 5
-                claim = await runtime.resources.dedup(name, definition.name).claim(
-                    key, dedup.ttl_seconds, hold
-                )
+            # Authentication has passed (before the body was read): the key is this caller's.
+            digest: str | None = None
+            if idempotency_key is not None:
+                scope = caller_scope(request, definition.auth, runtime.settings)
+                key, digest = scoped_idempotency_key(scope, idempotency_key), body_digest(payload)
+            elif dedup is not None:
+                field_key = dedup.key_of(payload.model_dump(mode="json", by_alias=True))
+                if field_key is not None:
+                    key = scoped_dedup_key(
+                        caller_scope(request, definition.auth, runtime.settings), field_key
+                    )
+            if key is not None:
+                hold = ttl if durable else definition.timeout_seconds + 5
+                claim = await runtime.resources.dedup(name, definition.name).claim(key, ttl, hold, digest)
+                if claim.conflict:
+                    return JSONResponse(error_body(KEY_REUSED), 409, headers)
                 claimed = claim.first
                 if claim.response is not None:
+                    if durable:  # the run that answered: its id follows from the key
+                        headers["X-Workflow-Id"] = handler_workflow_id(name, definition.name, key)
                     return JSONResponse(claim.response, claim.status_code, {**headers, "X-Happ-Dedup": "hit"})
                 if not claimed and not durable:
                     return JSONResponse(
@@ -109,10 +146,10 @@ def _add_route(
             return error_response(exc, trace_id, headers)
         if outcome.workflow_id:
             headers["X-Workflow-Id"] = outcome.workflow_id
-        if claimed and key is not None and dedup is not None and outcome.status_code == 200:
-            await runtime.resources.dedup(name, definition.name).complete(
-                key, dedup.ttl_seconds, outcome.body, 200
-            )
+        # The answer is kept for the key's TTL by whoever got it: the claimer, or a durable
+        # delivery that attached to the run (the claimer may have answered 202 before its end).
+        if key is not None and outcome.status_code == 200 and (claimed or durable):
+            await runtime.resources.dedup(name, definition.name).complete(key, ttl, outcome.body, 200)
         return JSONResponse(outcome.body, outcome.status_code, headers)
 
     source = Annotated[model, Query()] if method == "GET" else Annotated[model, Body()]  # type: ignore[valid-type]
@@ -154,8 +191,9 @@ _IDEMPOTENCY_KEY = inspect.Parameter(
             min_length=1,
             max_length=255,
             pattern=r"^[!-~]+$",
-            description="Deliveries with the same key run once: a retry attaches to the first run "
-            "or gets its answer. Printable ASCII, at most 255 characters.",
+            description="Deliveries with the same key from the same caller run once: a retry "
+            "attaches to the first run or gets its answer, for 24 hours (or the handler's dedup "
+            "TTL). The same key with another body is a 409. Printable ASCII, at most 255 characters.",
         ),
     ],
 )

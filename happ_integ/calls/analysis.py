@@ -5,15 +5,20 @@
 
 The analysis model (an OpenAI-compatible LLM) fills it from the transcript; when it is not
 configured, or its answer is invalid twice, ElevenLabs' `analysis` and `data_collection_results`
-fill it instead, so the postcall handler always gets one.
+fill it instead, so the postcall handler always gets one. A key the schema does not ask for (a
+model without strict structured outputs adds some) is dropped, not a reason to ask again:
+
+    answer = parse_answer(model, content)   # answer.analysis, answer.dropped == ["extracted.mood"]
 """
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from happ_integ.calls.models import OUTCOMES, AnalysisOutcome, CallAnalysis, PostcallInfo
 
@@ -21,9 +26,11 @@ __all__ = [
     "DEFAULT_PROMPT",
     "OUTCOMES",
     "AnalysisConfig",
+    "Answer",
     "CallAnalysis",
     "answer_model",
     "from_elevenlabs",
+    "parse_answer",
     "read_answer",
     "response_schema",
     "transcript_text",
@@ -96,9 +103,40 @@ def answer_model(config: AnalysisConfig) -> type[BaseModel]:
     )
 
 
+@dataclass(frozen=True)
+class Answer:
+    """A model's answer read: the analysis, and the keys it had that the schema does not ask for
+    (dotted paths such as `extracted.mood`), dropped."""
+
+    analysis: CallAnalysis
+    dropped: list[str] = field(default_factory=list)
+
+
 def read_answer(model: type[BaseModel], content: str) -> CallAnalysis:
     """The model's answer as a `CallAnalysis`, or `ValueError` saying what is wrong with it."""
-    answer = model.model_validate_json(content)
+    return parse_answer(model, content).analysis
+
+
+def parse_answer(model: type[BaseModel], content: str) -> Answer:
+    """`read_answer`, also naming the keys it dropped.
+
+    The schema sent to the model forbids other keys (OpenAI's strict mode needs
+    `additionalProperties: false`), but a model without strict structured outputs adds some anyway.
+    Those are removed and the rest validated again, so only a missing or invalid field asked for
+    is a `ValidationError` (whose first error is then that field, not an extra key).
+    """
+    try:
+        answer = model.model_validate_json(content)
+        dropped: list[tuple[str | int, ...]] = []
+    except ValidationError as exc:
+        dropped = [tuple(error["loc"]) for error in exc.errors() if error["type"] == "extra_forbidden"]
+        if not dropped:
+            raise
+        # An extra key was found, so the content is a JSON object: drop those keys, validate again.
+        data = json.loads(content)
+        for path in dropped:
+            _drop(data, path)
+        answer = model.model_validate_json(json.dumps(data))
     data = answer.model_dump(by_alias=True)
     callback_at = data["callback_at"]
     if callback_at is not None:
@@ -106,7 +144,7 @@ def read_answer(model: type[BaseModel], content: str) -> CallAnalysis:
         if moment.tzinfo is None:
             raise ValueError("callback_at needs a UTC offset, e.g. 2026-01-21T10:00:00+02:00")
         callback_at = moment
-    return CallAnalysis(
+    analysis = CallAnalysis(
         outcome=data["outcome"],
         summary=data["summary"],
         next_action=data["next_action"],
@@ -114,6 +152,16 @@ def read_answer(model: type[BaseModel], content: str) -> CallAnalysis:
         extracted=data["extracted"],
         source="llm",
     )
+    return Answer(analysis, [".".join(str(part) for part in path) for path in dropped])
+
+
+def _drop(data: Any, path: tuple[str | int, ...]) -> None:
+    """Remove the key at `path` (`("extracted", "mood")`) from nested JSON objects, if it is there."""
+    *parents, last = path
+    for part in parents:
+        data = data.get(part) if isinstance(data, dict) else None
+    if isinstance(data, dict):
+        data.pop(last, None)
 
 
 def transcript_text(document: dict[str, Any] | None, max_chars: int = 40_000) -> str:

@@ -313,7 +313,8 @@ def build_parser() -> Parser:
         admin.cmd_trigger,
         "fire an integration's Schedules now",
         description="Fire the integration's Schedules now (each, or the one of the handler named), through "
-        "the Schedule, so the run shows among its recent actions.",
+        "the Schedule, so the run shows among its recent actions; prints the workflow id of the run each "
+        "started (a trigger right after another waits for the next second, so each starts its own run).",
     )
     trigger.add_argument("integration")
     trigger.add_argument("handler", nargs="?", help="only this scheduled handler")

@@ -249,7 +249,7 @@ def cmd_setup(args: argparse.Namespace) -> int:
 def cmd_trigger(args: argparse.Namespace) -> int:
     from happ_integ.errors import NotFound
     from workflows.control import temporal_errors
-    from workflows.schedules import trigger_schedules
+    from workflows.schedules import FiredRun, fire_schedules
 
     settings = load_settings()
     integration = load_integration(args.integration)
@@ -263,25 +263,36 @@ def cmd_trigger(args: argparse.Namespace) -> int:
             f"{', '.join(handlers)}"
         )
 
-    async def run() -> list[str]:
+    async def run() -> dict[str, FiredRun | None]:
         client = await connect_temporal(settings)
         try:
             with temporal_errors():
-                return await trigger_schedules(client, integration, args.handler)
+                return await fire_schedules(client, integration, args.handler)
         except NotFound as exc:
             if "does not exist yet" in exc.message:
                 raise CliError(f"{exc.message.split(':')[0]}: run `happ setup {name}` first") from None
             raise
 
-    triggered = asyncio.run(run())
+    runs = asyncio.run(run())
+    triggered = list(runs)
     links = {
         sid: f"{settings.web_ui()}/namespaces/{settings.temporal_namespace}/schedules/{sid}"
         for sid in triggered
     }
     if args.json:
-        document: dict[str, Any] = {"integration": name, "triggered": triggered, "web_ui": links}
+        # `runs`: the workflow each trigger started, or null if the Schedule had not started it yet.
+        document: dict[str, Any] = {
+            "integration": name,
+            "triggered": triggered,
+            "runs": {
+                sid: {"workflow_id": run.workflow_id, "run_id": run.run_id} if run else None
+                for sid, run in runs.items()
+            },
+            "web_ui": links,
+        }
         emit_json(document)
         return 0
-    for sid in triggered:
-        print(f"fired {sid} now   {links[sid]}")
+    for sid, started in runs.items():
+        what = f"run {started.workflow_id}" if started else "its run has not started yet"
+        print(f"fired {sid} now: {what}   {links[sid]}")
     return 0

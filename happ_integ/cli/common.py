@@ -88,8 +88,9 @@ def load_settings() -> CliSettings:
 
 
 def with_dev_defaults(settings: CliSettings) -> CliSettings:
-    """What `happ dev` runs with, for each of DATABASE_URL, TEMPORAL_ADDRESS, HAPP_ADMIN_TOKEN and
-    HAPP_SECRET_KEY left unset, when `HAPP_DATA_DIR/dev-secrets.json` says `happ dev` ran here."""
+    """What `happ dev` runs with, for each of DATABASE_URL, TEMPORAL_ADDRESS, HAPP_ADMIN_TOKEN,
+    HAPP_SECRET_KEY and HAPP_PAYLOAD_KEY left unset, when `HAPP_DATA_DIR/dev-secrets.json` says
+    `happ dev` ran here."""
     path = settings.data_dir / DEV_SECRETS_FILE
     try:
         stored = json.loads(path.read_text()) if path.is_file() else None
@@ -104,6 +105,12 @@ def with_dev_defaults(settings: CliSettings) -> CliSettings:
         update["admin_token"] = SecretStr(str(stored["HAPP_ADMIN_TOKEN"]))
     if settings.secret_key is None and stored.get("HAPP_SECRET_KEY"):
         update["secret_key"] = SecretStr(str(stored["HAPP_SECRET_KEY"]))
+    if (
+        settings.payload_key is None
+        and stored.get("HAPP_PAYLOAD_KEY")
+        and settings.payload_encryption == "on"
+    ):
+        update["payload_key"] = SecretStr(str(stored["HAPP_PAYLOAD_KEY"]))
     if not settings.database_url:
         update["database_url"] = f"postgresql://postgres@127.0.0.1:{settings.dev_pg_port}/{DATABASE}"
     if not settings.temporal_address:

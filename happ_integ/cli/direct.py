@@ -29,12 +29,18 @@ DEV_HINT = "start `make dev` (or `happ dev`) in this folder"
 
 
 async def connect_temporal(settings: CliSettings) -> Client:
+    from happ_integ.codec import PayloadEncryptionRequired, require_payload_encryption
     from happ_integ.temporal import connect_settings
 
     if not settings.temporal_address:
         raise CliError(
             f"TEMPORAL_ADDRESS is not set: {DEV_HINT}, or point TEMPORAL_ADDRESS at a Temporal frontend"
         )
+    try:
+        # What this command starts or schedules (a call's number, a schedule's payload) is encrypted.
+        require_payload_encryption(settings, "happ")
+    except PayloadEncryptionRequired as exc:
+        raise CliError(str(exc).removeprefix("happ: ")) from None
     try:
         return await asyncio.wait_for(connect_settings(settings), CONNECT_SECONDS)
     except (RuntimeError, OSError, TimeoutError) as exc:

@@ -18,9 +18,11 @@ def cmd_api(args: argparse.Namespace) -> int:
     import uvicorn
 
     from api.app import KEEP_ALIVE_SECONDS, create_app
+    from happ_integ.codec import require_payload_encryption
     from happ_integ.settings import Settings
 
     settings = Settings()
+    require_payload_encryption(settings, "happ api")
     # uvicorn shuts down gracefully on SIGTERM, then re-raises it to the handler it found; a
     # no-op one there makes a requested stop exit 0 instead of "killed by signal".
     signal.signal(signal.SIGTERM, lambda signum, frame: None)

@@ -19,8 +19,13 @@ Custom fields come back (filled ones only, with `include=custom_fields`) as
 `[{"id", "uuid", "name", "type", "value"}]` and are written as `[{"uuid", "value"}]`; a buyer's
 `company` and `manager` come with `include=company,manager`, a card's `manager` with `include=manager`.
 
-KeyCRM allows about 60 requests a minute per API key: `pace` (e.g. `Pacer.turn` from
-`happ_integ.stores.pacing`) is awaited before every request this client sends.
+KeyCRM allows about 60 requests a minute per API key and answers more with 429 and `Retry-After`
+(seconds). `pace` (e.g. `Pacer.turn` from `happ_integ.stores.pacing`) is awaited before every
+request this client sends. On a 429, `hold_off` (e.g. `Pacer.hold_off`) is awaited with the
+Retry-After (`DEFAULT_RETRY_AFTER` when KeyCRM sent none), so no request with that key leaves any
+process before it has passed; then, with a `pace`, the request is sent again on its next turn (a
+429 means KeyCRM did not act on it, so a write is not doubled), at most `MAX_SENDS` times in all.
+The last 429 is raised as a retryable `UpstreamError` with `details["retry_after"]`.
 """
 
 from __future__ import annotations
@@ -33,9 +38,15 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from happ_integ.clients._http import DEFAULT_TIMEOUT, JsonApi, Timeout
-from happ_integ.errors import NotFound
+from happ_integ.errors import NotFound, UpstreamError
 
 MAX_LIMIT = 50
+# Sends of one request when KeyCRM answers 429 (with a `pace` to wait for the next turn): two more
+# after the first, each after the hold-off, keep a paced request within an activity's minute even
+# when every wait is the pacer's longest (20 s).
+MAX_SENDS = 3
+# The hold-off after a 429 without a (numeric) Retry-After: KeyCRM's window is a minute.
+DEFAULT_RETRY_AFTER = 60.0
 
 
 def phone_digits(phone: str) -> str:
@@ -160,7 +171,8 @@ class KeyCrmCard(_Model):
 class KeyCrmApi:
     """Thin typed client; 404 → `NotFound`, 422 → `UpstreamRejected`, 5xx/429/timeouts → `UpstreamError`.
 
-    keycrm = KeyCrmApi(http, "https://openapi.keycrm.app/v1", api_key, timeout=10, pace=pacer.turn)
+    keycrm = KeyCrmApi(http, "https://openapi.keycrm.app/v1", api_key, timeout=10,
+                       pace=pacer.turn, hold_off=pacer.hold_off)
     order = await keycrm.get_order(42)
     """
 
@@ -174,8 +186,10 @@ class KeyCrmApi:
         *,
         timeout: Timeout = DEFAULT_TIMEOUT,
         pace: Callable[[], Awaitable[object]] | None = None,
+        hold_off: Callable[[float], Awaitable[object]] | None = None,
     ) -> None:
         self._pace = pace
+        self._hold_off = hold_off
         self._api = JsonApi(
             http,
             base_url,
@@ -188,9 +202,23 @@ class KeyCrmApi:
     async def _request(
         self, method: str, path: str, *, params: dict[str, str | int] | None = None, json: Any = None
     ) -> Any:
-        if self._pace is not None:
-            await self._pace()
-        return await self._api.request(method, path, params=params, json=json)
+        sends = 0
+        while True:
+            if self._pace is not None:
+                await self._pace()
+            sends += 1
+            try:
+                return await self._api.request(method, path, params=params, json=json)
+            except UpstreamError as exc:
+                if exc.details.get("status") != 429 or self._hold_off is None:
+                    raise
+                retry_after = exc.details.get("retry_after")
+                if not isinstance(retry_after, int | float) or retry_after < 0:
+                    retry_after = exc.details["retry_after"] = DEFAULT_RETRY_AFTER
+                # Every process sharing the key's pacing waits past it, not only this request.
+                await self._hold_off(float(retry_after))
+                if self._pace is None or sends >= MAX_SENDS:
+                    raise
 
     async def _page(self, path: str, params: dict[str, str | int]) -> tuple[list[dict[str, Any]], bool]:
         data = await self._request("GET", path, params=params)

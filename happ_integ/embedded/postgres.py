@@ -3,6 +3,7 @@
     pg = EmbeddedPostgres(Path(".happ/pg"), port=55432)
     pg.start()            # initdb on first use, then the server; data survives restarts
     pg.url                # postgresql://postgres@127.0.0.1:55432/happ
+    pg.freeze(); pg.thaw()  # SIGSTOP / SIGCONT: connections open but silent (the fault tests)
     pg.stop()
 
 The wheel's own Python layer daemonises the server with pg_ctl; we start `postgres` directly so
@@ -57,6 +58,36 @@ def _open_path_to(path: Path) -> None:
             parent.chmod(mode | traverse)
 
 
+def _state(pid: int) -> str | None:
+    """A process's state letter from /proc (`T` once stopped), or None when it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (PostgreSQL's backends and background workers)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        if int(fields[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
 class EmbeddedPostgres:
     def __init__(self, data_dir: Path, port: int, host: str = "127.0.0.1", fsync: bool | None = None) -> None:
         """`fsync=None`: off under CI (a throwaway server), on elsewhere (`happ dev` keeps its data)."""
@@ -66,6 +97,7 @@ class EmbeddedPostgres:
         self.host = host
         self.log_path = self.data_dir.parent / "postgres.log"
         self._proc: subprocess.Popen[bytes] | None = None
+        self._frozen: list[int] = []  # the processes freeze() stopped, postmaster first
 
     @property
     def url(self) -> str:
@@ -178,7 +210,28 @@ class EmbeddedPostgres:
         if exists != "1":
             subprocess.run([*psql, f"CREATE DATABASE {DATABASE}"], check=True, capture_output=True)
 
+    def freeze(self) -> None:
+        """Stop the server dead (SIGSTOP): sessions stay open and new connections are accepted by
+        the kernel, but nothing answers, as with a hung host or a network that drops packets."""
+        if self._proc is None:
+            return
+        # The postmaster first, so that it forks no new backend while its children are stopped.
+        os.kill(self._proc.pid, signal.SIGSTOP)
+        deadline = time.monotonic() + 5
+        while _state(self._proc.pid) not in ("T", "t", None) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self._frozen = [self._proc.pid, *_children(self._proc.pid)]
+        for pid in self._frozen[1:]:
+            _signal(pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """Let a frozen server run again (SIGCONT); a server that is not frozen is left as it is."""
+        for pid in reversed(self._frozen):
+            _signal(pid, signal.SIGCONT)
+        self._frozen = []
+
     def stop(self) -> None:
+        self.thaw()  # a stopped process would not see the shutdown signal
         if self._proc is not None:
             # SIGINT is PostgreSQL's "fast" shutdown: it does not wait for clients to disconnect.
             stop(self._proc, signal.SIGINT)

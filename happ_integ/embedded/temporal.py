@@ -28,7 +28,24 @@ SEARCH_ATTRIBUTES = search_attribute_kinds()
 # than the cache holds (512 per shard by default, and the dev server has one shard), an evicted
 # call's pending webhook Updates are aborted and, once the server's retries run out, the API
 # answers 503. Hundreds of calls in flight need a cache larger than that.
-DYNAMIC_CONFIG: dict[str, object] = {"history.cacheMaxSize": 8192}
+#
+# The history service's queue processors (transfer: activity and workflow tasks to matching;
+# timer; visibility) read their tasks at most 20 times a second per shard by default, and every
+# hop of a workflow (a task scheduled, an activity completed) waits for the next read: about
+# 50 ms per round trip on a one-shard server. At 1000 a read follows each new task at once.
+# Measured here (bare workflows on the dev server, p50): empty 48 -> 19 ms, one activity
+# 100 -> 34 ms; with SQLite in WAL mode (`SQLITE_PRAGMAS`) 11 and 20 ms.
+QUEUE_POLL_RPS = 1000
+DYNAMIC_CONFIG: dict[str, object] = {
+    "history.cacheMaxSize": 8192,
+    "history.transferProcessorMaxPollRPS": QUEUE_POLL_RPS,
+    "history.timerProcessorMaxPollRPS": QUEUE_POLL_RPS,
+    "history.visibilityProcessorMaxPollRPS": QUEUE_POLL_RPS,
+}
+# The history file in write-ahead-log mode, synced at checkpoints rather than at every commit: a
+# machine crash may lose the last moments of a development server's history, never corrupt it.
+# (The test servers keep history in memory, where this does not apply.)
+SQLITE_PRAGMAS = ("journal_mode=wal", "synchronous=normal")
 
 
 def _binary(name: str) -> str:
@@ -102,6 +119,8 @@ class EmbeddedTemporal:
         if self.db_file:
             self.db_file.parent.mkdir(parents=True, exist_ok=True)
             args += ["--db-filename", str(self.db_file)]
+            for pragma in SQLITE_PRAGMAS:
+                args += ["--sqlite-pragma", pragma]
         if self.ui_port:
             args += ["--ui-port", str(self.ui_port), "--ui-disable-news-fetch"]
             if self.codec_endpoint:

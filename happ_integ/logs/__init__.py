@@ -19,8 +19,10 @@ runs never interleave. The JSON sink writes one object per line, e.g.
 Both transports run every event through a `Redactor` (the module-wide `redactor` unless one
 is given): values under secret-looking keys (password, secret, token, authorization, api_key,
 and any name whose last word is "key") become "***", and registered secret values are
-masked wherever they appear. Data over `max_data_bytes` (4 KB) is cut with a
-`…[truncated: N bytes]` marker.
+masked wherever they appear. Phone numbers are masked as the call's memo masks them
+(`+38099*****73`): values under phone-like keys (phone, phone_number, callee, msisdn …) and any
+valid number inside any text, the payload `handler:start` logs included. Data over
+`max_data_bytes` (4 KB) is cut with a `…[truncated: N bytes]` marker.
 
 Streams: a transport writes text to any object with `write(str)` (default: the current
 `sys.stderr`). To send lines through the `logging` module instead, so operators configure
@@ -29,7 +31,7 @@ formatter; each line becomes one record.
 
 Temporal: wrap the sink in `ReplaySafeSink` (`make_sink` does by default) so a replaying
 workflow logs nothing; timestamps come from `workflow.now()` inside workflows. The module
-imports only the standard library and `temporalio.workflow`; pass it through the sandbox
+imports only the standard library, `temporalio.workflow` and `phonenumbers`; pass it through the sandbox
 (`SandboxRestrictions.default.with_passthrough_modules("happ_integ.logs")`) so workflows
 share the process's sink and `redactor`. Create transports outside workflows.
 """

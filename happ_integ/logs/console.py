@@ -97,7 +97,7 @@ class ConsoleTransport(StreamTransport):
 
     def _header(self, run: _Run, trace: str, continued: bool = False) -> str:
         name = "/".join(p for p in (run.integration, run.handler) if p) or "run"
-        text = self.redactor.scrub(
+        text = self.redactor.clean(
             f"┌─ {name}"
             + (f" [trace-{trace}]" if trace else "")
             + (" (continued)" if continued else "")
@@ -120,15 +120,16 @@ class ConsoleTransport(StreamTransport):
 
     def _message(self, e: LogEvent, with_name: bool) -> str:
         parts = self._prefix(e, with_name)
-        parts.append(f"{e.span}: {e.event}" if e.span else e.event)
+        clean = self.redactor.clean  # secrets and phone numbers masked, as in the data
+        parts.append(f"{e.span}: {clean(e.event)}" if e.span else clean(e.event))
         if e.message:
-            parts.append(e.message)
+            parts.append(clean(e.message))
         if e.duration_ms is not None:
             parts.append(f"({format_ms(e.duration_ms)})")
         if e.data is not NOTHING:
             parts.append(self._data_text(e.data))
         if e.error is not None:
-            parts.append(self._c("red", f"error: {e.error}"))
+            parts.append(self._c("red", f"error: {clean(e.error)}"))
         return " ".join(parts)
 
     def _step(self, end: LogEvent | None, inputs: LogEvent | None, span: str) -> list[str]:
@@ -149,9 +150,9 @@ class ConsoleTransport(StreamTransport):
         if end is not None and end.event == "output":
             lines.append(f"│  └─ output: {self._data_text(end.data)}")
         if end is not None and end.error is not None:
-            lines.append(f"│  └─ {self._c('red', 'error: ' + end.error)}")
+            lines.append(f"│  └─ {self._c('red', 'error: ' + self.redactor.clean(end.error))}")
         if end is not None and end.message:
-            lines.append(f"│  └─ {end.message}")
+            lines.append(f"│  └─ {self.redactor.clean(end.message)}")
         return lines
 
     # --- buffering

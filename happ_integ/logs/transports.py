@@ -66,7 +66,8 @@ class JsonTransport(StreamTransport):
         super().__init__(stream, redactor, max_data_bytes, min_level)
 
     def render(self, e: LogEvent) -> str:
-        scrub = self.redactor.scrub
+        # Secrets and phone numbers masked in each text field; data is masked by `_data`.
+        scrub = self.redactor.clean
         record: dict[str, Any] = {
             "level": e.level,
             "ts": e.timestamp.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),

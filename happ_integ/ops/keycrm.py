@@ -5,8 +5,11 @@
 KeyCRM allows about 60 requests a minute per API key. Every request these operations send first
 takes a turn from a `Pacer` shared by every worker process through PostgreSQL, keyed by a digest
 of the API key (`happ_integ.stores.pacing`); `REQUESTS_PER_MINUTE` is the budget unless the
-caller names its own (`per_minute`). A 429 answer is a retryable `UpstreamError` whose
-`details["retry_after"]` is KeyCRM's Retry-After, which a durable run takes as its retry delay.
+caller names its own (`per_minute`). A 429 answer holds the key off in that shared pacing for
+KeyCRM's Retry-After (`Pacer.hold_off`), so no worker sends with that key before it has passed,
+and the request is sent again on its next turn after it (`happ_integ.clients.keycrm`). A 429 that
+persists, or a turn further away than the pacer waits, is a retryable error whose
+`details["retry_after"]` a durable run takes as its retry delay.
 
 `keycrm.update_card` is a write (`writes=True`): a durable run makes it once however often its
 activity is tried. After an attempt that was cut short, its `landed` check reads the card back
@@ -38,7 +41,8 @@ async def _keycrm(res: Resources, arg: m.KeyCrmAuth) -> tuple[KeyCrmApi, SecretR
     secrets = SecretResolver(res, arg.integration)
     api_key = str(await secrets.resolve(arg.api_key)) if arg.api_key else await secrets.named(SECRET)
     pacer = Pacer(res.pool, pacing_key("keycrm", api_key), arg.per_minute or REQUESTS_PER_MINUTE)
-    return KeyCrmApi(res.http, res.settings.keycrm_api_url, api_key, pace=pacer.turn), secrets
+    api = KeyCrmApi(res.http, res.settings.keycrm_api_url, api_key, pace=pacer.turn, hold_off=pacer.hold_off)
+    return api, secrets
 
 
 def _dump(item: BaseModel | None, secrets: SecretResolver) -> dict[str, Any] | None:

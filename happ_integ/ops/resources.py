@@ -16,10 +16,12 @@ if TYPE_CHECKING:
     from happ_integ.integration import Integration
     from happ_integ.stores.cache import Cache
     from happ_integ.stores.calls import CallStore
+    from happ_integ.stores.changes import ChangeFeed
     from happ_integ.stores.config import ConfigStore
     from happ_integ.stores.creds import CredsStore, SecretBox
     from happ_integ.stores.db import Db
     from happ_integ.stores.dedup import DedupStore
+    from happ_integ.stores.query_roles import QueryRoles
     from happ_integ.stores.rate_limits import RateLimiter
 
 
@@ -30,6 +32,9 @@ class Resources:
     http: httpx.AsyncClient
     box: SecretBox
     integrations: Mapping[str, Integration]
+    # In-memory config and secret rows, ended by PostgreSQL's notifications (the API opens one:
+    # agent-init reads both on every request); None reads PostgreSQL every time.
+    changes: ChangeFeed | None = None
 
     @functools.cached_property
     def handler_env(self) -> Settings:
@@ -44,10 +49,23 @@ class Resources:
         except KeyError:
             raise NotFound(f"unknown integration {name!r}") from None
 
+    @functools.cached_property
+    def query_roles(self) -> QueryRoles:
+        """The integrations' own PostgreSQL roles, which `ctx.db.query` runs as."""
+        from happ_integ.stores.query_roles import QueryRoles
+
+        return QueryRoles(
+            self.pool,
+            self.settings.database_url or "",
+            self.settings.require_secret_key(),
+            other_integrations=self.integrations,
+            timeout_seconds=self.settings.db_timeout_seconds,
+        )
+
     def db(self, integration: str) -> Db:
         from happ_integ.stores.db import Db
 
-        return Db(self.pool, integration)
+        return Db(self.pool, integration, self.query_roles)
 
     def cache(self, integration: str) -> Cache:
         from happ_integ.stores.cache import Cache
@@ -60,7 +78,7 @@ class Resources:
         defaults: Mapping[str, Any] = (
             self.integrations[integration].default_configs if integration in self.integrations else {}
         )
-        return ConfigStore(self.pool, integration, defaults)
+        return ConfigStore(self.pool, integration, defaults, changes=self.changes)
 
     def calls(self, integration: str) -> CallStore:
         from happ_integ.stores.calls import CallStore
@@ -82,4 +100,6 @@ class Resources:
         from happ_integ.stores.creds import CredsStore
 
         # Every value revealed in this process is masked in its logs too, wherever it turns up.
-        return CredsStore(self.pool, integration, self.box, on_reveal=redactor.add_secret)
+        return CredsStore(
+            self.pool, integration, self.box, on_reveal=redactor.add_secret, changes=self.changes
+        )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from happ_integ.ops import models as m
 from happ_integ.ops import operation
 from happ_integ.ops.resources import Resources
+from happ_integ.ops.secrets import issue_tags
 
 
 @operation("db.insert", m.DbInsert, m.Row)
@@ -62,8 +63,8 @@ async def config_get(res: Resources, arg: m.ConfigGet) -> m.ConfigValue:
 @operation("creds.get", m.CredsGet, m.SecretStatus)
 async def creds_get(res: Resources, arg: m.CredsGet) -> m.SecretStatus:
     status = await secret_status(res, arg.integration)
-    tags = {name: res.box.reference_tag(arg.integration, name) for name in status}
-    return m.SecretStatus(names=status, tags=tags)
+    # Tags bound to this run: its references resolve in this run only (happ_integ.ops.secrets).
+    return m.SecretStatus(names=status, tags=issue_tags(res, arg.integration, status))
 
 
 async def secret_status(res: Resources, integration: str) -> dict[str, bool]:

@@ -15,13 +15,16 @@ call per number is in flight: a unique index says so, whoever inserts.
 from __future__ import annotations
 
 import base64
+import binascii
+import builtins
 import json
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 
-from happ_integ.calls.models import FINAL_STATUSES, CallRecord, CallStatus
+from happ_integ.calls.models import FINAL_STATUSES, CallRecord, CallStatus, PostcallEvent, PostcallInfo
+from happ_integ.clients.elevenlabs import Conversation
 from happ_integ.errors import ValidationFailed
 from happ_integ.stores.db import quote_ident, table_name
 from happ_integ.stores.migrations import Migration
@@ -68,7 +71,15 @@ CALL_FLOW_MIGRATIONS = (
         CREATE INDEX ON {{{{call_documents}}}} (call_id);
         """,
     ),
+    Migration(
+        "happ_calls_002",
+        # Webhooks stored before their call was known, looked up when a call learns the
+        # conversation id they name.
+        "CREATE INDEX ON {{call_documents}} (conversation_id) WHERE call_id IS NULL",
+    ),
 )
+# The kinds under which a verified post-call webhook that matched no call is stored.
+UNMATCHED_PREFIX = "unmatched_"
 
 _COLUMNS = (
     "call_id, workflow_id, phone, status, attempt, next_attempt_at, provider_call_id, conversation_id,"
@@ -231,6 +242,88 @@ class CallStore:
             )
         return document_id
 
+    async def learn_ids(
+        self, call_id: str, provider_call_id: str | None, conversation_id: str | None
+    ) -> None:
+        """The ids originate answered, written at once: a webhook that names them finds the call
+        even before the workflow's next status change."""
+        if not provider_call_id and not conversation_id:
+            return
+        with pg_errors():
+            await self.pool.execute(
+                f"""UPDATE {self.calls} SET provider_call_id = COALESCE($2, provider_call_id),
+                        conversation_id = COALESCE($3, conversation_id), updated_at = now()
+                    WHERE call_id = $1""",
+                call_id,
+                provider_call_id,
+                conversation_id,
+            )
+
+    async def unmatched(self, conversation_id: str) -> builtins.list[dict[str, Any]]:
+        """Verified webhooks about `conversation_id` stored before any call was known to hold it,
+        oldest first: `{"id", "kind", "body"}` (the body as `store_document` kept it)."""
+        with pg_errors():
+            rows = await self.pool.fetch(
+                f"""SELECT id, kind, body FROM {self.documents}
+                    WHERE conversation_id = $1 AND call_id IS NULL AND kind LIKE $2
+                    ORDER BY created_at""",
+                conversation_id,
+                UNMATCHED_PREFIX + "%",
+            )
+        return [dict(r) for r in rows]
+
+    async def claim_document(self, document_id: str, call_id: str) -> None:
+        """Link a stored document to its call (a matched webhook is not matched again)."""
+        with pg_errors():
+            await self.pool.execute(
+                f"UPDATE {self.documents} SET call_id = $2 WHERE id = $1 AND call_id IS NULL",
+                document_id,
+                call_id,
+            )
+
+    async def store_postcall(
+        self, call_id: str, kind: str, data: dict[str, Any], *, key: str, conversation_id: str | None
+    ) -> PostcallEvent | None:
+        """Store what a verified post-call webhook of `call_id` carries (the transcript, the audio)
+        and return what its workflow gets: the summary and the ids (None for a kind it ignores).
+        Raises `ValidationFailed` for audio that is not base64 or a transcript that is not a
+        conversation."""
+        if kind == "post_call_audio":
+            try:
+                audio = base64.b64decode(str(data.get("full_audio") or ""), validate=True)
+            except (binascii.Error, ValueError):
+                raise ValidationFailed("data.full_audio is not base64", field="data.full_audio") from None
+            document = await self.store_document(
+                "audio", key=key, data=audio, call_id=call_id, conversation_id=conversation_id
+            )
+            return PostcallEvent(
+                type="post_call_audio",
+                audio_document_id=document,
+                info=PostcallInfo(conversation_id=conversation_id),
+            )
+        if kind == "call_initiation_failure":
+            reason = str(data.get("failure_reason") or "")[:64] or None
+            return PostcallEvent(
+                type="call_initiation_failure",
+                failure_reason=reason,
+                info=PostcallInfo(conversation_id=conversation_id),
+            )
+        if kind != "post_call_transcription":
+            return None
+        conversation = Conversation.from_webhook_data(data)
+        document = await self.store_document(
+            "transcript", key=key, body=data, call_id=call_id, conversation_id=conversation_id
+        )
+        info = PostcallInfo(
+            conversation_id=conversation_id,
+            document_id=document,
+            duration_seconds=conversation.duration_seconds,
+            call_successful=conversation.call_successful,
+            transcript_summary=conversation.transcript_summary,
+            data_collection_results=_collected_values(conversation.data_collection_results),
+        )
+        return PostcallEvent(type="post_call_transcription", info=info)
+
     async def document(self, document_id: str) -> dict[str, Any] | None:
         with pg_errors():
             row = await self.pool.fetchrow(
@@ -243,6 +336,11 @@ class CallStore:
         with pg_errors():
             row = await self.pool.fetchrow(sql, *params)
         return to_json(dict(row)) if row else None
+
+
+def _collected_values(results: dict[str, Any]) -> dict[str, Any]:
+    """`{"webinar": {"value": "yes", "rationale": …}}` → `{"webinar": "yes"}`: the values travel, the rest stays stored."""
+    return {k: v.get("value") if isinstance(v, dict) else v for k, v in results.items()}
 
 
 def _make_cursor(created_at: datetime, call_id: str) -> str:

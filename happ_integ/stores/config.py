@@ -11,6 +11,7 @@ fields fill them in, so a partial override always works.
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from collections.abc import Mapping
@@ -20,6 +21,7 @@ import asyncpg
 from pydantic import BaseModel, ValidationError
 
 from happ_integ.errors import ValidationFailed
+from happ_integ.stores.changes import ChangeFeed
 from happ_integ.stores.db import check_integration
 from happ_integ.stores.schema import with_core_schema
 
@@ -57,10 +59,13 @@ class ConfigStore:
         pool: asyncpg.Pool,
         integration: str,
         defaults: Mapping[str, BaseModel | dict[str, Any]] | None = None,
+        *,
+        changes: ChangeFeed | None = None,
     ) -> None:
         self.pool = pool
         self.integration = check_integration(integration)
         self.defaults: Mapping[str, BaseModel | dict[str, Any]] = dict(defaults or {})
+        self._changes = changes
 
     @overload
     async def get(self, key: str) -> Any: ...
@@ -98,6 +103,11 @@ class ConfigStore:
     async def get_raw(self, key: str) -> dict[str, Any] | None:
         """Only what is stored for `key` (no default), or None."""
         _check_key(key)
+        if self._changes is not None:
+            # The integration's whole config, read once and kept until it changes.
+            stored = await self._changes.cached("config", self.integration, self._all_stored)
+            value = stored.get(key)
+            return copy.deepcopy(value) if value is not None else None
         value = await with_core_schema(
             self.pool,
             lambda: self.pool.fetchval(
@@ -105,6 +115,15 @@ class ConfigStore:
             ),
         )
         return value  # type: ignore[no-any-return]
+
+    async def _all_stored(self) -> dict[str, Any]:
+        rows = await with_core_schema(
+            self.pool,
+            lambda: self.pool.fetch(
+                "SELECT key, value FROM happ_config WHERE integration = $1", self.integration
+            ),
+        )
+        return {r["key"]: r["value"] for r in rows}
 
     async def set(self, key: str, value: BaseModel | Mapping[str, Any]) -> dict[str, Any]:
         """Validate and store `value` for `key`; return what was stored.
@@ -128,7 +147,13 @@ class ConfigStore:
         except (TypeError, ValueError) as exc:
             raise ValidationFailed(f"config {key!r} is not JSON: {exc}") from None
         await with_core_schema(self.pool, lambda: self.pool.execute(_UPSERT, self.integration, key, data))
+        self._changed()
         return data
+
+    def _changed(self) -> None:
+        """This process reads its own write at once; the others hear PostgreSQL's notification."""
+        if self._changes is not None:
+            self._changes.forget("config", self.integration)
 
     async def ensure_defaults(self) -> list[str]:
         """Store every default that has no stored value yet; return the keys stored now."""
@@ -143,7 +168,9 @@ class ConfigStore:
                         created.append(key)
             return created
 
-        return await with_core_schema(self.pool, insert_missing)
+        created = await with_core_schema(self.pool, insert_missing)
+        self._changed()
+        return created
 
     async def keys(self) -> list[str]:
         """Every key `get` can answer: the stored ones and the defaults, sorted."""

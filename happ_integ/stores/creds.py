@@ -32,6 +32,7 @@ from pydantic import SecretStr
 from happ_integ.errors import NonRetryableError, ValidationFailed
 from happ_integ.json_limits import check_text
 from happ_integ.keys import FernetKeys, generate_key
+from happ_integ.stores.changes import ChangeFeed
 from happ_integ.stores.db import check_integration
 from happ_integ.stores.schema import with_core_schema
 
@@ -174,11 +175,13 @@ class CredsStore:
         box: SecretBox,
         *,
         on_reveal: Callable[[str], None] | None = None,
+        changes: ChangeFeed | None = None,
     ) -> None:
         self.pool = pool
         self.integration = check_integration(integration)
         self.box = box
         self._on_reveal = on_reveal
+        self._changes = changes
 
     async def set_many(self, values: Mapping[str, str]) -> list[str]:
         """Set (or with "" clear) each named secret, all or none; return the names written."""
@@ -197,6 +200,7 @@ class CredsStore:
 
         if rows:
             await with_core_schema(self.pool, write, redact=True)
+            self._changed()
         return [name for _, name, _ in rows]
 
     async def status(self) -> dict[str, bool]:
@@ -215,6 +219,9 @@ class CredsStore:
     async def reveal(self, name: str) -> str | None:
         """The plaintext of one secret, or None when it is missing or cleared."""
         _check_name(name)
+        if self._changes is not None:
+            token = (await self._sealed()).get(name)
+            return None if token is None else self._open(name, token)
         token = await with_core_schema(
             self.pool,
             lambda: self.pool.fetchval(
@@ -225,6 +232,25 @@ class CredsStore:
             redact=True,
         )
         return None if token is None else self._open(name, token)
+
+    async def reveal_some(self, *names: str) -> dict[str, str]:
+        """The plaintext of each of `names` that is set, in one read: name → value."""
+        for name in names:
+            _check_name(name)
+        if self._changes is not None:
+            sealed = await self._sealed()
+            return {name: self._open(name, sealed[name]) for name in names if name in sealed}
+        rows = await with_core_schema(
+            self.pool,
+            lambda: self.pool.fetch(
+                "SELECT name, ciphertext FROM happ_secrets"
+                " WHERE integration = $1 AND name = ANY($2::text[]) AND ciphertext IS NOT NULL",
+                self.integration,
+                list(names),
+            ),
+            redact=True,
+        )
+        return {r["name"]: self._open(r["name"], r["ciphertext"]) for r in rows}
 
     async def reveal_all(self) -> dict[str, str]:
         """Every secret that is set, name → plaintext."""
@@ -251,7 +277,9 @@ class CredsStore:
                         created.append(name)
             return created
 
-        return await with_core_schema(self.pool, insert, redact=True)
+        created = await with_core_schema(self.pool, insert, redact=True)
+        self._changed()
+        return created
 
     async def rotate_all(self) -> int:
         """Re-encrypt every set secret with the first key of the box; return how many.
@@ -277,7 +305,33 @@ class CredsStore:
                 await conn.executemany(_UPSERT, fresh)
                 return len(fresh)
 
-        return await with_core_schema(self.pool, rotate, redact=True)
+        rotated = await with_core_schema(self.pool, rotate, redact=True)
+        self._changed()
+        return rotated
+
+    def _changed(self) -> None:
+        """This process reads its own write at once; the others hear PostgreSQL's notification."""
+        if self._changes is not None:
+            self._changes.forget("secrets", self.integration)
+
+    async def _sealed(self) -> dict[str, bytes]:
+        """The integration's set secrets, still sealed, kept in memory until one changes: what is
+        kept is ciphertext, and each value is opened where it is used."""
+        assert self._changes is not None
+
+        async def load() -> dict[str, bytes]:
+            rows = await with_core_schema(
+                self.pool,
+                lambda: self.pool.fetch(
+                    "SELECT name, ciphertext FROM happ_secrets"
+                    " WHERE integration = $1 AND ciphertext IS NOT NULL",
+                    self.integration,
+                ),
+                redact=True,
+            )
+            return {r["name"]: r["ciphertext"] for r in rows}
+
+        return await self._changes.cached("secrets", self.integration, load)
 
     def _open(self, name: str, token: bytes) -> str:
         value = self.box.decrypt(token, integration=self.integration, name=name)

@@ -10,19 +10,25 @@
 Values are bound, identifiers validated and quoted. Values are coerced to the column's type
 (handlers written for SQLite pass ISO strings for timestamps, numbers for text), and rows come
 back JSON-shaped, so a handler sees the same thing in-process and through a Temporal activity.
+
+`query` takes any SQL, so for handlers (`Resources.db`) it runs as the integration's own
+PostgreSQL role (`happ_integ.stores.query_roles`): its tables (`sofa_*`) and nothing else.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 from pydantic import BaseModel
 
-from happ_integ.errors import NotFound, ValidationFailed
+from happ_integ.errors import Forbidden, NotFound, ValidationFailed
 from happ_integ.stores.schema import coerce_value, pg_errors, to_json
+
+if TYPE_CHECKING:
+    from happ_integ.stores.query_roles import QueryRoles
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 INTEGRATION_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
@@ -210,12 +216,26 @@ def _status_count(status: str | None, fallback: int) -> int:
     return int(last) if last.isdigit() else fallback
 
 
-class Db:
-    """The tables of one integration; see the module docstring for usage."""
+class _Denied(Exception):
+    """PostgreSQL refused the confined role a privilege (kept apart from `pg_errors`' translation)."""
 
-    def __init__(self, pool: asyncpg.Pool, integration: str) -> None:
+    def __init__(self, error: asyncpg.InsufficientPrivilegeError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class Db:
+    """The tables of one integration; see the module docstring for usage.
+
+    With `query_roles` (what handlers get, through `Resources.db`), `query` runs as the
+    integration's own PostgreSQL role, which may read and write its tables and nothing else; the
+    other methods build their SQL themselves from validated, prefixed names.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, integration: str, query_roles: QueryRoles | None = None) -> None:
         self.pool = pool
         self.integration = check_integration(integration)
+        self.query_roles = query_roles
 
     def table(self, table: str) -> str:
         """`Db(pool, "sofa").table("calls")` → `'"sofa_calls"'`, ready to paste into SQL."""
@@ -302,25 +322,50 @@ class Db:
         """Run one statement; `{{calls}}` becomes this integration's quoted table name.
 
         Parameters are coerced to the types PostgreSQL infers for them, as for the other methods.
+        With `query_roles`, the statement runs as the integration's role: another integration's
+        table, a framework table or DDL is Forbidden (403); a table of its own made since the
+        role's grant is granted and the statement run again.
         """
         sql = expand_tables(sql, self.integration)
+        if self.query_roles is None:
+            return await self._query(self.pool, sql, params)
+        pool = await self.query_roles.pool_for(self.integration)
+        for attempt in (1, 2):
+            try:
+                return await self._query(pool, sql, params)
+            except _Denied as denied:
+                if attempt == 1 and self.query_roles.owns_denied_table(self.integration, denied.error):
+                    await self.query_roles.grant(self.integration)
+                    continue
+                raise Forbidden(
+                    f"ctx.db.query may use this integration's own tables only ({self.integration}_*, "
+                    f"no DDL: migrations make tables): {denied.error.message}"
+                ) from None
+        raise AssertionError("unreachable")
+
+    async def _query(self, pool: asyncpg.Pool, sql: str, params: Sequence[Any]) -> QueryResult:
         with pg_errors():
-            async with self.pool.acquire() as conn:
-                stmt = await conn.prepare(sql)
-                types = stmt.get_parameters()
-                if len(types) != len(params):
-                    raise ValidationFailed(f"the query takes {len(types)} parameters, {len(params)} given")
-                bound = []
-                for i, (t, value) in enumerate(zip(types, params, strict=True), start=1):
-                    # asyncpg names arrays "text[]"; "_text" (PostgreSQL's own spelling) is read the same way.
-                    type_name = f"{t.name[1:]}[]" if t.kind == "array" and t.name.startswith("_") else t.name
-                    try:
-                        bound.append(coerce_value(type_name, value))
-                    except (ValueError, TypeError, ArithmeticError):
-                        raise ValidationFailed(
-                            f"query parameter ${i} is {type_name}: a {type(value).__name__} value does not fit"
-                        ) from None
-                rows = await stmt.fetch(*bound)
-                status = stmt.get_statusmsg()
+            async with pool.acquire() as conn:
+                try:
+                    return await self._run(conn, sql, params)
+                except asyncpg.InsufficientPrivilegeError as exc:
+                    raise _Denied(exc) from None
+
+    async def _run(self, conn: asyncpg.Connection, sql: str, params: Sequence[Any]) -> QueryResult:
+        stmt = await conn.prepare(sql)
+        types = stmt.get_parameters()
+        if len(types) != len(params):
+            raise ValidationFailed(f"the query takes {len(types)} parameters, {len(params)} given")
+        bound = []
+        for i, (t, value) in enumerate(zip(types, params, strict=True), start=1):
+            # asyncpg names arrays "text[]"; "_text" (PostgreSQL's own spelling) is read the same way.
+            type_name = f"{t.name[1:]}[]" if t.kind == "array" and t.name.startswith("_") else t.name
+            try:
+                bound.append(coerce_value(type_name, value))
+            except (ValueError, TypeError, ArithmeticError):
+                raise ValidationFailed(
+                    f"query parameter ${i} is {type_name}: a {type(value).__name__} value does not fit"
+                ) from None
+        rows = await stmt.fetch(*bound)
         data = [to_json(dict(r)) for r in rows]
-        return QueryResult(data=data, row_count=_status_count(status, len(data)))
+        return QueryResult(data=data, row_count=_status_count(stmt.get_statusmsg(), len(data)))

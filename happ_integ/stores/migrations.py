@@ -26,6 +26,9 @@ from happ_integ.stores.schema import ensure_core_schema, pg_errors
 # migration after it, across several transactions.
 _LOCK = "SELECT pg_advisory_lock(hashtext('happ_migrations'), hashtext($1))"
 _UNLOCK = "SELECT pg_advisory_unlock(hashtext('happ_migrations'), hashtext($1))"
+# A migration may rewrite a big table, and waits for another process's migrations to finish: its
+# statements get this long, not the pool's per-statement deadline (HAPP_DB_TIMEOUT_SECONDS).
+MIGRATION_TIMEOUT_SECONDS = 300.0
 
 
 @dataclass(frozen=True)
@@ -83,7 +86,7 @@ async def apply_migrations(
     applied_now: list[str] = []
     with pg_errors():
         async with pool.acquire() as conn:
-            await conn.execute(_LOCK, integration)
+            await conn.execute(_LOCK, integration, timeout=MIGRATION_TIMEOUT_SECONDS)
             try:
                 done = {
                     r["id"]
@@ -107,7 +110,7 @@ async def apply_migrations(
 async def _apply_one(conn: asyncpg.Connection, integration: str, migration_id: str, sql: str) -> None:
     try:
         async with conn.transaction():
-            await conn.execute(sql)
+            await conn.execute(sql, timeout=MIGRATION_TIMEOUT_SECONDS)
             await conn.execute(
                 "INSERT INTO happ_migrations (integration, id) VALUES ($1, $2)", integration, migration_id
             )

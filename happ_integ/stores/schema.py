@@ -76,9 +76,12 @@ CREATE TABLE IF NOT EXISTS happ_dedup (
     response    jsonb NULL,
     status_code int NULL,
     expires_at  timestamptz NOT NULL,
+    digest      text NULL,
     PRIMARY KEY (integration, handler, key)
 );
 CREATE INDEX IF NOT EXISTS happ_dedup_expires_idx ON happ_dedup (expires_at);
+-- Databases made before an Idempotency-Key remembered its request (happ_integ.stores.dedup).
+ALTER TABLE happ_dedup ADD COLUMN IF NOT EXISTS digest text NULL;
 CREATE TABLE IF NOT EXISTS happ_writes (
     integration text NOT NULL,
     key         text NOT NULL,
@@ -95,9 +98,40 @@ CREATE TABLE IF NOT EXISTS happ_rate_limits (
     PRIMARY KEY (integration, handler, window_start)
 );
 CREATE TABLE IF NOT EXISTS happ_pacing (
-    key     text PRIMARY KEY,
-    next_at timestamptz NOT NULL
+    key        text PRIMARY KEY,
+    next_at    timestamptz NOT NULL,
+    held_until timestamptz NULL
 );
+-- Databases made before a peer's 429 could hold a key off (happ_integ.stores.pacing).
+ALTER TABLE happ_pacing ADD COLUMN IF NOT EXISTS held_until timestamptz NULL;
+-- Sign-in sessions (the Web UI's codec): a digest of the session id, never the id itself.
+CREATE TABLE IF NOT EXISTS happ_sessions (
+    digest      bytea PRIMARY KEY,
+    purpose     text NOT NULL,
+    token_id    text NOT NULL,
+    expires_at  timestamptz NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS happ_sessions_expires_idx ON happ_sessions (expires_at);
+-- Failed sign-ins per client address and in all, per window (happ_integ.stores.sessions).
+CREATE TABLE IF NOT EXISTS happ_auth_failures (
+    scope        text NOT NULL,
+    window_start timestamptz NOT NULL,
+    count        int NOT NULL DEFAULT 0,
+    PRIMARY KEY (scope, window_start)
+);
+-- Every committed change of an integration's config or secrets is announced to every process
+-- (NOTIFY happ_changes '<table>:<integration>'), whose in-memory copies it ends
+-- (happ_integ.stores.changes).
+CREATE OR REPLACE FUNCTION happ_notify_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('happ_changes', TG_ARGV[0] || ':' || COALESCE(NEW.integration, OLD.integration));
+    RETURN NULL;
+END $$;
+CREATE OR REPLACE TRIGGER happ_config_changed AFTER INSERT OR UPDATE OR DELETE ON happ_config
+    FOR EACH ROW EXECUTE FUNCTION happ_notify_change('config');
+CREATE OR REPLACE TRIGGER happ_secrets_changed AFTER INSERT OR UPDATE OR DELETE ON happ_secrets
+    FOR EACH ROW EXECUTE FUNCTION happ_notify_change('secrets');
 """
 
 # Two sessions running CREATE TABLE IF NOT EXISTS at once can still collide on pg_type's
@@ -113,6 +147,8 @@ CORE_TABLES = (
     "happ_rate_limits",
     "happ_writes",
     "happ_pacing",
+    "happ_sessions",
+    "happ_auth_failures",
 )
 
 

@@ -1,4 +1,10 @@
-"""Example handlers of each kind (inline, durable, event-only, scheduled): `make dev` serves them under /example."""
+"""Example handlers of each kind (inline, durable, event-only, scheduled): `make dev` serves them under /example.
+
+A demo, so `dev_only`: `happ api` and `happ worker` load it only when HAPP_INTEGRATIONS names it.
+Every route takes the integration's WEBHOOK_TOKEN (`Authorization: Bearer …`), the default of
+`define_handler`; set it with `PUT /example/secrets {"WEBHOOK_TOKEN": "…"}`
+(`make dev ARGS=--simulate` sets `sim-webhook-token`).
+"""
 
 from happ_integ import Integration, Scheduled, handlers_from
 from integrations.example import handlers
@@ -19,4 +25,5 @@ integration = Integration(
     ],
     default_configs=DEFAULT_CONFIGS,
     scheduled=[Scheduled(cron="0 * * * *", handler="retry", payload={})],
+    dev_only=True,
 )

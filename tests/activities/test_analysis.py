@@ -1,9 +1,12 @@
 """`analysis.analyze` against the simulated OpenAI-compatible model over real HTTP, with the
 transcript in PostgreSQL: a valid answer, a bad answer asked again, two bad answers and no model
-configured (both: ElevenLabs' own analysis), and no transcript or model answer in its result."""
+configured (both: ElevenLabs' own analysis), keys the schema does not ask for dropped (not a bad
+answer), and no transcript or model answer in its result."""
 
 from __future__ import annotations
 
+import json
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -21,7 +24,7 @@ from happ_integ.ops import Resources
 from happ_integ.runtime import close_resources, open_resources
 from happ_integ.settings import Settings
 from happ_integ.setup import prepare_integration
-from simulator.llm import LlmState, create_llm_app
+from simulator.llm import EXTRA_EXTRACTED, EXTRA_KEYS, SUMMARIES, LlmState, create_llm_app
 from tests.e2e.conftest import serve
 
 TRANSCRIPT = [
@@ -44,7 +47,9 @@ class Analyst:
     base: str
     document_id: str
 
-    async def analyze(self, *, with_model: bool = True, document: bool = True) -> Any:
+    async def analyze(
+        self, *, with_model: bool = True, document: bool = True, integration: str = "sofa"
+    ) -> Any:
         settings: dict[str, Any] = {"DATABASE_URL": "unused", "HAPP_SECRET_KEY": generate_key()}
         if with_model:
             settings |= {
@@ -60,7 +65,7 @@ class Analyst:
             self.resources.integrations,
         )
         info = ELEVENLABS.model_copy(update={"document_id": self.document_id if document else None})
-        request = AnalysisRequest(integration="sofa", call_id="c_analysis", info=info)
+        request = AnalysisRequest(integration=integration, call_id="c_analysis", info=info)
         return await ActivityEnvironment().run(AnalysisActivities(resources).analyze, request)
 
 
@@ -69,13 +74,15 @@ async def analyst(pg_url: str) -> AsyncIterator[Analyst]:
     llm = LlmState()
     server, task = await serve(create_llm_app(llm), free_port())
     settings = Settings(DATABASE_URL=pg_url, HAPP_SECRET_KEY=generate_key())
-    integrations = discover_integrations(["sofa"])
+    # sofa asks for one extracted field; keycrm, with no `analysis` config, asks for none.
+    integrations = discover_integrations(["sofa", "keycrm"])
     resources = await open_resources(settings, integrations)
-    await prepare_integration(resources, integrations["sofa"])
     conversation = f"conv-{uuid.uuid4().hex[:8]}"
-    document = await resources.calls("sofa").store_document(
-        "transcript", key=conversation, body={"conversation_id": conversation, "transcript": TRANSCRIPT}
-    )
+    body = {"conversation_id": conversation, "transcript": TRANSCRIPT}
+    for name in ("sofa", "keycrm"):
+        await prepare_integration(resources, integrations[name])
+        # The same id in each: a document's id is its kind and the conversation's.
+        document = await resources.calls(name).store_document("transcript", key=conversation, body=body)
     await resources.config("sofa").set(
         "analysis", {"extracted_fields": {"webinar": "will they attend the webinar"}}
     )
@@ -137,3 +144,43 @@ async def test_the_result_holds_neither_the_transcript_nor_the_raw_answer(analys
     analysis = await analyst.analyze()
     text = analysis.model_dump_json()
     assert "Передзвоніть мені завтра" not in text and "choices" not in text
+
+
+async def test_keys_the_schema_does_not_ask_for_are_dropped_not_a_bad_answer(
+    analyst: Analyst, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A model without strict structured outputs adds a key inside `extracted` (and one beside) to
+    every answer. With no extracted field configured, that answer is still the analysis: asked once,
+    its outcome and summary kept, the keys dropped and named in the log without their values."""
+    analyst.llm.extra_keys_next(2)
+    asked = len(analyst.llm.requests)
+    with caplog.at_level(logging.INFO):
+        analysis = await analyst.analyze(integration="keycrm")  # no `analysis` config: no fields
+    answered = json.loads(analyst.llm.answers[-1])
+    assert answered["extracted"] == EXTRA_EXTRACTED and EXTRA_KEYS.items() <= answered.items()
+    assert analysis.source == "llm" and analysis.outcome == "callback"
+    assert analysis.summary == SUMMARIES["uk"]["callback"][0] and analysis.extracted == {}
+    assert len(analyst.llm.requests) == asked + 1  # not asked again
+    log = caplog.text
+    assert "extracted.sentiment" in log and "confidence" in log
+    assert all(str(value) not in log for value in [*EXTRA_EXTRACTED.values(), *EXTRA_KEYS.values()])
+
+
+async def test_an_extra_key_beside_configured_fields_keeps_them(analyst: Analyst) -> None:
+    analyst.llm.extra_keys_next(1)
+    asked = len(analyst.llm.requests)
+    analysis = await analyst.analyze()
+    assert analysis.source == "llm" and analysis.outcome == "callback"
+    assert analysis.extracted == {"webinar": None}  # what was asked for, nothing else
+    assert len(analyst.llm.requests) == asked + 1
+
+
+async def test_a_missing_field_beside_an_extra_key_is_asked_again_for_that_field(analyst: Analyst) -> None:
+    analyst.llm.extra_keys_next(1)
+    analyst.llm.invalid_next(1, "no_outcome")
+    asked = len(analyst.llm.requests)
+    analysis = await analyst.analyze(integration="keycrm")
+    assert analysis.source == "llm" and analysis.outcome == "callback"
+    assert len(analyst.llm.requests) == asked + 2
+    retry = analyst.llm.requests[-1].json["messages"][-1]["content"]
+    assert "outcome" in retry and "sentiment" not in retry  # the field that is missing, not the extra key

@@ -267,7 +267,7 @@ async def test_errors_are_one_line_that_names_the_fix(cli: Cli) -> None:
         "API down: call-status": cli("call-status", "sofa", "c_1", HAPP_API_URL=down),
         "API down: secrets list": cli("secrets", "list", "sofa", HAPP_API_URL=down),
         "API down: --api-url": cli("calls", "sofa", "--api-url", down),
-        "wrong token": cli("calls", "sofa", HAPP_ADMIN_TOKEN="wrong-token"),
+        "wrong token": cli("calls", "sofa", HAPP_ADMIN_TOKEN="wrong-token-" + "x" * 32),
         "no token": happ(*("calls", "sofa"), env=cli.without("HAPP_ADMIN_TOKEN"), cwd=cli.cwd),
         "Temporal down": cli("call", "sofa", DEMO_PHONE, TEMPORAL_ADDRESS=no_temporal),
         "PostgreSQL down": cli("call", "sofa", DEMO_PHONE, DATABASE_URL=no_postgres),

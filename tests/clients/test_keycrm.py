@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from happ_integ.clients.keycrm import KeyCrmApi, phone_digits
+from happ_integ.clients.keycrm import DEFAULT_RETRY_AFTER, MAX_SENDS, KeyCrmApi, phone_digits
 from happ_integ.errors import Forbidden, NotFound, Unauthorized, UpstreamError, UpstreamRejected
 from simulator.keycrm import KeyCrmState, create_keycrm_app
 
@@ -161,3 +161,63 @@ async def test_timeout_is_upstream_error() -> None:
     async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
         with pytest.raises(UpstreamError, match="KeyCRM timed out"):
             await KeyCrmApi(http, BASE, "k", timeout=1).get_order(1)
+
+
+class Pacing:
+    """`pace` and `hold_off` that record what the client asked, in order, and never wait."""
+
+    def __init__(self) -> None:
+        self.calls: list[str | float] = []
+
+    async def pace(self) -> None:
+        self.calls.append("pace")
+
+    async def hold_off(self, seconds: float) -> None:
+        self.calls.append(seconds)
+
+
+async def test_a_429_holds_the_key_off_then_the_request_is_sent_again_on_its_next_turn(env: Env) -> None:
+    pacing = Pacing()
+    api = KeyCrmApi(env.http, BASE, env.state.api_key, pace=pacing.pace, hold_off=pacing.hold_off)
+    env.state.fail_next(429, body={"message": "Too Many Attempts."}, headers={"Retry-After": "7"})
+    order = await api.update_order(env.order, {"status_id": 5})
+    assert order.status_id == 5
+    assert pacing.calls == ["pace", 7.0, "pace"]  # the second send waited for a turn after the hold
+    puts = env.state.requests_to("PUT", f"/v1/order/{env.order}")
+    assert [r.json for r in puts] == [{"status_id": 5}] * 2
+
+
+async def test_a_429_without_retry_after_holds_off_for_keycrm_s_window(env: Env) -> None:
+    pacing = Pacing()
+    api = KeyCrmApi(env.http, BASE, env.state.api_key, pace=pacing.pace, hold_off=pacing.hold_off)
+    env.state.fail_next(429, body={"message": "Too Many Attempts."})
+    assert await api.get_order(env.order) is not None
+    assert pacing.calls == ["pace", DEFAULT_RETRY_AFTER, "pace"]
+
+
+async def test_a_429_that_persists_is_raised_after_max_sends(env: Env) -> None:
+    """Against KeyCRM's own limit (2 a minute here): every refusal holds the key off for the
+    Retry-After KeyCRM sent; after MAX_SENDS the 429 is raised with it."""
+    env.state.rate_limit, env.state.rate_window_seconds = 2, 60.0
+    pacing = Pacing()
+    api = KeyCrmApi(env.http, BASE, env.state.api_key, pace=pacing.pace, hold_off=pacing.hold_off)
+    await api.list_pipelines()
+    await api.list_pipelines()
+    with pytest.raises(UpstreamError) as caught:
+        await api.list_pipelines()
+    refused = [hit for hit in env.state.hits if hit.status == 429]
+    assert len(refused) == MAX_SENDS == env.state.refused
+    retry_after = caught.value.details["retry_after"]
+    assert caught.value.details["status"] == 429 and 58 <= retry_after <= 60
+    assert pacing.calls[:2] == ["pace", "pace"]
+    holds = [call for call in pacing.calls if not isinstance(call, str)]
+    assert holds == [float(hit.retry_after or 0) for hit in refused]
+
+
+async def test_without_hold_off_a_429_is_raised_at_once(env: Env) -> None:
+    pacing = Pacing()
+    api = KeyCrmApi(env.http, BASE, env.state.api_key, pace=pacing.pace)
+    env.state.fail_next(429, headers={"Retry-After": "3"})
+    with pytest.raises(UpstreamError) as caught:
+        await api.get_order(env.order)
+    assert caught.value.details["retry_after"] == 3.0 and pacing.calls == ["pace"]

@@ -30,8 +30,9 @@ from happ_integ.ops import Resources
 from happ_integ.runtime import close_resources, open_resources
 from happ_integ.settings import Settings
 from simulator.app import SimulatorStates, create_simulator_app
-from simulator.calls import Outcome
+from simulator.calls import Outcome, SimCall
 from tests.e2e.conftest import serve
+from tests.e2e.history_text import PAYLOAD_KEY
 from workflows.schedules import setup_integration
 
 HOOK_TOKEN = "hook-" + uuid.uuid4().hex
@@ -93,13 +94,14 @@ class CallStack:
         self.workers.append(worker)
         return worker
 
-    async def start_api(self) -> str:
-        """Another gateway replica (`happ api`, a process of its own) on the same stack; its base URL."""
+    async def start_api(self, **env: str) -> str:
+        """Another gateway replica (`happ api`, a process of its own) on the same stack, with `env`
+        added to its environment; its base URL."""
         port = free_port()
         log = self.logs / f"api-{port}.log"
         proc = subprocess.Popen(
             [str(Path(sys.executable).parent / "happ"), "api"],
-            env={**self.env, "HAPP_API_PORT": str(port)},
+            env={**self.env, **env, "HAPP_API_PORT": str(port)},
             stdout=log.open("wb"),
             stderr=subprocess.STDOUT,
         )
@@ -133,6 +135,36 @@ class CallStack:
         results = resp.json()["calls"]
         assert all(r["success"] for r in results), results
         return [r["callId"] for r in results]
+
+    async def dialed(self, number: str, seconds: float = 30) -> tuple[str, SimCall]:
+        """Originate a call to `number` (a lead for it in the CRM) and wait for the voice assistant
+        to receive it: `(call_id, the simulator's call)`."""
+        self.add_leads([number])
+        (call_id,) = await self.originate([number])
+        deadline = time.monotonic() + seconds
+        while not any(c.call_id == call_id for c in self.sims.voice.calls):
+            assert time.monotonic() < deadline, (
+                "the call never reached the voice assistant\n" + self.worker_logs()
+            )
+            await asyncio.sleep(0.1)
+        return call_id, self.sims.voice.call(call_id)
+
+    async def state(self, call_id: str) -> dict[str, Any]:
+        """`GET /{integration}/calls/{call_id}`: the call's workflow state."""
+        resp = await self.http.get(
+            f"/{self.integration}/calls/{call_id}", headers={"Authorization": f"Bearer {ADMIN}"}
+        )
+        assert resp.status_code == 200, resp.text
+        return resp.json()  # type: ignore[no-any-return]
+
+    async def until_status(self, call_id: str, wanted: str, seconds: float = 30) -> dict[str, Any]:
+        deadline = time.monotonic() + seconds
+        while (now := await self.state(call_id))["status"] != wanted:
+            assert time.monotonic() < deadline, (
+                f"{call_id} is {now['status']}, not {wanted}\n" + self.worker_logs()
+            )
+            await asyncio.sleep(0.1)
+        return now
 
     async def rows(self, call_ids: list[str]) -> list[dict[str, Any]]:
         rows = await self.resources.pool.fetch(
@@ -232,6 +264,8 @@ async def start_call_stack(
         "DATABASE_URL": pg_url,
         "TEMPORAL_ADDRESS": temporal_address,
         "HAPP_SECRET_KEY": generate_key(),
+        # Production's default: every payload encrypted (history_text decrypts with the same key).
+        "HAPP_PAYLOAD_KEY": PAYLOAD_KEY,
         "HAPP_ADMIN_TOKEN": ADMIN,
         "HAPP_SAAS_API_URL": f"{sim}/voice",
         "HAPP_NETHUNT_API_URL": f"{sim}/nethunt/api/v1/zapier",
@@ -253,6 +287,8 @@ async def start_call_stack(
     gateway = f"http://127.0.0.1:{api_port}/{integration}"
     sims.voice.call_events_url = f"{gateway}/webhook/call-events"
     sims.voice.agent_init_url = f"{gateway}/webhook/agent-init"
+    # The voice assistant and the agent hold the integration's sender token (its WEBHOOK_TOKEN).
+    sims.voice.webhook_headers = {"Authorization": f"Bearer {HOOK_TOKEN}"}
     sims.voice.postcall_url = sims.elevenlabs.postcall_url = f"{gateway}/webhook/agent-postcall"
     sims.elevenlabs.webhook_secret = sims.voice.webhook_secret
     sims.elevenlabs.play = outcome

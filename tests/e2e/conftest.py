@@ -52,6 +52,8 @@ class Stack:
     json_log: io.StringIO
     record_id: str
     admin: dict[str, str] = field(default_factory=lambda: {"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    # The WEBHOOK_TOKEN of both example and gw: what their handler routes take by default.
+    hook: dict[str, str] = field(default_factory=lambda: {"Authorization": f"Bearer {GW_WEBHOOK_TOKEN}"})
 
     async def reset_calls(self) -> None:
         await self.resources.pool.execute("DELETE FROM example_calls")
@@ -99,6 +101,8 @@ async def stack(pg_url: str, temporal_dev: EmbeddedTemporal, temporal_client: Cl
         HAPP_KEYCRM_API_URL=f"{sim}/keycrm/v1",
         HAPP_LOG_FORMAT="json",
         HAPP_INTEGRATIONS="example",
+        # ctx.http may reach the loopback peers (127.0.0.1), as `happ dev --simulate` allows.
+        HAPP_HTTP_ALLOWED_NETWORKS="127.0.0.1",
     )
     integrations = {**discover_integrations(["example"]), "gw": gw}
     capture, json_log = CaptureSink(), io.StringIO()

@@ -36,41 +36,6 @@ async def hooks(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncI
         await stack.close()
 
 
-async def dialed(stack: CallStack, number: str, seconds: float = 30) -> tuple[str, SimCall]:
-    """Originate a call to `number` and wait for the voice assistant to receive it."""
-    stack.add_leads([number])
-    (call_id,) = await stack.originate([number])
-    deadline = time.monotonic() + seconds
-    while not any(c.call_id == call_id for c in stack.sims.voice.calls):
-        assert time.monotonic() < deadline, (
-            "the call never reached the voice assistant\n" + stack.worker_logs()
-        )
-        await _pause()
-    return call_id, stack.sims.voice.call(call_id)
-
-
-async def _pause() -> None:
-    import asyncio
-
-    await asyncio.sleep(0.1)
-
-
-async def status(stack: CallStack, call_id: str) -> dict[str, Any]:
-    resp = await stack.http.get(f"/sofa/calls/{call_id}", headers={"Authorization": f"Bearer {ADMIN}"})
-    assert resp.status_code == 200, resp.text
-    return resp.json()  # type: ignore[no-any-return]
-
-
-async def until_status(stack: CallStack, call_id: str, wanted: str, seconds: float = 30) -> dict[str, Any]:
-    deadline = time.monotonic() + seconds
-    while (state := await status(stack, call_id))["status"] != wanted:
-        assert time.monotonic() < deadline, (
-            f"{call_id} is {state['status']}, not {wanted}\n" + stack.worker_logs()
-        )
-        await _pause()
-    return state
-
-
 def signed(
     stack: CallStack, body: dict[str, Any], secret: str | None = None, ts: int | None = None
 ) -> tuple[bytes, dict[str, str]]:
@@ -80,19 +45,19 @@ def signed(
 
 
 async def post_event(stack: CallStack, body: dict[str, Any]) -> httpx.Response:
-    return await stack.http.post("/sofa/webhook/call-events", json=body)
+    return await stack.http.post("/sofa/webhook/call-events", json=body, headers=stack.hook)
 
 
 async def answer_call(stack: CallStack, call_id: str, call: SimCall, duration: int = 40) -> dict[str, Any]:
     """call_start and call_end of an answered call; returns the post-call body ElevenLabs would send."""
     assert (await post_event(stack, call_event(call, "call_start"))).status_code == 200
     assert (await post_event(stack, call_event(call, "call_end", duration))).status_code == 200
-    await until_status(stack, call_id, "waiting_postcall")
+    await stack.until_status(call_id, "waiting_postcall")
     return postcall_payload(stack.sims.voice, call, Outcome.answered(duration), {}, int(time.time()))
 
 
 async def test_signatures_are_checked_before_anything_reaches_a_call(hooks: CallStack) -> None:
-    call_id, call = await dialed(hooks, phone(501))
+    call_id, call = await hooks.dialed(phone(501))
     body = await answer_call(hooks, call_id, call)
     raw, headers = signed(hooks, body)
     attempts = {
@@ -107,14 +72,14 @@ async def test_signatures_are_checked_before_anything_reaches_a_call(hooks: Call
     tampered = raw.replace(b'"done"', b'"fail"')
     resp = await hooks.http.post("/sofa/webhook/agent-postcall", content=tampered, headers=headers)
     assert resp.status_code == 401
-    assert (await status(hooks, call_id))["status"] == "waiting_postcall"  # none of them reached it
+    assert (await hooks.state(call_id))["status"] == "waiting_postcall"  # none of them reached it
     resp = await hooks.http.post("/sofa/webhook/agent-postcall", content=raw, headers=headers)
     assert resp.status_code == 200, resp.text
-    await until_status(hooks, call_id, "completed")
+    await hooks.until_status(call_id, "completed")
 
 
 async def test_duplicate_events_and_postcalls_change_nothing(hooks: CallStack) -> None:
-    call_id, call = await dialed(hooks, phone(502))
+    call_id, call = await hooks.dialed(phone(502))
     start = call_event(call, "call_start")
     first = await post_event(hooks, start)
     again = await post_event(hooks, start)
@@ -129,7 +94,7 @@ async def test_duplicate_events_and_postcalls_change_nothing(hooks: CallStack) -
         await hooks.http.post("/sofa/webhook/agent-postcall", content=raw, headers=headers) for _ in range(2)
     ]
     assert [r.status_code for r in replies] == [200, 200]
-    state = await until_status(hooks, call_id, "completed")
+    state = await hooks.until_status(call_id, "completed")
     assert state["attempt"] == 1 and len(state["attempts"]) == 1
     record = hooks.records[phone(502)]
     assert hooks.writes_to(record, "create-comment") == 1 and hooks.writes_to(record, "create-call-log") == 1
@@ -150,7 +115,7 @@ async def test_duplicate_events_and_postcalls_change_nothing(hooks: CallStack) -
     assert stored == 1
     other_end = await post_event(hooks, call_event(call, "call_end", 41))
     assert other_end.status_code == 200 and other_end.json()["status"] == "completed"
-    assert (await status(hooks, call_id))["attempt"] == 1
+    assert (await hooks.state(call_id))["attempt"] == 1
 
 
 async def test_unknown_calls_are_404(hooks: CallStack) -> None:
@@ -162,7 +127,7 @@ async def test_unknown_calls_are_404(hooks: CallStack) -> None:
 
 async def test_a_postcall_without_call_id_finds_its_call_by_number(hooks: CallStack) -> None:
     number = phone(503)
-    call_id, call = await dialed(hooks, number)
+    call_id, call = await hooks.dialed(number)
     body = await answer_call(hooks, call_id, call)
     # As in the reference example: the dynamic variables carry only the number.
     body["data"]["conversation_initiation_client_data"] = {"dynamic_variables": {"phone_number": number}}
@@ -170,7 +135,7 @@ async def test_a_postcall_without_call_id_finds_its_call_by_number(hooks: CallSt
     raw, headers = signed(hooks, body)
     resp = await hooks.http.post("/sofa/webhook/agent-postcall", content=raw, headers=headers)
     assert resp.status_code == 200, resp.text
-    await until_status(hooks, call_id, "completed")
+    await hooks.until_status(call_id, "completed")
 
 
 async def test_a_verified_postcall_for_no_call_is_stored_and_202(hooks: CallStack) -> None:
@@ -190,9 +155,9 @@ async def test_a_verified_postcall_for_no_call_is_stored_and_202(hooks: CallStac
 
 async def test_agent_init_answers_a_call_in_flight_from_its_stored_lookup(hooks: CallStack) -> None:
     number = phone(504)
-    call_id, _ = await dialed(hooks, number)
+    call_id, _ = await hooks.dialed(number)
     searches = len(hooks.sims.nethunt.requests_to("GET", "/api/v1/zapier/searches/"))
-    resp = await hooks.http.post("/sofa/webhook/agent-init", json={"phone_number": number})
+    resp = await hooks.http.post("/sofa/webhook/agent-init", json={"phone_number": number}, headers=HOOK)
     assert resp.status_code == 200
     answer = resp.json()
     assert answer["type"] == "conversation_initiation_client_data"
@@ -216,16 +181,18 @@ async def test_agent_init_answers_a_call_in_flight_from_its_stored_lookup(hooks:
 
 async def test_agent_init_looks_a_cold_number_up_and_never_fails(hooks: CallStack) -> None:
     demo = "+380994829573"  # the demo lead, with no call in flight
-    resp = await hooks.http.post("/sofa/webhook/agent-init", json={"phone_number": demo})
+    resp = await hooks.http.post("/sofa/webhook/agent-init", json={"phone_number": demo}, headers=HOOK)
     variables = resp.json()["dynamic_variables"]
     assert variables["client_name"] == "Іван Петренко" and "call_id" not in variables
     for body in ({"phone_number": "not a number"}, {}, {"called_number": "+380994829573"}):
-        resp = await hooks.http.post("/sofa/webhook/agent-init", json=body)
+        resp = await hooks.http.post("/sofa/webhook/agent-init", json=body, headers=HOOK)
         assert resp.status_code == 200 and {"today_is", "time", "weekday"} <= set(
             resp.json()["dynamic_variables"]
         )
     hooks.sims.nethunt.fail_next(500, times=10)
-    resp = await hooks.http.post("/sofa/webhook/agent-init", json={"phone_number": "+380994829574"})
+    resp = await hooks.http.post(
+        "/sofa/webhook/agent-init", json={"phone_number": "+380994829574"}, headers=HOOK
+    )
     assert resp.status_code == 200 and set(resp.json()["dynamic_variables"]) == {
         "today_is",
         "time",
@@ -258,9 +225,9 @@ async def test_calls_can_be_listed_and_cancelled(hooks: CallStack) -> None:
     await hooks.resources.config("sofa").set(
         "call_handling", {"concurrency_limit": 3, "calling_hours": None, "retry_delays_seconds": [3600]}
     )
-    call_id, call = await dialed(hooks, phone(506))
+    call_id, call = await hooks.dialed(phone(506))
     await post_event(hooks, call_event(call, "call_end", 0, "no_answer"))
-    await until_status(hooks, call_id, "scheduled")
+    await hooks.until_status(call_id, "scheduled")
     page = (
         await hooks.http.get("/sofa/calls", params={"status": "scheduled", "limit": 500}, headers=admin)
     ).json()
@@ -268,7 +235,7 @@ async def test_calls_can_be_listed_and_cancelled(hooks: CallStack) -> None:
     assert all(c["phone_masked"].count("*") >= 5 for c in page["calls"])
     resp = await hooks.http.post(f"/sofa/calls/{call_id}/cancel", headers=admin)
     assert resp.status_code == 200 and resp.json()["cancel_requested"] is True
-    await until_status(hooks, call_id, "cancelled")
+    await hooks.until_status(call_id, "cancelled")
     assert (await hooks.http.post(f"/sofa/calls/{call_id}/cancel", headers=admin)).status_code == 409
     first = (await hooks.http.get("/sofa/calls", params={"limit": 1}, headers=admin)).json()
     second = (
@@ -297,7 +264,7 @@ async def test_temporal_out_of_reach_is_503_and_leaves_no_call_behind(hooks: Cal
                 and resp.json()["dependency"] == "Temporal"
             )
             resp = await http.post(
-                "/sofa/webhook/call-events", json={"eventType": "call_start", "callId": "c_x"}
+                "/sofa/webhook/call-events", json={"eventType": "call_start", "callId": "c_x"}, headers=HOOK
             )
             assert resp.status_code in (404, 503)
     assert await hooks.resources.calls("sofa").in_flight_by_phone(phone(507)) is None

@@ -35,21 +35,28 @@ async def broken(pg_url: str) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def test_health_names_both_dependencies(broken: httpx.AsyncClient) -> None:
-    resp = await broken.get("/health")
+    # The public /health is the process's liveness; the dependencies are the admin's report.
+    assert (await broken.get("/health")).status_code == 200
+    resp = await broken.get("/health", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
     assert resp.status_code == 503
     checks = resp.json()["checks"]
     assert checks["postgres"]["ok"] is False and checks["temporal"]["ok"] is False
 
 
 async def test_inline_handler_needing_the_database_is_503_postgresql(broken: httpx.AsyncClient) -> None:
-    resp = await broken.post("/example/webhook/agent-init", json={"phone": "+380", "conversationId": "c"})
-    # agent-init treats its cache as optional, then needs creds: the database answer is what fails.
+    resp = await broken.post(
+        "/example/webhook/agent-init",
+        json={"phone": "+380", "conversationId": "c"},
+        headers={"Authorization": "Bearer some-token"},
+    )
+    # The route's token is checked against the stored secret: the database answer is what fails.
     assert resp.status_code == 503, resp.text
     assert resp.json() == {**resp.json(), "success": False, "dependency": "PostgreSQL"}
 
 
 async def test_durable_start_is_503_temporal(broken: httpx.AsyncClient) -> None:
-    resp = await broken.post("/example/webhook/create-order", json={"phone": "+380", "product_id": "p"})
+    # A public durable route (no secret to read first): Temporal's answer is what fails.
+    resp = await broken.post("/gw/aliased", json={"recordId": "r"})
     assert resp.status_code == 503
     assert resp.json()["dependency"] == "Temporal" and resp.headers["retry-after"]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import uuid
 from typing import Any
 
@@ -167,8 +168,8 @@ async def test_a_database_refusal_is_the_same_answer_inline_and_durable(stack: S
     )
     try:
         body = {"phone": PHONE, "product_id": "p-refused", "quantity": 1}
-        inline = await stack.http.post("/example/webhook/create-order-inline", json=body)
-        durable = await stack.http.post("/example/webhook/create-order", json=body)
+        inline = await stack.http.post("/example/webhook/create-order-inline", json=body, headers=stack.hook)
+        durable = await stack.http.post("/example/webhook/create-order", json=body, headers=stack.hook)
     finally:
         await pool.execute("ALTER TABLE example_orders DROP CONSTRAINT refuse_p_refused")
     assert inline.status_code == durable.status_code == 422, (inline.text, durable.text)
@@ -220,9 +221,15 @@ async def test_nethunt_webhook_over_http_runs_once_per_record(stack: Stack) -> N
     await stack.reset_calls()
     await stack.resources.pool.execute("DELETE FROM happ_dedup WHERE integration = 'example'")
     body = {"recordId": stack.record_id, "phone": PHONE}
-    first = await stack.http.post("/example/webhook/nethunt", json=body)
+    assert (await stack.http.post("/example/webhook/nethunt", json=body)).status_code == 401
+    first = await stack.http.post("/example/webhook/nethunt", json=body, headers=stack.hook)
     assert first.status_code == 200 and first.json()["success"] is True, first.text
-    assert first.headers["x-workflow-id"] == f"example:handler:nethunt:{stack.record_id}"
-    again = await stack.http.post("/example/webhook/nethunt", json=body)
+    # The caller's scope (a digest of its token, never the token), the key field, the value's type.
+    workflow_id = first.headers["x-workflow-id"]
+    assert re.fullmatch(
+        rf"example:handler:nethunt:c[0-9a-f]{{16}}:recordId:s\.{stack.record_id}", workflow_id
+    )
+    assert GW_WEBHOOK_TOKEN not in workflow_id
+    again = await stack.http.post("/example/webhook/nethunt", json=body, headers=stack.hook)
     assert again.json() == first.json() and again.headers["x-happ-dedup"] == "hit"
     assert await stack.resources.pool.fetchval("SELECT count(*) FROM example_calls") == 1

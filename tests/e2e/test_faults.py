@@ -1,6 +1,7 @@
 """Faults while calls are in flight, end to end with worker processes and the simulated peers:
-Temporal stopped and restarted, PostgreSQL stopped for 20 s, a CRM failing for a minute, a CRM
-that refuses our key, a voice assistant that is down, a gateway replica killed with SIGKILL.
+Temporal stopped and restarted, PostgreSQL stopped for 20 s, PostgreSQL frozen (SIGSTOP) for
+20 s, a CRM failing for a minute, a CRM that refuses our key, a voice assistant that is down, a
+gateway replica killed with SIGKILL.
 After each: every call ends as it should, each CRM write is made once, and no CallQueue slot
 leaked (its holders are exactly the calls dialing or talking)."""
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
+from collections.abc import Awaitable
 from pathlib import Path
 
 import httpx
@@ -18,7 +20,7 @@ from bench.webhook_load import deliver, deliveries_for
 from happ_integ.embedded import EmbeddedPostgres
 from happ_integ.embedded.process import free_port
 from simulator.calls import Outcome
-from tests.e2e.call_stack import CallStack, phone, start_call_stack
+from tests.e2e.call_stack import ADMIN, CallStack, phone, start_call_stack
 
 pytestmark = [pytest.mark.timeout(900), pytest.mark.slow]
 WRITES = ("update-record", "create-call-log", "create-comment")
@@ -76,7 +78,7 @@ async def test_postgres_stopped_for_twenty_seconds(tmp_path: Path) -> None:
         await stack.until(lambda: stack.sims.voice.in_flight >= 2, seconds=60)
         postgres.stop()
         try:
-            health = await stack.http.get("/sofa/health")
+            health = await stack.http.get("/sofa/health", headers={"Authorization": f"Bearer {ADMIN}"})
             assert health.status_code == 503 and health.json()["checks"]["postgres"]["ok"] is False
             resp = await stack.http.post(
                 "/sofa/webhook/call-originate", json={"phone_number": phone(2199)}, headers=stack.hook
@@ -99,6 +101,75 @@ async def test_postgres_stopped_for_twenty_seconds(tmp_path: Path) -> None:
     finally:
         await stack.close()
         postgres.stop()
+
+
+async def test_postgres_frozen_for_twenty_seconds(tmp_path: Path) -> None:
+    """PostgreSQL that stops answering (SIGSTOP of the postmaster and its backends: connections
+    open but silent), not one that refuses: agent-init still answers its date and time at once,
+    the routes that need the database answer 503 + Retry-After by their deadline instead of
+    hanging, and once it runs again (SIGCONT) nothing is lost."""
+    postgres = EmbeddedPostgres(tmp_path / "pg", port=free_port())  # this test's own: it freezes it
+    postgres.start()
+    stack = await start(postgres.url, tmp_path, Outcome.answered(40, talk_seconds=2))
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    try:
+        numbers = [phone(2600 + n) for n in range(6)]
+        stack.add_leads(numbers)
+        call_ids = await stack.originate(numbers)
+        await stack.until(lambda: stack.sims.voice.in_flight >= 2, seconds=60)
+        refused = phone(2699)
+        stack.add_leads([refused])
+        postgres.freeze()
+        try:
+            frozen_at = time.monotonic()
+            # The agent is on the line: with the sender's token, for a number with a call in
+            # flight. Its own deadline is 1.2 s; 3 s leaves slack for a busy machine.
+            started = time.monotonic()
+            init = await stack.http.post(
+                "/sofa/webhook/agent-init", json={"phone_number": numbers[0]}, headers=stack.hook, timeout=15
+            )
+            took = time.monotonic() - started
+            assert init.status_code == 200, init.text
+            assert {"today_is", "time", "weekday"} <= set(init.json()["dynamic_variables"])
+            assert took < 3, f"agent-init took {took:.2f} s with PostgreSQL frozen"
+
+            # Routes that need the database: 503, Retry-After, which dependency, within the
+            # database deadline (5 s a step) and well inside a sender's 10 s.
+            async def timed(request: Awaitable[httpx.Response]) -> tuple[httpx.Response, float]:
+                started = time.monotonic()
+                response = await request
+                return response, time.monotonic() - started
+
+            answers = await asyncio.gather(
+                timed(
+                    stack.http.post(
+                        "/sofa/webhook/call-originate",
+                        json={"phone_number": refused},
+                        headers=stack.hook,
+                        timeout=30,
+                    )
+                ),
+                timed(stack.http.get(f"/sofa/calls/{call_ids[0]}", headers=admin, timeout=30)),
+                timed(stack.http.get("/sofa/calls?status=in_progress&limit=5", headers=admin, timeout=30)),
+            )
+            for response, seconds in answers:
+                assert response.status_code == 503, (response.request.url, response.text)
+                assert int(response.headers["retry-after"]) > 0
+                assert response.json()["dependency"] == "PostgreSQL"
+                assert seconds < 9, (response.request.url, seconds)
+            await asyncio.sleep(max(0.0, 20 - (time.monotonic() - frozen_at)))
+        finally:
+            postgres.thaw()
+        # The refused originate, sent again as its sender would: accepted, and it runs to the end.
+        call_ids += await stack.originate([refused])
+        await stack.until_all(call_ids, {"completed"}, seconds=240)
+        written_once(stack, [*numbers, refused])
+        await stack.slots_match_the_calls_on_the_line()
+    finally:
+        try:
+            await stack.close()
+        finally:
+            postgres.stop()  # thaws it first, should anything above have failed while frozen
 
 
 async def test_a_crm_failing_for_a_minute_then_back(pg_url: str, tmp_path: Path) -> None:

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import time
 import uuid
 
 import httpx
+import pytest
+from cryptography.fernet import Fernet
 
 from api.app import create_app
+from happ_integ.embedded.process import free_port
 from happ_integ.logs import CaptureSink
+from happ_integ.settings import Settings
 from simulator import sign_elevenlabs
-from tests.e2e.conftest import ADMIN_TOKEN, GW_ELEVENLABS_SECRET, GW_WEBHOOK_TOKEN, Stack
+from tests.e2e.conftest import ADMIN_TOKEN, GW_ELEVENLABS_SECRET, GW_WEBHOOK_TOKEN, Stack, serve
+from tests.e2e.gw_integration import gw
 
 
 async def runs_of(stack: Stack, key: str) -> int:
@@ -154,14 +161,15 @@ async def test_dedup_durable_runs_once_within_the_ttl_and_again_after(stack: Sta
     key = uuid.uuid4().hex
     first = await stack.http.post("/gw/once-durable", json={"id": key, "text": "one"})
     assert first.status_code == 200, first.text
-    assert first.headers["x-workflow-id"] == f"gw:handler:once-durable:{key}"
+    # The key in the id: a public route's caller scope (`anon`), the field's name and its type.
+    assert first.headers["x-workflow-id"] == f"gw:handler:once-durable:anon:id:s.{key}"
     again = await stack.http.post("/gw/once-durable", json={"id": key, "text": "two"})
     assert again.json() == first.json() == {"success": True, "text": "one", "runs": 1}
     assert again.headers["x-happ-dedup"] == "hit", "answered from the dedup store, not by a second start"
     assert await runs_of(stack, key) == 1
     # The TTL has passed (its row expired): the same key is a new event and runs again.
     await stack.resources.pool.execute(
-        "UPDATE happ_dedup SET expires_at = now() - interval '1 second' WHERE key = $1", key
+        "UPDATE happ_dedup SET expires_at = now() - interval '1 second' WHERE key = $1", f"anon:id:s.{key}"
     )
     later = await stack.http.post("/gw/once-durable", json={"id": key, "text": "three"})
     assert later.status_code == 200 and later.json() == {"success": True, "text": "three", "runs": 2}
@@ -171,12 +179,14 @@ async def test_idempotency_key_without_dedup_returns_the_finished_run(stack: Sta
     key = uuid.uuid4().hex
     body = {"phone": "+380", "product_id": "idem"}
     first = await stack.http.post(
-        "/example/webhook/create-order", json=body, headers={"Idempotency-Key": key}
+        "/example/webhook/create-order", json=body, headers={**stack.hook, "Idempotency-Key": key}
     )
     again = await stack.http.post(
-        "/example/webhook/create-order", json=body, headers={"Idempotency-Key": key}
+        "/example/webhook/create-order", json=body, headers={**stack.hook, "Idempotency-Key": key}
     )
     assert first.status_code == again.status_code == 200 and again.json() == first.json()
+    assert again.headers["x-happ-dedup"] == "hit"
+    assert again.headers["x-workflow-id"] == first.headers["x-workflow-id"], "the run that answered"
     assert (
         await stack.resources.pool.fetchval(
             "SELECT count(*) FROM example_orders WHERE id = $1", first.json()["orderId"]
@@ -212,17 +222,26 @@ async def test_elevenlabs_signature(stack: Stack) -> None:
     ).status_code == 401
 
 
-async def test_health_checks_each_dependency(stack: Stack) -> None:
-    resp = await stack.http.get("/example/health")
+async def test_health_checks_each_dependency_for_the_admin_token(stack: Stack) -> None:
+    resp = await stack.http.get("/example/health", headers=stack.admin)
     assert resp.status_code == 200, resp.text
     checks = resp.json()["checks"]
     assert set(checks) == {"postgres", "temporal", "cache", "creds", "worker"}
     assert all(c["ok"] for c in checks.values())
-    assert all("detail" not in c for c in checks.values()), "details are for operators"
-    full = (await stack.http.get("/example/health", headers=stack.admin)).json()["checks"]
-    assert full["worker"]["detail"] == "1 poller(s) on happ-example"
-    assert full["creds"]["detail"] == {"set": 6, "missing": []}
-    assert (await stack.http.get("/health")).status_code == 200
+    assert checks["worker"]["detail"] == "1 poller(s) on happ-example"
+    assert checks["creds"]["detail"] == {"set": 6, "missing": []}
+    root = await stack.http.get("/health", headers=stack.admin)
+    assert root.status_code == 200 and set(root.json()["checks"]) == {"postgres", "temporal"}
+
+
+async def test_public_health_is_the_process_alive_and_nothing_else(stack: Stack) -> None:
+    for path in ("/health", "/example/health", "/gw/health"):
+        resp = await stack.http.get(path)
+        assert resp.status_code == 200 and resp.json() == {"status": "ok"}, (path, resp.text)
+        # A token that is not the admin token is told so, not given the liveness line.
+        for wrong in (stack.hook, {"Authorization": "Bearer nope"}, {"Authorization": ""}):
+            refused = await stack.http.get(path, headers=wrong)
+            assert refused.status_code == 401 and refused.json()["success"] is False, (path, wrong)
 
 
 async def test_openapi_per_integration_carries_models_and_the_openapi_options(stack: Stack) -> None:
@@ -279,3 +298,189 @@ async def test_malformed_signature_headers_are_401(stack: Stack) -> None:
             headers=[(b"ElevenLabs-Signature", header), (b"Content-Type", b"application/json")],
         )
         assert resp.status_code == 401, (header, resp.text)
+
+
+ORDER = "/example/webhook/create-order"
+
+
+async def orders_of(stack: Stack, product_id: str) -> int:
+    return int(
+        await stack.resources.pool.fetchval(
+            "SELECT count(*) FROM example_orders WHERE product_id = $1", product_id
+        )
+    )
+
+
+async def test_an_idempotency_key_reused_with_another_body_is_409(stack: Stack) -> None:
+    key, product = uuid.uuid4().hex, "p-" + uuid.uuid4().hex[:8]
+    first_body = {"phone": "+380991234567", "product_id": product, "quantity": 1}
+    other_body = {**first_body, "quantity": 5}
+    # Still running (?wait=0 answers 202) or finished: another body under the same key is refused.
+    started = await stack.http.post(
+        ORDER, params={"wait": 0}, json=first_body, headers={**stack.hook, "Idempotency-Key": key}
+    )
+    assert started.status_code in (200, 202), started.text
+    for _ in range(2):
+        reused = await stack.http.post(ORDER, json=other_body, headers={**stack.hook, "Idempotency-Key": key})
+        assert reused.status_code == 409, reused.text
+        assert reused.json()["error"].startswith("this Idempotency-Key was used with another body")
+    # The same body again is the first request again: its answer, and still one order.
+    first = await stack.http.post(ORDER, json=first_body, headers={**stack.hook, "Idempotency-Key": key})
+    again = await stack.http.post(ORDER, json=first_body, headers={**stack.hook, "Idempotency-Key": key})
+    assert first.status_code == again.status_code == 200 and again.json() == first.json()
+    assert again.headers["x-happ-dedup"] == "hit"
+    assert first.headers["x-workflow-id"] == started.headers["x-workflow-id"]
+    assert await orders_of(stack, product) == 1
+
+
+async def test_an_idempotency_key_is_the_callers_own(stack: Stack) -> None:
+    """Another credential (here the token after a rotation) sending the same key and body gets a
+    run of its own, never the first caller's answer; the key stored holds no credential."""
+    key, product = uuid.uuid4().hex, "p-" + uuid.uuid4().hex[:8]
+    body = {"phone": "+380991234567", "product_id": product, "quantity": 1}
+    first = await stack.http.post(ORDER, json=body, headers={**stack.hook, "Idempotency-Key": key})
+    assert first.status_code == 200, first.text
+    rotated = "rotated-" + uuid.uuid4().hex
+    assert (
+        await stack.http.put("/example/secrets", json={"WEBHOOK_TOKEN": rotated}, headers=stack.admin)
+    ).status_code == 200
+    try:
+        other = await stack.http.post(
+            ORDER, json=body, headers={"Authorization": f"Bearer {rotated}", "Idempotency-Key": key}
+        )
+    finally:
+        await stack.http.put(
+            "/example/secrets", json={"WEBHOOK_TOKEN": GW_WEBHOOK_TOKEN}, headers=stack.admin
+        )
+    assert other.status_code == 200, other.text
+    assert other.json()["orderId"] != first.json()["orderId"] and "x-happ-dedup" not in other.headers
+    assert other.headers["x-workflow-id"] != first.headers["x-workflow-id"]
+    again = await stack.http.post(ORDER, json=body, headers={**stack.hook, "Idempotency-Key": key})
+    assert again.json() == first.json(), "the first caller still gets its own answer"
+    assert await orders_of(stack, product) == 2
+    keys = await stack.resources.pool.fetch(
+        "SELECT key FROM happ_dedup WHERE integration = 'example' AND handler = 'create-order' AND key LIKE $1",
+        f"%@{key}",
+    )
+    stored = [r["key"] for r in keys] + [first.headers["x-workflow-id"], other.headers["x-workflow-id"]]
+    assert len(keys) == 2
+    assert not any(token in text for text in stored for token in (GW_WEBHOOK_TOKEN, rotated))
+
+
+async def test_dedup_keys_keep_the_fields_name_and_the_values_type(stack: Stack) -> None:
+    """`{"id": 7}`, `{"id": "7"}` and `{"recordId": "7"}` are three events, not one."""
+    text, n = uuid.uuid4().hex, uuid.uuid4().int % 10**9
+    answers = []
+    for fields in ({"id": n}, {"id": str(n)}, {"recordId": str(n)}):
+        resp = await stack.http.post("/gw/once-typed", json={**fields, "text": text}, headers=stack.hook)
+        assert resp.status_code == 200 and "x-happ-dedup" not in resp.headers, resp.text
+        answers.append(resp.json()["runs"])
+    assert answers == [1, 2, 3]
+    repeated = await stack.http.post("/gw/once-typed", json={"id": n, "text": text}, headers=stack.hook)
+    assert repeated.headers["x-happ-dedup"] == "hit" and repeated.json()["runs"] == 1
+    assert await runs_of(stack, text) == 3
+
+
+async def test_unauthenticated_routes_are_named_in_a_warning_at_start(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="happ.api"):
+        create_app(stack.settings, stack.runtime.integrations, sink=CaptureSink())
+    warned = "\n".join(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    assert "integration gw serves POST /echo without authentication" in warned
+    assert "GET /lookup" in warned
+    # Routes that authenticate (the default, or a scheme they name) are not in it.
+    for path in ("/secure ", "/signed ", "/once-typed ", "/webhook/create-order ", "/test-call "):
+        assert path not in warned, path
+
+
+async def first_line_without_the_body(
+    port: int, method: str, path: str, headers: dict[str, str], seconds: float = 3
+) -> bytes:
+    """Send a request head announcing 1 MiB of body, and never the body: the status line the
+    server answers, or TimeoutError when it waits for the body first."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        lines = [f"{method} {path} HTTP/1.1", "Host: happ", "Content-Type: application/json"]
+        lines += [f"Content-Length: {1024 * 1024}", *(f"{k}: {v}" for k, v in headers.items())]
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+        await writer.drain()
+        return await asyncio.wait_for(reader.readline(), seconds)
+    finally:
+        writer.close()
+
+
+async def test_a_wrong_credential_is_refused_before_the_body_is_read(stack: Stack) -> None:
+    """Over real HTTP: the request head says 1 MiB follows and none is sent. A wrong token is
+    answered 401 at once (nothing of the body was waited for); the right one waits for it."""
+    replica = create_app(stack.settings, stack.runtime.integrations, sink=CaptureSink())
+    await replica.state.runtime.start()
+    port = free_port()
+    server, task = await serve(replica, port)
+    wrong = {"Authorization": "Bearer not-the-token"}
+    try:
+        for method, path in (
+            ("POST", "/gw/once-typed"),  # a handler route, inline (default auth)
+            ("POST", ORDER),  # a handler route, durable
+            ("PUT", "/gw/secrets"),  # an admin route
+            ("POST", "/example/cron/trigger"),  # a built-in
+        ):
+            for headers in (wrong, {}):
+                line = await first_line_without_the_body(port, method, path, headers)
+                assert line.startswith(b"HTTP/1.1 401"), (method, path, headers, line)
+        with pytest.raises(TimeoutError):  # the control: an authenticated request reads its body
+            await first_line_without_the_body(port, "POST", "/gw/once-typed", stack.hook, seconds=1)
+    finally:
+        server.should_exit = True
+        await task
+        await replica.state.runtime.stop()
+
+
+async def test_public_health_needs_no_dependency_and_the_admin_report_names_them() -> None:
+    """PostgreSQL and Temporal unreachable: anyone still gets the process's `ok` at once (nothing
+    was touched for it); the admin token gets the real report, 503 naming both."""
+    settings = Settings(
+        DATABASE_URL=f"postgresql://postgres@127.0.0.1:{free_port()}/happ",
+        TEMPORAL_ADDRESS=f"127.0.0.1:{free_port()}",
+        HAPP_ADMIN_TOKEN=ADMIN_TOKEN,
+        HAPP_SECRET_KEY=Fernet.generate_key().decode(),
+        HAPP_LOG_FORMAT="json",
+    )
+    app = create_app(settings, {"gw": gw}, sink=CaptureSink())
+    await app.state.runtime.start()
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://happ") as http:
+            for path in ("/health", "/gw/health"):
+                started = time.monotonic()
+                for _ in range(20):
+                    resp = await http.get(path)
+                    assert resp.status_code == 200 and resp.json() == {"status": "ok"}, resp.text
+                assert time.monotonic() - started < 1.0, "twenty liveness answers, no dependency waited on"
+                report = await http.get(path, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+                assert report.status_code == 503, report.text
+                checks = report.json()["checks"]
+                assert checks["postgres"]["ok"] is False and checks["temporal"]["ok"] is False
+    finally:
+        await app.state.runtime.stop()
+
+
+async def test_a_route_whose_token_is_not_set_is_503_naming_it_with_retry_after(stack: Stack) -> None:
+    """Secure by default, also before setup is finished: no token set means nobody gets in, and a
+    sender with a token is told to come back rather than that its credential is wrong; a caller
+    with no credential at all is refused before the secret is read."""
+    assert (
+        await stack.http.put("/example/secrets", json={"WEBHOOK_TOKEN": ""}, headers=stack.admin)
+    ).status_code == 200
+    try:
+        resp = await stack.http.post(ORDER, json={"phone": "+380", "product_id": "p"}, headers=stack.hook)
+        assert resp.status_code == 503 and resp.headers["retry-after"] == "60", resp.text
+        assert "secret WEBHOOK_TOKEN of 'example' is not set" in resp.json()["error"]
+        anonymous = await stack.http.post(ORDER, json={"phone": "+380", "product_id": "p"})
+        assert anonymous.status_code == 401, anonymous.text
+    finally:
+        await stack.http.put(
+            "/example/secrets", json={"WEBHOOK_TOKEN": GW_WEBHOOK_TOKEN}, headers=stack.admin
+        )
+    assert (
+        await stack.http.post(ORDER, json={"phone": "+380", "product_id": "p"}, headers=stack.hook)
+    ).status_code == 200

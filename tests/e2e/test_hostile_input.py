@@ -10,12 +10,15 @@ import logging
 import uuid
 
 import pytest
+from starlette.requests import Request
 from temporalio.client import WorkflowFailureError
 from temporalio.service import RPCError
 
+from api.idempotency import caller_scope, scoped_idempotency_key
+from happ_integ.handler import BearerAuth
 from happ_integ.logs import JsonTransport, LogEvent
-from happ_integ.temporal import HandlerRunInput, HandlerRunResult
-from tests.e2e.conftest import PHONE, Stack
+from happ_integ.temporal import HandlerRunInput, HandlerRunResult, handler_workflow_id
+from tests.e2e.conftest import GW_WEBHOOK_TOKEN, PHONE, Stack
 from workflows.handler_run import HandlerRun
 
 ORDER = "/example/webhook/create-order"
@@ -32,9 +35,21 @@ def order(**extra: object) -> dict[str, object]:
     return {"phone": PHONE, "product_id": "p-1", "quantity": 1, **extra}
 
 
+def run_of_key(stack: Stack, key: str) -> str:
+    """The workflow id create-order's run gets for this Idempotency-Key from the stack's caller."""
+    request = Request(
+        {"type": "http", "headers": [(b"authorization", f"Bearer {GW_WEBHOOK_TOKEN}".encode())]}
+    )
+    return handler_workflow_id(
+        "example",
+        "create-order",
+        scoped_idempotency_key(caller_scope(request, BearerAuth(), stack.settings), key),
+    )
+
+
 async def no_run_with_key(stack: Stack, key: str) -> bool:
     try:
-        await stack.temporal.get_workflow_handle(f"example:handler:create-order:{key}").describe()
+        await stack.temporal.get_workflow_handle(run_of_key(stack, key)).describe()
     except RPCError:
         return True
     return False
@@ -49,7 +64,9 @@ async def test_deeply_nested_json_is_refused_before_a_run_starts(stack: Stack, d
         else '{"extra":' + "[" * depth + "]" * depth + "}"
     )
     resp = await stack.http.post(
-        ORDER, content=body, headers={"Content-Type": "application/json", "Idempotency-Key": key}
+        ORDER,
+        content=body,
+        headers={**stack.hook, "Content-Type": "application/json", "Idempotency-Key": key},
     )
     assert resp.status_code == 422, resp.text
     assert "nested deeper than 64 levels" in resp.json()["error"]
@@ -66,14 +83,18 @@ async def test_deeply_nested_json_is_refused_before_a_run_starts(stack: Stack, d
     ],
 )
 async def test_text_that_is_not_text_is_refused(stack: Stack, raw: str, problem: str) -> None:
-    resp = await stack.http.post(ORDER, content=raw, headers={"Content-Type": "application/json"})
+    resp = await stack.http.post(
+        ORDER, content=raw, headers={**stack.hook, "Content-Type": "application/json"}
+    )
     assert resp.status_code == 422, resp.text
     assert problem in resp.json()["error"]
 
 
 async def test_a_valid_surrogate_pair_is_text(stack: Stack) -> None:
     raw = '{"phone": "+380994829573", "product_id": "\\ud83d\\ude00"}'
-    resp = await stack.http.post(ORDER, content=raw, headers={"Content-Type": "application/json"})
+    resp = await stack.http.post(
+        ORDER, content=raw, headers={**stack.hook, "Content-Type": "application/json"}
+    )
     assert resp.status_code == 200, resp.text
 
 
@@ -81,27 +102,30 @@ async def test_bytes_that_are_not_utf8_are_422(stack: Stack) -> None:
     resp = await stack.http.post(
         ORDER,
         content=b'{"phone": "\xff\xfe", "product_id": "p"}',
-        headers={"Content-Type": "application/json"},
+        headers={**stack.hook, "Content-Type": "application/json"},
     )
     assert resp.status_code == 422 and "UTF-8" in resp.json()["error"]
 
 
 async def test_idempotency_key_is_limited_and_long_dedup_keys_make_valid_ids(stack: Stack) -> None:
-    resp = await stack.http.post(ORDER, json=order(), headers={"Idempotency-Key": "k" * 2000})
+    resp = await stack.http.post(ORDER, json=order(), headers={**stack.hook, "Idempotency-Key": "k" * 2000})
     assert resp.status_code == 422 and resp.json()["detail"][0]["field"] == "Idempotency-Key"
     # At the limit, the key is hashed into the workflow id (ids are limited and shown in the UI).
     key = "k" * 255
-    first = await stack.http.post(ORDER, json=order(), headers={"Idempotency-Key": key})
-    again = await stack.http.post(ORDER, json=order(), headers={"Idempotency-Key": key})
+    first = await stack.http.post(ORDER, json=order(), headers={**stack.hook, "Idempotency-Key": key})
+    again = await stack.http.post(ORDER, json=order(), headers={**stack.hook, "Idempotency-Key": key})
     assert first.status_code == again.status_code == 200
     workflow_id = first.headers["X-Workflow-Id"]
     assert len(workflow_id) < 100 and key not in workflow_id
-    assert again.headers["X-Workflow-Id"] == workflow_id and again.json() == first.json()
+    assert workflow_id == run_of_key(stack, key), "no_run_with_key looks where the runs are"
+    assert again.json() == first.json()
 
 
 async def test_numbers_outside_the_models_bounds_never_start_a_run(stack: Stack) -> None:
     key = uuid.uuid4().hex
-    resp = await stack.http.post(ORDER, json=order(quantity=65799616724), headers={"Idempotency-Key": key})
+    resp = await stack.http.post(
+        ORDER, json=order(quantity=65799616724), headers={**stack.hook, "Idempotency-Key": key}
+    )
     assert resp.status_code == 422
     assert resp.json()["detail"][0]["field"] == "quantity"
     assert await no_run_with_key(stack, key)
@@ -163,7 +187,7 @@ async def test_a_run_whose_input_cannot_be_decoded_fails_instead_of_retrying(sta
 
 
 async def test_handler_runs_have_a_run_timeout(stack: Stack) -> None:
-    resp = await stack.http.post(ORDER, json=order())
+    resp = await stack.http.post(ORDER, json=order(), headers=stack.hook)
     description = await stack.temporal.get_workflow_handle(resp.headers["X-Workflow-Id"]).describe()
     timeout = description.raw_description.execution_config.workflow_execution_timeout
     assert timeout.seconds == 3600

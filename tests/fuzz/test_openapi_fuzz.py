@@ -2,9 +2,10 @@
 
 The API and a worker run on a Temporal dev server and a database of their own (the fuzzer may
 change any secret or config it is allowed to), with the simulated peers behind them. Each
-document is fuzzed without credentials and with the admin token, in positive and negative mode:
-no answer may be a server error, or a status, content type or body the document does not
-describe. The seed is fixed so CI is repeatable; `make fuzz` runs longer with random seeds:
+document is fuzzed without credentials and with the admin token, and the example's (whose
+handler routes take WEBHOOK_TOKEN, as every handler route does by default) with its WEBHOOK_TOKEN
+too, in positive and negative mode: no answer may be a server error, or a status, content type or
+body the document does not describe. The seed is fixed so CI is repeatable; `make fuzz` runs longer with random seeds:
 
     HAPP_FUZZ_SEED=random HAPP_FUZZ_EXAMPLES=200 make test PYTEST_ARGS=tests/fuzz
 """
@@ -41,7 +42,12 @@ CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,re
 SEED = os.environ.get("HAPP_FUZZ_SEED", "20261201")
 EXAMPLES = int(os.environ.get("HAPP_FUZZ_EXAMPLES", "12"))
 ADMIN_TOKEN = "fuzz-admin-" + uuid.uuid4().hex
-INTEGRATIONS = sorted(discover_integrations())
+HOOK_TOKEN = "fuzz-hook-" + uuid.uuid4().hex
+# Every integration, the example (loaded only by `happ dev` or by name) included.
+INTEGRATIONS = sorted(discover_integrations(dev=True))
+# Who fuzzes what: everyone anonymously and as admin; with WEBHOOK_TOKEN, the handler routes
+# (the call flow's webhooks would start real calls that outlive the session).
+CASES = [(name, auth) for name in INTEGRATIONS for auth in ("anonymous", "admin")] + [("example", "webhook")]
 
 
 @dataclass
@@ -72,12 +78,12 @@ async def fuzz_stack(pg_url: str) -> AsyncIterator[FuzzStack]:
         HAPP_ELEVENLABS_API_URL=f"{sim}/elevenlabs",
         HAPP_LOG_FORMAT="json",
     )
-    integrations = discover_integrations()
+    integrations = discover_integrations(dev=True)
     client = await connect_client(temporal.address)
     resources = await open_resources(settings, integrations)
     for integration in integrations.values():
         await setup_integration(resources, client, integration)
-        credentials = {**sims.credentials(), "WEBHOOK_TOKEN": "fuzz-hook-" + uuid.uuid4().hex}
+        credentials = {**sims.credentials(), "WEBHOOK_TOKEN": HOOK_TOKEN}
         names = set(integration.all_secret_names())
         await resources.creds(integration.name).set_many({k: v for k, v in credentials.items() if k in names})
     workers = build_workers(client, resources, integrations, lambda event: None)
@@ -133,13 +139,13 @@ async def schemathesis(base: str, integration: str, headers: list[str], seed: st
 
 
 @pytest.mark.timeout(900)
-@pytest.mark.parametrize("auth", ["anonymous", "admin"])
-@pytest.mark.parametrize("integration", INTEGRATIONS)
+@pytest.mark.parametrize(("integration", "auth"), CASES)
 async def test_every_answer_is_documented_and_none_is_a_server_error(
     fuzz_stack: FuzzStack, integration: str, auth: str
 ) -> None:
     seed = str(random.randrange(1, 2**31)) if SEED == "random" else SEED
-    headers = [f"Authorization: Bearer {ADMIN_TOKEN}"] if auth == "admin" else []
+    token = {"admin": ADMIN_TOKEN, "webhook": HOOK_TOKEN}.get(auth)
+    headers = [f"Authorization: Bearer {token}"] if token else []
     code, output = await schemathesis(fuzz_stack.base, integration, headers, seed)
     assert code == 0, f"schemathesis (seed {seed}) found problems in /{integration}:\n{output[-6000:]}"
 

@@ -293,7 +293,7 @@ async def test_postcall_uses_the_analysis_outcome_summary_and_next_action(sofa: 
 def test_config_defaults() -> None:
     assert set(CrmFields.model_fields) == {"phone", "name", "company", "source", "status"}
     assert CrmFields().status == "Status"
-    assert set(integration.default_configs) == {"crm_fields", "status_map", "call_handling"}
+    assert set(integration.default_configs) == {"crm_fields", "status_map", "call_handling", "retention"}
     assert integration.secrets == NETHUNT_SECRETS
 
 

@@ -277,14 +277,35 @@ async def test_without_the_secret_nothing_is_asked(peer: Peer) -> None:
     assert len(peer.state.requests) == asked
 
 
-async def test_a_429_keeps_its_retry_after(peer: Peer) -> None:
-    peer.state.fail_next(429, body={"message": "Too Many Attempts."}, headers={"Retry-After": "7"})
+async def test_a_429_holds_the_key_off_and_the_request_is_sent_again_after_it(peer: Peer) -> None:
+    """The Retry-After goes into the key's shared pacing (every worker waits past it), and the
+    request is sent again once it has passed, so the operation still answers."""
+    key = pacing_key("keycrm", API_KEY)
+    pool = peer.resources.pool
+    peer.state.fail_next(429, body={"message": "Too Many Attempts."}, headers={"Retry-After": "2"})
+    asked = len(peer.state.requests)
+    before = await pool.fetchval("SELECT clock_timestamp()")
+    started = time.monotonic()
+    found = await OPERATIONS["keycrm.get_card"].impl(
+        peer.resources, m.KeyCrmGetCard(integration=INTEGRATION, card_id=peer.ids["card"])
+    )
+    assert found.card is not None and found.card["id"] == peer.ids["card"]
+    assert [r.path for r in peer.state.requests[asked:]] == [f"/v1/pipelines/cards/{peer.ids['card']}"] * 2
+    assert time.monotonic() - started >= 2.0  # the second request waited out the Retry-After
+    held = await pool.fetchval("SELECT held_until FROM happ_pacing WHERE key = $1", key)
+    assert held is not None and (held - before).total_seconds() >= 2.0
+
+
+async def test_a_429_that_persists_keeps_its_retry_after(peer: Peer) -> None:
+    peer.state.fail_next(429, times=3, body={"message": "Too Many Attempts."}, headers={"Retry-After": "1"})
+    asked = len(peer.state.requests)
     with pytest.raises(UpstreamError) as caught:
         await OPERATIONS["keycrm.get_card"].impl(
             peer.resources, m.KeyCrmGetCard(integration=INTEGRATION, card_id=peer.ids["card"])
         )
-    assert caught.value.retryable and caught.value.details["retry_after"] == 7.0
+    assert caught.value.retryable and caught.value.details["retry_after"] == 1.0
     assert caught.value.details["status"] == 429
+    assert len(peer.state.requests) - asked == 3  # sent three times, each after the hold-off
 
 
 async def test_every_request_takes_a_turn_of_the_key_s_budget(peer: Peer) -> None:

@@ -1,7 +1,10 @@
-"""The KeyCRM simulator on its own: Bearer refusal, exact phone filter, allowed filters, pages."""
+"""The KeyCRM simulator on its own: Bearer refusal, exact phone filter, allowed filters, pages,
+its rate limit."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import httpx
@@ -74,3 +77,40 @@ async def test_card_update_moves_pipeline(sim: tuple[KeyCrmState, httpx.AsyncCli
         "n",
     )
     assert "x" not in card
+
+
+async def test_rate_limit_like_keycrm(sim: tuple[KeyCrmState, httpx.AsyncClient]) -> None:
+    """N requests per window per key; then 429 with Retry-After until the window closes; a refused
+    request does not count; the next window lets N through again."""
+    state, http = sim
+    state.rate_limit, state.rate_window_seconds = 3, 1.0
+    answers = [await http.get("/v1/pipelines") for _ in range(5)]
+    assert [a.status_code for a in answers] == [200, 200, 200, 429, 429]
+    assert [a.headers["x-ratelimit-remaining"] for a in answers] == ["2", "1", "0", "0", "0"]
+    assert all(a.headers["x-ratelimit-limit"] == "3" for a in answers)
+    refused = answers[3]
+    assert refused.json() == {"message": "Too Many Attempts."}
+    assert refused.headers["retry-after"] == "1" and int(refused.headers["x-ratelimit-reset"]) > 0
+    # An unauthenticated request is refused for its key, not counted against anyone's window.
+    assert (await http.get("/v1/pipelines", headers={"Authorization": "Bearer nope"})).status_code == 401
+    assert [h.status for h in state.hits] == [200, 200, 200, 429, 429] and state.refused == 2
+    assert all(h.key == "key-1" and h.path == "/v1/pipelines" for h in state.hits)
+    assert [h.retry_after for h in state.hits] == [None, None, None, 1, 1]
+    await sleep_past(state.hits[0].at + 1.0)
+    again = [await http.get("/v1/pipelines") for _ in range(4)]
+    assert [a.status_code for a in again] == [200, 200, 200, 429]
+    state.clear_requests()
+    assert state.hits == [] and state.refused == 0
+
+
+async def test_no_rate_limit_by_default(sim: tuple[KeyCrmState, httpx.AsyncClient]) -> None:
+    state, http = sim
+    answers = [await http.get("/v1/pipelines") for _ in range(70)]
+    assert {a.status_code for a in answers} == {200} and state.refused == 0
+    assert "x-ratelimit-limit" not in answers[0].headers
+
+
+async def sleep_past(moment: float) -> None:
+    """Sleep until `time.monotonic()` is past `moment`."""
+    while (left := moment - time.monotonic()) >= 0:
+        await asyncio.sleep(left + 0.01)

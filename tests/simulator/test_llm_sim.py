@@ -1,5 +1,6 @@
 """The model peer: its keyword verdicts (each outcome), the language of its summary, callback_at,
-the extracted fields the schema asks for, invalid answers on request, auth and OpenAI's errors."""
+the extracted fields the schema asks for, invalid answers and extra keys on request, auth and
+OpenAI's errors."""
 
 from __future__ import annotations
 
@@ -12,9 +13,17 @@ from typing import Any
 import httpx
 import pytest
 
-from happ_integ.calls.analysis import AnalysisConfig, answer_model, read_answer, response_schema
+from happ_integ.calls.analysis import (
+    AnalysisConfig,
+    answer_model,
+    parse_answer,
+    read_answer,
+    response_schema,
+)
 from happ_integ.calls.models import OUTCOMES
 from simulator.llm import (
+    EXTRA_EXTRACTED,
+    EXTRA_KEYS,
     SUMMARIES,
     LlmState,
     analyse,
@@ -184,6 +193,25 @@ async def test_invalid_next(env: tuple[LlmState, httpx.AsyncClient]) -> None:
         read_answer(MODEL, contents[1])
     assert read_answer(MODEL, contents[2]).outcome == "interested"
     assert state.answers == contents and len(state.requests_to("POST", "/v1/chat/completions")) == 3
+
+
+async def test_extra_keys_next(env: tuple[LlmState, httpx.AsyncClient]) -> None:
+    """Like a model without strict structured outputs: keys the schema forbids, beside and inside
+    `extracted`; the fields asked for are all there. The analysis drops the extra ones by name."""
+    state, http = env
+    state.extra_keys_next()
+    contents = [(await ask(http, "user: Так")).json()["choices"][0]["message"]["content"] for _ in range(2)]
+    added = json.loads(contents[0])
+    assert added["extracted"] == {"webinar": None, "budget": None, **EXTRA_EXTRACTED}
+    assert EXTRA_KEYS.items() <= added.items() and added["outcome"] == "interested"
+    with pytest.raises(ValueError, match="Extra inputs are not permitted"):
+        MODEL.model_validate_json(contents[0])  # the strict schema's own verdict
+    answer = parse_answer(MODEL, contents[0])
+    assert answer.analysis.outcome == "interested"
+    assert answer.analysis.extracted == {"webinar": None, "budget": None}
+    assert sorted(answer.dropped) == sorted([*EXTRA_KEYS, *(f"extracted.{k}" for k in EXTRA_EXTRACTED)])
+    assert set(json.loads(contents[1])) == {"outcome", "summary", "next_action", "callback_at", "extracted"}
+    assert parse_answer(MODEL, contents[1]).dropped == []
 
 
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": "sim-llm-key"}])

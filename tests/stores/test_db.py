@@ -1,15 +1,27 @@
-"""Db against a real PostgreSQL: prefixes, filters, coercion, JSON-shaped rows, errors."""
+"""Db against a real PostgreSQL: prefixes, filters, coercion, JSON-shaped rows, errors, and raw
+`query` confined to the integration's own tables."""
 
 from __future__ import annotations
 
 import base64
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import asyncpg
 import pytest
+from cryptography.fernet import Fernet
 
-from happ_integ.errors import Conflict, NotFound, ValidationFailed
+from happ_integ.embedded import EmbeddedPostgres
+from happ_integ.embedded.process import free_port
+from happ_integ.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from happ_integ.runtime import close_resources, open_resources
+from happ_integ.settings import Settings
 from happ_integ.stores.db import Db
+from happ_integ.stores.migrations import Migration, apply_migrations
+from happ_integ.stores.pool import create_pool
+from happ_integ.stores.query_roles import QueryRoles, role_name, scram_verifier
+from happ_integ.stores.schema import ensure_core_schema
+from tests.stores.conftest import CALLS
 
 
 def iso(delta_minutes: int) -> str:
@@ -187,3 +199,116 @@ async def test_query_expands_tables_and_coerces_params(db: Db, name: str) -> Non
         await db.query("SELEC 1")
     with pytest.raises(NotFound, match="leads"):
         await db.query("SELECT * FROM {{leads}}")
+
+
+# --- ctx.db.query runs as the integration's own role ----------------------------------------
+
+NOTES = Migration("002_notes", "CREATE TABLE {{notes}} (id int PRIMARY KEY, body text)")
+
+
+@pytest.fixture
+async def other(pool: asyncpg.Pool, unique: str) -> str:
+    """Another integration, with a row a neighbour must never read."""
+    name = f"o{unique}"
+    await apply_migrations(pool, name, [CALLS])
+    await Db(pool, name).insert("calls", {"id": "theirs", "status": "private-of-another-integration"})
+    return name
+
+
+async def test_handlers_query_reaches_only_their_own_tables(
+    db: Db, pool: asyncpg.Pool, pg_url: str, name: str, other: str
+) -> None:
+    """Through `Resources.db`, as every handler's `ctx.db.query` (inline or durable) runs."""
+    await ensure_core_schema(pool)
+    await db.insert("calls", {"id": "mine", "status": "initiated"})
+    settings = Settings(DATABASE_URL=pg_url, HAPP_SECRET_KEY=Fernet.generate_key().decode())
+    resources = await open_resources(settings, {})
+    try:
+        mine = resources.db(name)
+        assert (await mine.query("SELECT id FROM {{calls}}")).data == [{"id": "mine"}]
+        assert (await mine.query("UPDATE {{calls}} SET status = $1 WHERE id = 'mine'", "done")).row_count == 1
+        assert (await mine.query(f"SELECT count(*)::int AS n FROM {name}_calls")).data == [{"n": 1}]
+        refused = {
+            "another integration's table": f"SELECT * FROM {other}_calls",
+            "its table through a subquery": f"SELECT (SELECT status FROM {other}_calls LIMIT 1)",
+            "the framework's secrets": "SELECT * FROM happ_secrets",
+            "the framework's config": "SELECT * FROM happ_config",
+            # The escape SET ROLE would allow: switch back, then a query run by a function.
+            "a role switch": "SELECT set_config('role', 'postgres', true)",
+            "a switch then a query run later": (
+                "SELECT s.word FROM (SELECT set_config('role', 'none', true)) x, LATERAL "
+                f"ts_stat('SELECT to_tsvector(''simple'', status) FROM {other}_calls') s"
+            ),
+            "DDL on its own table": "DROP TABLE {{calls}}",
+            "a new table": "CREATE TABLE {{sneaky}} (id int)",
+        }
+        for what, sql in refused.items():
+            with pytest.raises(Forbidden, match="own tables only") as caught:
+                await mine.query(sql)
+            assert "private-of-another-integration" not in str(caught.value), what
+        assert await pool.fetchval(f"SELECT count(*) FROM {name}_calls") == 1, "DROP did nothing"
+        # A table its migrations add later is its own too (granted on first use).
+        await apply_migrations(pool, name, [CALLS, NOTES])
+        assert (await mine.query("INSERT INTO {{notes}} VALUES (1, 'x') RETURNING id")).data == [{"id": 1}]
+        # And the other integration still reads its own.
+        theirs = await resources.db(other).query("SELECT status FROM {{calls}}")
+        assert theirs.data == [{"status": "private-of-another-integration"}]
+    finally:
+        await close_resources(resources)
+
+
+async def test_a_longer_name_sharing_the_prefix_is_not_the_shorter_ones(
+    pool: asyncpg.Pool, pg_url: str, name: str, db: Db
+) -> None:
+    longer = f"{name}_x"  # its tables are f"{name}_x_calls": "{name}_" + "x_calls"
+    await apply_migrations(pool, longer, [CALLS])
+    roles = QueryRoles(pool, pg_url, Fernet.generate_key().decode(), other_integrations=[name, longer])
+    try:
+        with pytest.raises(Forbidden):
+            await Db(pool, name, roles).query(f"SELECT * FROM {longer}_calls")
+        assert (await Db(pool, longer, roles).query("SELECT count(*)::int AS n FROM {{calls}}")).data == [
+            {"n": 0}
+        ]
+    finally:
+        await roles.close()
+
+
+def test_the_role_password_is_set_as_a_scram_verifier() -> None:
+    verifier = scram_verifier("pw", salt=b"0123456789abcdef", iterations=4096)
+    assert verifier.startswith("SCRAM-SHA-256$4096:MDEyMzQ1Njc4OWFiY2RlZg==$") and "pw" not in verifier
+    assert role_name("sofa", "happ") != role_name("sofa", "staging"), "one role per database"
+    assert role_name("sofa", "happ").startswith("happ_q_") and role_name("sofa", "happ").endswith("_sofa")
+
+
+async def test_the_role_logs_in_by_password_through_a_key_rotation(tmp_path: Path) -> None:
+    """A server that wants passwords from everyone but its superuser (as compose's and managed
+    ones do): each replica logs in whichever of HAPP_SECRET_KEY's keys set the password."""
+    server = EmbeddedPostgres(tmp_path / "pg", port=free_port())
+    server.start()
+    try:
+        pool = await create_pool(server.url, min_size=1, max_size=2)
+        await pool.execute("CREATE TABLE sofa_calls (id int); INSERT INTO sofa_calls VALUES (7)")
+        hba = next((tmp_path / "pg").rglob("pg_hba.conf"))
+        hba.write_text(
+            "local all all trust\nhost all postgres 127.0.0.1/32 trust\nhost all all 127.0.0.1/32 scram-sha-256\n"
+        )
+        await pool.execute("SELECT pg_reload_conf()")
+        old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+        for keys in (old, f"{new},{old}", new, f"{new},{old}"):  # before, during, after, a late replica
+            roles = QueryRoles(pool, server.url, keys)
+            try:
+                assert (await Db(pool, "sofa", roles).query("SELECT id FROM {{calls}}")).data == [{"id": 7}]
+            finally:
+                await roles.close()
+        role = await roles.role("sofa")
+        with pytest.raises(asyncpg.InvalidPasswordError):
+            await asyncpg.connect(server.url.replace("postgres@", f"{role}:guess@"))
+        # As PostgreSQL before 15 is set up: anyone may create in `public`. Not confined: refused.
+        await pool.execute("GRANT CREATE ON SCHEMA public TO PUBLIC")
+        roles = QueryRoles(pool, server.url, new)
+        with pytest.raises(Forbidden, match="REVOKE CREATE ON SCHEMA public FROM PUBLIC"):
+            await Db(pool, "acme", roles).query("SELECT 1")
+        await roles.close()
+        await pool.close()
+    finally:
+        server.stop()

@@ -1,4 +1,5 @@
-"""Pacer against a real PostgreSQL: turns shared by every pool (every process), a bounded queue, digests."""
+"""Pacer against a real PostgreSQL: turns shared by every pool (every process), a bounded queue,
+hold-offs (a peer's 429) that every pool waits past, digests."""
 
 from __future__ import annotations
 
@@ -134,3 +135,65 @@ def test_a_pacer_needs_a_rate_and_a_key(pool: asyncpg.Pool) -> None:
         Pacer(pool, "k", per_minute=0)
     with pytest.raises(ValidationFailed):
         Pacer(pool, "", per_minute=60)
+
+
+async def _next_at(pool: asyncpg.Pool, key: str) -> datetime | None:
+    value: datetime | None = await pool.fetchval("SELECT next_at FROM happ_pacing WHERE key = $1", key)
+    return value
+
+
+async def test_a_hold_off_pushes_the_next_turn_of_another_pacer_on_the_key(
+    pool: asyncpg.Pool, other_pool: asyncpg.Pool, key: str
+) -> None:
+    """A 429 seen by one worker holds the key off for every worker: the next slot any pacer of that
+    key reserves, on any pool, is past the hold, and the ones after it keep their interval."""
+    first = await Pacer(other_pool, key, per_minute=60).turn()
+    held_until = await Pacer(pool, key, per_minute=60).hold_off(5)
+    assert held_until - first >= timedelta(seconds=5)
+    other = Pacer(other_pool, key, per_minute=60)
+    slot, wait = await other.reserve()
+    assert slot == held_until and 4.5 < wait <= 5.0
+    later, _ = await other.reserve()
+    assert later - slot == timedelta(seconds=1)
+    assert 4.5 < await other.held_for() <= 5.0
+
+
+async def test_a_hold_off_on_an_idle_key_delays_its_first_turn(
+    pool: asyncpg.Pool, other_pool: asyncpg.Pool, key: str
+) -> None:
+    held_until = await Pacer(pool, key, per_minute=6000).hold_off(3)
+    slot, wait = await Pacer(other_pool, key, per_minute=6000).reserve()
+    assert slot == held_until and 2.5 < wait <= 3.0
+
+
+async def test_a_shorter_hold_off_does_not_shorten_a_longer_one(pool: asyncpg.Pool, key: str) -> None:
+    pacer = Pacer(pool, key, per_minute=60)
+    longer = await pacer.hold_off(8)
+    assert await pacer.hold_off(2) == longer
+    assert await _next_at(pool, key) == longer
+    assert await pacer.hold_off(9) > longer
+
+
+async def test_a_turn_asleep_when_the_key_is_held_off_waits_past_the_hold(
+    pool: asyncpg.Pool, other_pool: asyncpg.Pool, key: str
+) -> None:
+    """A turn reserved before another worker's hold-off, asleep until its slot, does not send at
+    that slot: it wakes, sees the hold and takes a slot past it."""
+    waiting = Pacer(other_pool, key, per_minute=300)  # 0.2 s apart
+    first = await waiting.turn()
+    second = asyncio.create_task(waiting.turn())
+    while await _next_at(pool, key) != first + 2 * waiting.interval:
+        await asyncio.sleep(0.005)  # until the second turn has reserved its slot (and sleeps)
+    held_until = await Pacer(pool, key, per_minute=300).hold_off(1.0)
+    slot = await second
+    returned_at = await pool.fetchval("SELECT clock_timestamp()")
+    assert slot >= held_until > first + waiting.interval
+    assert returned_at >= held_until
+
+
+async def test_a_database_made_before_hold_offs_gets_the_column(pool: asyncpg.Pool, key: str) -> None:
+    await pool.execute("ALTER TABLE happ_pacing DROP COLUMN IF EXISTS held_until")
+    pacer = Pacer(pool, key, per_minute=60)
+    held_until = await pacer.hold_off(2)
+    assert await pool.fetchval("SELECT held_until FROM happ_pacing WHERE key = $1", key) == held_until
+    assert 1.5 < await pacer.held_for() <= 2.0

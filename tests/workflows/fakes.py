@@ -20,7 +20,14 @@ from temporalio.service import RPCError
 
 with workflow.unsafe.imports_passed_through():
     from activities.analysis import AnalysisRequest
-    from activities.calls import ConversationRequest, OriginateCall, Originated, QueueRef, WorkflowIds
+    from activities.calls import (
+        ConversationRequest,
+        ConversationStatus,
+        OriginateCall,
+        Originated,
+        QueueRef,
+        WorkflowIds,
+    )
     from happ_integ.calls.analysis import from_elevenlabs
     from happ_integ.calls.config import CallHandling
     from happ_integ.calls.models import (
@@ -61,6 +68,10 @@ class CallScript:
     capacity: int = 3
     originate_errors: list[HappError] = field(default_factory=list)  # raised by the next originates
     conversation: PostcallInfo | None = None  # what the ElevenLabs API answers (None: not found)
+    # The conversation's status on the ElevenLabs API while `conversation` is None (None: no such
+    # conversation), one per read, the last repeating; `status_reads` counts the reads.
+    live_statuses: list[str | None] = field(default_factory=lambda: [None])
+    status_reads: int = 0
     originates: list[tuple[datetime, OriginateCall]] = field(default_factory=list)
     records: list[CallRecord] = field(default_factory=list)
     fetches: int = 0
@@ -101,6 +112,14 @@ class CallScript:
         self.fetches += 1
         return self.conversation
 
+    @activity.defn(name="elevenlabs.conversation_status")
+    async def conversation_status(self, arg: ConversationRequest) -> ConversationStatus:
+        self.status_reads += 1
+        if self.conversation is not None:
+            return ConversationStatus(status="done", info=self.conversation)
+        status = self.live_statuses.pop(0) if len(self.live_statuses) > 1 else self.live_statuses[0]
+        return ConversationStatus(status=status)
+
     @activity.defn(name="queue.start")
     async def start_queue(self, ref: QueueRef) -> None:
         from workflows.control import start_call_queue
@@ -129,6 +148,7 @@ class CallScript:
             self.record,
             self.originate,
             self.fetch_conversation,
+            self.conversation_status,
             self.analyze,
             self.schedule_callback,
             self.start_queue,

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from happ_integ.calls.config import CallHandling, CallingHours
@@ -17,7 +18,7 @@ from happ_integ.calls.models import (
     PostcallEvent,
     PostcallInfo,
 )
-from happ_integ.errors import UpstreamError, UpstreamRejected
+from happ_integ.errors import Conflict, UpstreamError, UpstreamRejected
 from tests.workflows.harness import Call, handling
 from workflows.control import cancel_call, send_postcall
 
@@ -302,3 +303,61 @@ async def test_an_elevenlabs_call_without_webhooks_is_read_from_the_api(calls: C
     state = await call.result()
     assert state.status is CallStatus.COMPLETED and state.attempts[0].outcome is Outcome.ANSWERED
     assert state.postcall is not None and state.postcall.source == "api"
+
+
+async def test_an_elevenlabs_call_nobody_answers_ends_at_its_ring_timeout(
+    calls: Callable[..., object],
+) -> None:
+    # No webhook comes; the API says the conversation is still "initiated" (ringing) when asked.
+    call: Call = await calls(handling(provider="elevenlabs_sip", max_attempts=1))  # type: ignore[misc]
+    call.script.live_statuses = ["initiated"]
+    state = await call.result()
+    assert state.status is CallStatus.EXHAUSTED
+    (attempt,) = state.attempts
+    assert attempt.outcome is Outcome.RING_TIMEOUT and attempt.ended_at is not None
+    # Its slot went back within the ring timeout (60 s) and a few seconds, not after the longest call.
+    assert attempt.ended_at - attempt.started_at < timedelta(seconds=70)
+    assert call.script.status_reads == 1 and call.script.fetches == 0
+
+
+async def test_an_elevenlabs_call_the_api_knows_nothing_of_is_not_answered(
+    calls: Callable[..., object],
+) -> None:
+    call: Call = await calls(handling(provider="elevenlabs_twilio", max_attempts=1))  # type: ignore[misc]
+    call.script.live_statuses = [None]  # 404: ElevenLabs holds no conversation for it
+    state = await call.result()
+    (attempt,) = state.attempts
+    assert state.status is CallStatus.EXHAUSTED and attempt.outcome is Outcome.NO_ANSWER
+    assert attempt.ended_at is not None and attempt.ended_at - attempt.started_at < timedelta(seconds=70)
+
+
+async def test_an_elevenlabs_call_on_the_line_is_followed_until_it_is_done(
+    calls: Callable[..., object],
+) -> None:
+    call: Call = await calls(handling(provider="elevenlabs_sip"))  # type: ignore[misc]
+    call.script.live_statuses = ["in-progress", "in-progress", "processing"]
+    await call.dialing(1)
+    await call.env.sleep(timedelta(seconds=61))  # past the ring timeout, with no webhook
+    on = await call.until(lambda s: s.status is CallStatus.IN_PROGRESS)
+    assert on.attempts[0].answered_at is not None
+    call.script.conversation = PostcallInfo(
+        conversation_id="conv-el-1", duration_seconds=42, call_successful="success", source="api"
+    )
+    state = await call.result()
+    assert state.status is CallStatus.COMPLETED and state.attempts[0].outcome is Outcome.ANSWERED
+    assert "in_progress" in call.script.statuses() and call.script.status_reads >= 2
+
+
+async def test_an_event_with_another_provider_call_id_is_refused_and_changes_nothing(
+    calls: Callable[..., object],
+) -> None:
+    call: Call = await calls()  # type: ignore[misc]
+    await call.until(lambda s: s.status is CallStatus.DIALING and s.provider_call_id == "va-1")
+    with pytest.raises(Conflict):
+        await call.event("call_end", 0, provider_call_id="va-forged", provider_status="busy")
+    state = await call.state()
+    assert state.status is CallStatus.DIALING and state.attempts[0].outcome is None
+    # The call's own events still work; an event that carries no provider id is judged as before.
+    assert (await call.event("call_start", provider_call_id="va-1")).status is CallStatus.IN_PROGRESS  # type: ignore[attr-defined]
+    answer = await call.event("call_end", 45, conversation_id="conv-1")
+    assert answer.status is CallStatus.WAITING_POSTCALL  # type: ignore[attr-defined]

@@ -7,7 +7,8 @@ from integrations.example.config import CallHandling
 from integrations.example.models import TestCallPayload, TestCallResponse
 
 
-# It dials on the company's voice account, so callers must present WEBHOOK_TOKEN.
+# It dials on the company's voice account: callers present WEBHOOK_TOKEN (the default, said
+# here out loud because this route must never become public).
 @define_handler(name="test-call", endpoint="POST /test-call", retries=0, auth="bearer")
 async def test_call(ctx: Context[TestCallPayload]) -> TestCallResponse:
     """Checks the concurrency limit, records the call, asks the voice API to dial."""

@@ -115,7 +115,9 @@ async def run_workers(
     # every worker made from it applies to its workflows and activities.
     telemetry.tracer_provider(settings, "happ-worker")
     client = await connect_settings(settings, runtime)
-    resources = await open_resources(settings, integrations, max_pool=20)
+    # Config and secrets from memory, ended by PostgreSQL's notifications: every CRM activity reads
+    # its integration's secrets, every call its call_handling.
+    resources = await open_resources(settings, integrations, max_pool=20, change_feed=True)
     workers = build_workers(client, resources, integrations, make_sink(settings.log_format))
     stop = stop or asyncio.Event()
     try:

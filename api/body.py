@@ -29,7 +29,7 @@ from fastapi import Request, Response, params
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
-from api.deps import AdminDep, get_runtime, require_admin
+from api.deps import AdminDep, require_admin, runtime_of
 from happ_integ.errors import ValidationFailed
 from happ_integ.json_limits import MAX_JSON_DEPTH, check_json
 
@@ -86,7 +86,7 @@ class GuardedRoute(APIRoute):
             guarded_request = GuardedRequest(request.scope, request.receive)
             # Nothing of the body has been read yet: a wrong credential is refused (401) here.
             if admin:
-                require_admin(guarded_request, get_runtime(guarded_request))
+                require_admin(guarded_request, runtime_of(guarded_request))
             for check in checks:
                 await check(guarded_request)
             return await handle(guarded_request)

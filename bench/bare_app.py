@@ -34,6 +34,7 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.worker import Worker
 
 from happ_integ.calls.clock import spoken_date
+from happ_integ.codec import data_converter
 
 VARIABLES = {
     "client_name": "Іван Петренко",
@@ -171,7 +172,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         "CREATE TABLE IF NOT EXISTS bare_orders (id text PRIMARY KEY, phone text, product_id text, quantity int)"
     )
     state["pool"] = pool
-    client = await Client.connect(os.environ["TEMPORAL_ADDRESS"])
+    # Payloads encrypted as in production (the same key as happ's processes): the call-events route
+    # reads the Update's answer from happ's own workflows, and a deployment pays for the codec.
+    client = await Client.connect(
+        os.environ["TEMPORAL_ADDRESS"], data_converter=data_converter(os.environ.get("HAPP_PAYLOAD_KEY"))
+    )
     state["client"] = client
     worker = Worker(
         client,

@@ -30,6 +30,17 @@ EVENTS = 240
 CONCURRENCY = 16
 
 
+async def _until_all_wait(calls: Any, count: int, seconds: float = 600) -> None:
+    deadline = time.monotonic() + seconds
+    while (
+        waiting := await calls.resources.pool.fetchval(
+            "SELECT count(*) FROM sofa_calls WHERE next_attempt_at IS NOT NULL"
+        )
+    ) < count:
+        assert time.monotonic() < deadline, f"{waiting} of {count} calls wait on their timer"
+        await asyncio.sleep(0.5)
+
+
 def _rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -67,8 +78,10 @@ async def run(levels: tuple[int, ...] = LEVELS) -> Benchmark:
                     )
                     assert resp.status_code == 200, resp.text[:500]
                     call_ids += [c["callId"] for c in resp.json()["calls"]]
-                # The last call's answer comes after its first tasks, which queue behind everyone's:
-                # once it answers, every call is waiting on its timer.
+                # Every call waiting on its timer: its row has the moment it waits for. (A faster
+                # Temporal server lets the API start calls faster than the worker takes their first
+                # tasks: an event sent before then would measure that backlog, not an event.)
+                await _until_all_wait(calls, level)
                 probe = await calls.http.post(
                     f"{api}/sofa/webhook/call-events",
                     json=_event(call_ids[-1], -1),

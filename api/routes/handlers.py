@@ -22,7 +22,7 @@ from pydantic import BaseModel
 
 from api.auth import webhook_auth
 from api.body import GuardedRoute
-from api.deps import get_runtime
+from api.deps import runtime_of
 from api.dispatch import run_for_request
 from api.errors import error_body, error_response
 from api.idempotency import (
@@ -81,7 +81,7 @@ def _add_route(
     async def endpoint(
         request: Request, payload: BaseModel, idempotency_key: str | None = None, wait: float | None = None
     ) -> JSONResponse:
-        runtime: ApiRuntime = get_runtime(request)
+        runtime: ApiRuntime = runtime_of(request)
         trace_id = _trace_id(request)
         request.state.trace_id = trace_id
         headers = {"X-Trace-Id": trace_id}

@@ -32,8 +32,9 @@ class Resources:
     http: httpx.AsyncClient
     box: SecretBox
     integrations: Mapping[str, Integration]
-    # In-memory config and secret rows, ended by PostgreSQL's notifications (the API opens one:
-    # agent-init reads both on every request); None reads PostgreSQL every time.
+    # In-memory config and secret rows, ended by PostgreSQL's notifications (`happ api` and
+    # `happ worker` open one: agent-init and every CRM activity read them); None reads PostgreSQL
+    # every time.
     changes: ChangeFeed | None = None
 
     @functools.cached_property
@@ -65,7 +66,8 @@ class Resources:
     def db(self, integration: str) -> Db:
         from happ_integ.stores.db import Db
 
-        return Db(self.pool, integration, self.query_roles)
+        # The roles are made on the first `ctx.db.query`: insert, select … never need them.
+        return Db(self.pool, integration, lambda: self.query_roles)
 
     def cache(self, integration: str) -> Cache:
         from happ_integ.stores.cache import Cache

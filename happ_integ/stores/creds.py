@@ -205,6 +205,8 @@ class CredsStore:
 
     async def status(self) -> dict[str, bool]:
         """Name → whether a value is set; never the values."""
+        if self._changes is not None:
+            return {name: token is not None for name, token in sorted((await self._rows()).items())}
         rows = await with_core_schema(
             self.pool,
             lambda: self.pool.fetch(
@@ -220,7 +222,7 @@ class CredsStore:
         """The plaintext of one secret, or None when it is missing or cleared."""
         _check_name(name)
         if self._changes is not None:
-            token = (await self._sealed()).get(name)
+            token = (await self._rows()).get(name)
             return None if token is None else self._open(name, token)
         token = await with_core_schema(
             self.pool,
@@ -238,8 +240,8 @@ class CredsStore:
         for name in names:
             _check_name(name)
         if self._changes is not None:
-            sealed = await self._sealed()
-            return {name: self._open(name, sealed[name]) for name in names if name in sealed}
+            stored = await self._rows()
+            return {name: self._open(name, token) for name in names if (token := stored.get(name)) is not None}
         rows = await with_core_schema(
             self.pool,
             lambda: self.pool.fetch(
@@ -314,18 +316,16 @@ class CredsStore:
         if self._changes is not None:
             self._changes.forget("secrets", self.integration)
 
-    async def _sealed(self) -> dict[str, bytes]:
-        """The integration's set secrets, still sealed, kept in memory until one changes: what is
-        kept is ciphertext, and each value is opened where it is used."""
+    async def _rows(self) -> dict[str, bytes | None]:
+        """The integration's secrets, still sealed (None: a placeholder, not set), kept in memory
+        until one changes: what is kept is ciphertext, and each value is opened where it is used."""
         assert self._changes is not None
 
-        async def load() -> dict[str, bytes]:
+        async def load() -> dict[str, bytes | None]:
             rows = await with_core_schema(
                 self.pool,
                 lambda: self.pool.fetch(
-                    "SELECT name, ciphertext FROM happ_secrets"
-                    " WHERE integration = $1 AND ciphertext IS NOT NULL",
-                    self.integration,
+                    "SELECT name, ciphertext FROM happ_secrets WHERE integration = $1", self.integration
                 ),
                 redact=True,
             )

@@ -232,10 +232,21 @@ class Db:
     other methods build their SQL themselves from validated, prefixed names.
     """
 
-    def __init__(self, pool: asyncpg.Pool, integration: str, query_roles: QueryRoles | None = None) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        integration: str,
+        query_roles: QueryRoles | Callable[[], QueryRoles] | None = None,
+    ) -> None:
         self.pool = pool
         self.integration = check_integration(integration)
-        self.query_roles = query_roles
+        # A callable is asked only when `query` runs: the other methods never need a role.
+        self._query_roles = query_roles
+
+    @property
+    def query_roles(self) -> QueryRoles | None:
+        roles = self._query_roles
+        return roles() if callable(roles) else roles
 
     def table(self, table: str) -> str:
         """`Db(pool, "sofa").table("calls")` → `'"sofa_calls"'`, ready to paste into SQL."""
@@ -327,15 +338,16 @@ class Db:
         role's grant is granted and the statement run again.
         """
         sql = expand_tables(sql, self.integration)
-        if self.query_roles is None:
+        roles = self.query_roles
+        if roles is None:
             return await self._query(self.pool, sql, params)
-        pool = await self.query_roles.pool_for(self.integration)
+        pool = await roles.pool_for(self.integration)
         for attempt in (1, 2):
             try:
                 return await self._query(pool, sql, params)
             except _Denied as denied:
-                if attempt == 1 and self.query_roles.owns_denied_table(self.integration, denied.error):
-                    await self.query_roles.grant(self.integration)
+                if attempt == 1 and roles.owns_denied_table(self.integration, denied.error):
+                    await roles.grant(self.integration)
                     continue
                 raise Forbidden(
                     f"ctx.db.query may use this integration's own tables only ({self.integration}_*, "

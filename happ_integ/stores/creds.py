@@ -241,7 +241,9 @@ class CredsStore:
             _check_name(name)
         if self._changes is not None:
             stored = await self._rows()
-            return {name: self._open(name, token) for name in names if (token := stored.get(name)) is not None}
+            return {
+                name: self._open(name, token) for name in names if (token := stored.get(name)) is not None
+            }
         rows = await with_core_schema(
             self.pool,
             lambda: self.pool.fetch(

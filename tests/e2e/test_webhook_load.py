@@ -17,6 +17,8 @@ from bench.webhook_load import deliver, deliveries_for
 from tests.e2e.call_stack import phone, start_call_stack
 
 CALLS = 500
+LOAD_P99_TARGET_MS = 1500
+LOAD_RATE_TARGET = 69
 pytestmark = [pytest.mark.timeout(1200), pytest.mark.slow]
 
 
@@ -67,9 +69,14 @@ async def test_two_thousand_deliveries_at_two_replicas(pg_url: str, tmp_path: Pa
         )
         assert {r["call_id"]: r["n"] for r in audio} == dict.fromkeys(call_ids, 1)  # each stored once
         if target := os.environ.get("HAPP_BENCH_RESULTS"):
+            # The targets (issue 15: p99 at most 1.5 s, three times the 23 deliveries/s of before)
+            # are figures for this machine, said beside the figures, not asserted: speed lives in bench/.
+            met = figures.p99_ms <= LOAD_P99_TARGET_MS and figures.per_second >= LOAD_RATE_TARGET
             with open(target, "a") as results:
                 results.write(
                     f"\n## Webhook load ({CALLS} calls in flight, 2 API replicas, 2 workers)\n\n"
+                    f"- target: p99 ≤ {LOAD_P99_TARGET_MS / 1000:g} s and ≥ {LOAD_RATE_TARGET}/s: "
+                    f"{'met' if met else 'NOT MET'}\n"
                     f"- {figures.line()}\n"
                     f"- {CALLS} calls originated in one batch, all dialled in {dialled:.0f} s; after the "
                     f"last delivery every call completed in {completed:.0f} s, each with one CRM write set\n"

@@ -32,7 +32,7 @@ def context_activities(resources: Resources) -> list[Callable[..., Any]]:
 POSTGRES_PATIENCE_SECONDS = 40.0
 
 
-def _as_activity(op: Operation, resources: Resources) -> Callable[..., Any]:
+def _as_activity(op: Operation[Any, Any], resources: Resources) -> Callable[..., Any]:
     async def run(arg: BaseModel) -> BaseModel:
         deadline = time.monotonic() + POSTGRES_PATIENCE_SECONDS
         pause = 0.5
@@ -57,7 +57,7 @@ def _as_activity(op: Operation, resources: Resources) -> Callable[..., Any]:
     return activity.defn(name=op.name)(run)
 
 
-async def _write_once(op: Operation, resources: Resources, arg: BaseModel) -> BaseModel:
+async def _write_once(op: Operation[Any, Any], resources: Resources, arg: BaseModel) -> BaseModel:
     """Make a write once per activity, whatever happens to its attempts.
 
     A retry after the write succeeded (the worker died before reporting it) answers from the

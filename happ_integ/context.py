@@ -7,8 +7,9 @@
         resp = await ctx.http.post(url, json={...}, headers={"Authorization": f"Bearer {secrets.API_TOKEN}"})
 
 Every client method is one *operation* (`db.insert`, `cache.get`, `http.request`,
-`crm.search_records`, `keycrm.find_buyers`, …) handed to an `Executor`: inline it runs in-process, durably it is a
-Temporal activity. `current()` returns the running context.
+`crm.search_records`, `keycrm.find_buyers`, …), a typed handle from `happ_integ.ops` handed to an
+`Executor`: inline it runs in-process, durably it is a Temporal activity. `current()` returns the
+running context.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from happ_integ.context_clients import (
     KeyCrmClient,
     NetHuntClient,
 )
+from happ_integ.ops import Operation
 
 if TYPE_CHECKING:
     from happ_integ.logs import HandlerLogger
@@ -35,7 +37,8 @@ if TYPE_CHECKING:
     from happ_integ.steps import StepRunner
 
 P = TypeVar("P", bound=BaseModel)
-R = TypeVar("R", bound=BaseModel)
+In = TypeVar("In", bound=BaseModel)
+Out = TypeVar("Out", bound=BaseModel)
 
 
 class Executor(Protocol):
@@ -43,7 +46,7 @@ class Executor(Protocol):
 
     mode: Literal["inline", "durable"]
 
-    async def call(self, op: str, arg: BaseModel, result_type: type[R]) -> R: ...
+    async def call(self, op: Operation[In, Out], arg: In) -> Out: ...
 
     def now(self) -> datetime: ...
 

@@ -1,4 +1,5 @@
-"""The context's clients: each method is one operation handed to the run's `Executor`.
+"""The context's clients: each method is one operation (a handle from `happ_integ.ops`) handed to
+the run's `Executor`.
 
 rows = await ctx.db.select("calls", {"status": {"$in": ["initiated", "in_progress"]}}, limit=10)
 value = await ctx.cache.cache_aside("crm:1", 3600, lambda: crm.get_record(folder, "1"))
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 from pydantic import BaseModel
 
 from happ_integ.errors import Forbidden
+from happ_integ.ops import crm, http, keycrm, store
 from happ_integ.ops import models as m
 from happ_integ.secrets import SecretRef, Secrets
 
@@ -36,11 +38,11 @@ class DbClient(_Client):
 
     async def insert(self, table: str, row: Mapping[str, Any]) -> dict[str, Any]:
         arg = m.DbInsert(integration=self._integration, table=table, row=dict(row))
-        return (await self._executor.call("db.insert", arg, m.Row)).row
+        return (await self._executor.call(store.db_insert, arg)).row
 
     async def update(self, table: str, values: Mapping[str, Any], where: Mapping[str, Any]) -> int:
         arg = m.DbUpdate(integration=self._integration, table=table, values=dict(values), where=dict(where))
-        return (await self._executor.call("db.update", arg, m.Count)).count
+        return (await self._executor.call(store.db_update, arg)).count
 
     async def select(
         self,
@@ -59,16 +61,16 @@ class DbClient(_Client):
             limit=limit,
             offset=offset,
         )
-        return (await self._executor.call("db.select", arg, m.Rows)).rows
+        return (await self._executor.call(store.db_select, arg)).rows
 
     async def delete(self, table: str, where: Mapping[str, Any]) -> int:
         arg = m.DbDelete(integration=self._integration, table=table, where=dict(where))
-        return (await self._executor.call("db.delete", arg, m.Count)).count
+        return (await self._executor.call(store.db_delete, arg)).count
 
     async def query(self, sql: str, *params: Any) -> m.QueryResult:
         """Raw SQL with `$1…` parameters; `{{calls}}` expands to this integration's table."""
         arg = m.DbQuery(integration=self._integration, sql=sql, params=list(params))
-        return await self._executor.call("db.query", arg, m.QueryResult)
+        return await self._executor.call(store.db_query, arg)
 
 
 class CacheClient(_Client):
@@ -76,7 +78,7 @@ class CacheClient(_Client):
 
     async def get(self, key: str) -> Any:
         result = await self._executor.call(
-            "cache.get", m.CacheGet(integration=self._integration, key=key), m.CacheValue
+            store.cache_get, m.CacheGet(integration=self._integration, key=key)
         )
         return result.value if result.found else None
 
@@ -84,12 +86,10 @@ class CacheClient(_Client):
         if isinstance(value, BaseModel):
             value = value.model_dump(mode="json")
         arg = m.CacheSet(integration=self._integration, key=key, value=value, ttl_seconds=ttl_seconds)
-        await self._executor.call("cache.set", arg, m.Empty)
+        await self._executor.call(store.cache_set, arg)
 
     async def delete(self, key: str) -> None:
-        await self._executor.call(
-            "cache.delete", m.CacheDelete(integration=self._integration, key=key), m.Empty
-        )
+        await self._executor.call(store.cache_delete, m.CacheDelete(integration=self._integration, key=key))
 
     async def cache_aside(self, key: str, ttl_seconds: int | None, fn: Callable[[], Awaitable[T]]) -> T:
         """The cached value, or `await fn()` stored for next time (a `None` result is not cached)."""
@@ -115,9 +115,7 @@ class ConfigClient(_Client):
 
     async def get(self, key: str, model: type[M] | None = None) -> M | dict[str, Any] | None:
         value = (
-            await self._executor.call(
-                "config.get", m.ConfigGet(integration=self._integration, key=key), m.ConfigValue
-            )
+            await self._executor.call(store.config_get, m.ConfigGet(integration=self._integration, key=key))
         ).value
         if model is None:
             return value
@@ -130,9 +128,7 @@ class CredsClient(_Client):
     async def get(self, integration: str | None = None) -> Secrets:
         if integration not in (None, self._integration):
             raise Forbidden(f"integration {self._integration!r} may not read the secrets of {integration!r}")
-        status = await self._executor.call(
-            "creds.get", m.CredsGet(integration=self._integration), m.SecretStatus
-        )
+        status = await self._executor.call(store.creds_get, m.CredsGet(integration=self._integration))
         return Secrets(status.names, status.tags)
 
 
@@ -166,7 +162,7 @@ class HttpClient(_Client):
             content=content,
             timeout_seconds=timeout_seconds,
         )
-        return await self._executor.call("http.request", arg, m.HttpResponse)
+        return await self._executor.call(http.request, arg)
 
     async def get(self, url: str, **kwargs: Any) -> m.HttpResponse:
         return await self.request("GET", url, **kwargs)
@@ -217,13 +213,13 @@ class NetHuntClient(_Client):
         arg = m.CrmSearchRecords(
             integration=self._integration, folder_id=str(folder_id), query=query, limit=limit, **self._auth
         )
-        return (await self._executor.call("crm.search_records", arg, m.CrmRecords)).records
+        return (await self._executor.call(crm.search_records, arg)).records
 
     async def get_record(self, folder_id: Any, record_id: str) -> dict[str, Any] | None:
         arg = m.CrmGetRecord(
             integration=self._integration, folder_id=str(folder_id), record_id=record_id, **self._auth
         )
-        return (await self._executor.call("crm.get_record", arg, m.CrmRecord)).record
+        return (await self._executor.call(crm.get_record, arg)).record
 
     async def update_record(
         self, record_id: str, fields: Mapping[str, Any], overwrite: bool = False
@@ -235,13 +231,13 @@ class NetHuntClient(_Client):
             overwrite=overwrite,
             **self._auth,
         )
-        return (await self._executor.call("crm.update_record", arg, m.CrmRecord)).record
+        return (await self._executor.call(crm.update_record, arg)).record
 
     async def create_record(self, folder_id: Any, fields: Mapping[str, Any]) -> dict[str, Any] | None:
         arg = m.CrmCreateRecord(
             integration=self._integration, folder_id=str(folder_id), fields=dict(fields), **self._auth
         )
-        return (await self._executor.call("crm.create_record", arg, m.CrmRecord)).record
+        return (await self._executor.call(crm.create_record, arg)).record
 
     async def create_comment(self, record_id: str, text: str, *, folder_id: Any = None) -> dict[str, Any]:
         """A comment on the record; NetHunt's answer. `folder_id` (default: the NETHUNT_FOLDER_ID
@@ -253,7 +249,7 @@ class NetHuntClient(_Client):
             folder_id=str(folder_id) if folder_id else None,
             **self._auth,
         )
-        return (await self._executor.call("crm.create_comment", arg, m.CrmItem)).item
+        return (await self._executor.call(crm.create_comment, arg)).item
 
     async def create_call_log(
         self,
@@ -277,7 +273,7 @@ class NetHuntClient(_Client):
             folder_id=str(folder_id) if folder_id else None,
             **self._auth,
         )
-        return (await self._executor.call("crm.create_call_log", arg, m.CrmItem)).item
+        return (await self._executor.call(crm.create_call_log, arg)).item
 
 
 class KeyCrmClient(_Client):
@@ -309,7 +305,7 @@ class KeyCrmClient(_Client):
         """Buyers whose phone is `phone` (any format: KeyCRM is asked for its digits), with their
         `company`, `manager` and `custom_fields` (`[{"uuid", "name", "value", …}]`, filled ones only)."""
         arg = m.KeyCrmFindBuyers(integration=self._integration, phone=phone, limit=limit, **self._auth)
-        return (await self._executor.call("keycrm.find_buyers", arg, m.KeyCrmBuyers)).buyers
+        return (await self._executor.call(keycrm.find_buyers, arg)).buyers
 
     async def find_cards(
         self, client_id: int, *, pipeline_id: int | None = None, max_pages: int = 10
@@ -324,12 +320,12 @@ class KeyCrmClient(_Client):
             max_pages=max_pages,
             **self._auth,
         )
-        return (await self._executor.call("keycrm.find_cards", arg, m.KeyCrmCards)).cards
+        return (await self._executor.call(keycrm.find_cards, arg)).cards
 
     async def get_card(self, card_id: int) -> dict[str, Any] | None:
         """The card, or None when KeyCRM has no such card."""
         arg = m.KeyCrmGetCard(integration=self._integration, card_id=card_id, **self._auth)
-        return (await self._executor.call("keycrm.get_card", arg, m.KeyCrmCard)).card
+        return (await self._executor.call(keycrm.get_card, arg)).card
 
     async def update_card(
         self,
@@ -350,4 +346,4 @@ class KeyCrmClient(_Client):
             custom_fields=dict(custom_fields or {}),
             **self._auth,
         )
-        return (await self._executor.call("keycrm.update_card", arg, m.KeyCrmUpdated)).model_dump(mode="json")
+        return (await self._executor.call(keycrm.update_card, arg)).model_dump(mode="json")

@@ -6,11 +6,11 @@ The activity is named after the operation (`db.insert`), its summary is the encl
 and the handler's `retries` is its retry policy. Errors come back as the same `HappError` classes
 an inline run raises, so one handler source behaves the same in both modes.
 
-The framework's own fast operations on PostgreSQL (`db.*`, `cache.*`, `config.*`, `creds.get`)
-run as local activities: in the worker that runs the workflow, recorded as a marker with the same
-name and summary, without the server round trip a regular activity costs (about 50 ms each on
-the dev server). Calls to the outside world (CRM, voice, HTTP, the model) stay regular activities:
-they may be slow, and each shows in the Web UI with its attempts.
+The operations registered `local=True` (the framework's own quick ones on PostgreSQL: `db.*`,
+`cache.*`, `config.get`, `creds.get`) run as local activities: in the worker that runs the
+workflow, recorded as a marker with the same name and summary, without the server round trip a
+regular activity costs (about 50 ms each on the dev server). Calls to the outside world (CRM,
+HTTP) stay regular activities: they may be slow, and each shows in the Web UI with its attempts.
 """
 
 from __future__ import annotations
@@ -27,11 +27,12 @@ from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflow
 from temporalio.exceptions import TimeoutError as TemporalTimeout
 
 from happ_integ import errors
+from happ_integ.ops import Operation
 from happ_integ.steps import current_step
 
-R = TypeVar("R", bound=BaseModel)
+In = TypeVar("In", bound=BaseModel)
+Out = TypeVar("Out", bound=BaseModel)
 
-LOCAL_OPERATIONS = ("db.", "cache.", "config.", "creds.get")
 # Runs that started before context operations became local replay them as regular activities.
 LOCAL_OPERATIONS_PATCH = "context-ops-local"
 LOCAL_ERRORS_PATCH = "context-op-errors-keep-their-kind"
@@ -49,17 +50,19 @@ class DurableExecutor:
         )
         self._timeout = timedelta(seconds=timeout_seconds)
 
-    async def call(self, op: str, arg: BaseModel, result_type: type[R]) -> R:
-        local = op.startswith(LOCAL_OPERATIONS) and workflow.patched(LOCAL_OPERATIONS_PATCH)
+    async def call(self, op: Operation[In, Out], arg: In) -> Out:
+        # Asked only for a local operation: `patched` marks the history, and recorded runs were
+        # made asking it only then.
+        local = op.local and workflow.patched(LOCAL_OPERATIONS_PATCH)
         execute = workflow.execute_local_activity if local else workflow.execute_activity
         try:
             return await execute(
-                op,
+                op.name,
                 arg,
-                result_type=result_type,
+                result_type=op.result_model,
                 start_to_close_timeout=self._timeout,
                 retry_policy=self._retry,
-                summary=current_step() or op,
+                summary=current_step() or op.name,
             )
         except ActivityError as exc:
             raise error_from_failure(exc.cause) from None

@@ -17,12 +17,13 @@ from happ_integ.context import Context
 from happ_integ.errors import HandlerTimedOut, HappError
 from happ_integ.handler import HandlerDefinition
 from happ_integ.logs import HandlerLogger, LogSink
-from happ_integ.ops import OPERATIONS, Resources, load_operations
+from happ_integ.ops import Operation, Resources
 from happ_integ.ops.secrets import inline_run, new_inline_run
 from happ_integ.runner import execute_handler
 from happ_integ.steps import StepRunner, current_step
 
-R = TypeVar("R", bound=BaseModel)
+In = TypeVar("In", bound=BaseModel)
+Out = TypeVar("Out", bound=BaseModel)
 
 
 class InlineExecutor:
@@ -38,24 +39,23 @@ class InlineExecutor:
         # The run's own id: the secret references `creds.get` hands this run resolve in it only.
         self._run = new_inline_run()
 
-    async def call(self, op: str, arg: BaseModel, result_type: type[R]) -> R:
-        impl = (OPERATIONS.get(op) or load_operations()[op]).impl
+    async def call(self, op: Operation[In, Out], arg: In) -> Out:
         started = time.monotonic()
         attempt = 0
         while True:
             try:
                 with inline_run(self._run):
-                    result = await impl(self._resources, arg)
+                    result = await op.impl(self._resources, arg)
                 break
             except HappError as exc:
                 if not exc.retryable or attempt >= self._retries:
-                    self._log_op(op, arg, started, error=exc)
+                    self._log_op(op.name, arg, started, error=exc)
                     raise
             attempt += 1
             await asyncio.sleep(min(self._backoff * 2 ** (attempt - 1), 2.0))
         # The JSON round trip gives inline runs exactly what a durable run gets from history.
-        typed = result_type.model_validate_json(result.model_dump_json())
-        self._log_op(op, arg, started, output=typed)
+        typed = op.result_model.model_validate_json(result.model_dump_json())
+        self._log_op(op.name, arg, started, output=typed)
         return typed
 
     def _log_op(

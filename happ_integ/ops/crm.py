@@ -42,14 +42,14 @@ def _dump(record: BaseModel | dict[str, Any] | None, secrets: SecretResolver) ->
 
 
 @operation("crm.search_records", m.CrmSearchRecords, m.CrmRecords)
-async def crm_search_records(res: Resources, arg: m.CrmSearchRecords) -> m.CrmRecords:
+async def search_records(res: Resources, arg: m.CrmSearchRecords) -> m.CrmRecords:
     api, secrets = await _nethunt(res, arg)
     records = await api.search_records(await secrets.resolve(arg.folder_id), arg.query, limit=arg.limit)
     return m.CrmRecords(records=[r for r in (_dump(rec, secrets) for rec in records) if r is not None])
 
 
 @operation("crm.get_record", m.CrmGetRecord, m.CrmRecord)
-async def crm_get_record(res: Resources, arg: m.CrmGetRecord) -> m.CrmRecord:
+async def get_record(res: Resources, arg: m.CrmGetRecord) -> m.CrmRecord:
     api, secrets = await _nethunt(res, arg)
     return m.CrmRecord(
         record=_dump(await api.get_record(await secrets.resolve(arg.folder_id), arg.record_id), secrets)
@@ -71,7 +71,7 @@ async def _updated_record(res: Resources, arg: m.CrmUpdateRecord, since: datetim
 
 
 @operation("crm.update_record", m.CrmUpdateRecord, m.CrmRecord, writes=True, landed=_updated_record)
-async def crm_update_record(res: Resources, arg: m.CrmUpdateRecord) -> m.CrmRecord:
+async def update_record(res: Resources, arg: m.CrmUpdateRecord) -> m.CrmRecord:
     api, secrets = await _nethunt(res, arg)
     return m.CrmRecord(
         record=_dump(await api.update_record(arg.record_id, arg.fields, overwrite=arg.overwrite), secrets)
@@ -79,7 +79,7 @@ async def crm_update_record(res: Resources, arg: m.CrmUpdateRecord) -> m.CrmReco
 
 
 @operation("crm.create_record", m.CrmCreateRecord, m.CrmRecord, writes=True)
-async def crm_create_record(res: Resources, arg: m.CrmCreateRecord) -> m.CrmRecord:
+async def create_record(res: Resources, arg: m.CrmCreateRecord) -> m.CrmRecord:
     api, secrets = await _nethunt(res, arg)
     return m.CrmRecord(
         record=_dump(await api.create_record(await secrets.resolve(arg.folder_id), arg.fields), secrets)
@@ -115,7 +115,7 @@ async def _created_comment(res: Resources, arg: m.CrmCreateComment, started_at: 
 
 
 @operation("crm.create_comment", m.CrmCreateComment, m.CrmItem, writes=True, landed=_created_comment)
-async def crm_create_comment(res: Resources, arg: m.CrmCreateComment) -> m.CrmItem:
+async def create_comment(res: Resources, arg: m.CrmCreateComment) -> m.CrmItem:
     api, secrets = await _nethunt(res, arg)
     # Resolved now, though only a retry's landed check reads it: a missing folder fails the first attempt.
     await _folder(secrets, arg.folder_id)
@@ -129,7 +129,7 @@ async def _created_call_log(
 
 
 @operation("crm.create_call_log", m.CrmCreateCallLog, m.CrmItem, writes=True, landed=_created_call_log)
-async def crm_create_call_log(res: Resources, arg: m.CrmCreateCallLog) -> m.CrmItem:
+async def create_call_log(res: Resources, arg: m.CrmCreateCallLog) -> m.CrmItem:
     api, secrets = await _nethunt(res, arg)
     await _folder(secrets, arg.folder_id)
     answer = await api.create_call_log(

@@ -34,7 +34,7 @@ _HIDDEN_HEADERS = {"set-cookie", "authorization"}
 
 
 @operation("http.request", m.HttpRequest, m.HttpResponse)
-async def http_request(res: Resources, arg: m.HttpRequest) -> m.HttpResponse:
+async def request(res: Resources, arg: m.HttpRequest) -> m.HttpResponse:
     if not MIN_TIMEOUT_SECONDS <= arg.timeout_seconds <= MAX_TIMEOUT_SECONDS:
         raise ValidationFailed(
             f"http.request: timeout_seconds must be from {MIN_TIMEOUT_SECONDS:g} to "

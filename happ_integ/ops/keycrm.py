@@ -1,6 +1,6 @@
 """keycrm.* operations: KeyCRM, with its API key resolved inside the activity and every request paced.
 
-    buyers = (await OPERATIONS["keycrm.find_buyers"].impl(res, KeyCrmFindBuyers(integration="x", phone=…))).buyers
+    buyers = (await find_buyers.impl(res, KeyCrmFindBuyers(integration="x", phone=…))).buyers
 
 KeyCRM allows about 60 requests a minute per API key. Every request these operations send first
 takes a turn from a `Pacer` shared by every worker process through PostgreSQL, keyed by a digest
@@ -61,14 +61,14 @@ def _with_contact(include: str) -> str:
 
 
 @operation("keycrm.find_buyers", m.KeyCrmFindBuyers, m.KeyCrmBuyers)
-async def keycrm_find_buyers(res: Resources, arg: m.KeyCrmFindBuyers) -> m.KeyCrmBuyers:
+async def find_buyers(res: Resources, arg: m.KeyCrmFindBuyers) -> m.KeyCrmBuyers:
     api, secrets = await _keycrm(res, arg)
     buyers = await api.find_buyer_by_phone(arg.phone, limit=arg.limit, include=arg.include)
     return m.KeyCrmBuyers(buyers=[d for d in (_dump(b, secrets) for b in buyers) if d is not None])
 
 
 @operation("keycrm.find_cards", m.KeyCrmFindCards, m.KeyCrmCards)
-async def keycrm_find_cards(res: Resources, arg: m.KeyCrmFindCards) -> m.KeyCrmCards:
+async def find_cards(res: Resources, arg: m.KeyCrmFindCards) -> m.KeyCrmCards:
     api, secrets = await _keycrm(res, arg)
     cards = await api.find_cards_by_client(
         arg.client_id,
@@ -80,7 +80,7 @@ async def keycrm_find_cards(res: Resources, arg: m.KeyCrmFindCards) -> m.KeyCrmC
 
 
 @operation("keycrm.get_card", m.KeyCrmGetCard, m.KeyCrmCard)
-async def keycrm_get_card(res: Resources, arg: m.KeyCrmGetCard) -> m.KeyCrmCard:
+async def get_card(res: Resources, arg: m.KeyCrmGetCard) -> m.KeyCrmCard:
     api, secrets = await _keycrm(res, arg)
     return m.KeyCrmCard(card=_dump(await api.get_card(arg.card_id, include=arg.include), secrets))
 
@@ -142,7 +142,7 @@ async def _updated_card(res: Resources, arg: m.KeyCrmUpdateCard, since: datetime
 
 
 @operation("keycrm.update_card", m.KeyCrmUpdateCard, m.KeyCrmUpdated, writes=True, landed=_updated_card)
-async def keycrm_update_card(res: Resources, arg: m.KeyCrmUpdateCard) -> m.KeyCrmUpdated:
+async def update_card(res: Resources, arg: m.KeyCrmUpdateCard) -> m.KeyCrmUpdated:
     fields = _card_fields(arg)
     if not fields:
         raise ValidationFailed("keycrm.update_card: give a status_id, a note or custom fields to write")

@@ -20,7 +20,7 @@ from typing import Any
 
 from happ_integ.errors import HappError
 from happ_integ.integration import Integration
-from happ_integ.ops import OPERATIONS, Resources, load_operations
+from happ_integ.ops import Operation, Resources, keycrm
 from happ_integ.ops import models as m
 from happ_integ.runtime import close_resources, open_resources
 from happ_integ.settings import Settings
@@ -28,22 +28,21 @@ from happ_integ.settings import Settings
 MAX_TRIES = 12
 
 
-async def _like_an_activity(resources: Resources, name: str, arg: Any) -> dict[str, Any]:
+async def _like_an_activity(resources: Resources, op: Operation[Any, Any], arg: Any) -> dict[str, Any]:
     for tried in range(1, MAX_TRIES + 1):
         try:
-            answer = await OPERATIONS[name].impl(resources, arg)
+            answer = await op.impl(resources, arg)
         except HappError as exc:
             if not exc.retryable or tried == MAX_TRIES:
-                return {"op": name, "tries": tried, "error": exc.message}
+                return {"op": op.name, "tries": tried, "error": exc.message}
             retry_after = exc.details.get("retry_after")
             await asyncio.sleep(float(retry_after) if isinstance(retry_after, int | float) else 1.0)
             continue
-        return {"op": name, "tries": tried, "answer": answer.model_dump(mode="json")}
+        return {"op": op.name, "tries": tried, "answer": answer.model_dump(mode="json")}
     raise AssertionError("unreachable")
 
 
 async def main(integration: str, tasks: int, requests: int, per_minute: int, phone: str, card: int) -> None:
-    load_operations()
     resources = await open_resources(
         Settings(_env_file=None),  # type: ignore[call-arg]  # the environment only, no .env
         {integration: Integration(integration, secrets=["KEYCRM_API_KEY"])},
@@ -58,10 +57,10 @@ async def main(integration: str, tasks: int, requests: int, per_minute: int, pho
             for i in range(requests):
                 if i % 2 == 0:
                     find = m.KeyCrmFindBuyers(integration=integration, phone=phone, per_minute=per_minute)
-                    done.append(await _like_an_activity(resources, "keycrm.find_buyers", find))
+                    done.append(await _like_an_activity(resources, keycrm.find_buyers, find))
                 else:
                     get = m.KeyCrmGetCard(integration=integration, card_id=card, per_minute=per_minute)
-                    done.append(await _like_an_activity(resources, "keycrm.get_card", get))
+                    done.append(await _like_an_activity(resources, keycrm.get_card, get))
             return done
 
         results = await asyncio.gather(*(task() for _ in range(tasks)))

@@ -18,8 +18,9 @@ from happ_integ.embedded.process import free_port
 from happ_integ.errors import SecretMissing
 from happ_integ.inline import InlineExecutor
 from happ_integ.logs import CaptureSink, HandlerLogger
-from happ_integ.ops import OPERATIONS, Resources, load_operations
+from happ_integ.ops import Resources, load_operations
 from happ_integ.ops import models as m
+from happ_integ.ops.crm import create_call_log, create_comment, update_record
 from happ_integ.runtime import close_resources, open_resources
 from happ_integ.settings import Settings
 from happ_integ.stores.writes import WriteLedger
@@ -90,7 +91,7 @@ def test_writes_are_marked_and_carry_their_landed_checks() -> None:
 
 async def test_create_comment_writes_one_comment_and_answers_what_nethunt_answered(peer: Peer) -> None:
     arg = m.CrmCreateComment(integration=INTEGRATION, record_id=peer.record_id, text="Interested in a sofa")
-    result = await OPERATIONS["crm.create_comment"].impl(peer.resources, arg)
+    result = await create_comment.impl(peer.resources, arg)
     assert isinstance(result, m.CrmItem)
     [stored] = peer.state.comments
     assert result.item == stored
@@ -105,7 +106,7 @@ async def test_create_call_log_sends_time_and_duration(peer: Peer) -> None:
         time="2025-03-01T10:00:00.000Z",
         duration_minutes=2,
     )
-    result = await OPERATIONS["crm.create_call_log"].impl(peer.resources, arg)
+    result = await create_call_log.impl(peer.resources, arg)
     [stored] = peer.state.call_logs
     assert result.item == stored
     assert (stored["recordId"], stored["text"], stored["time"], stored["duration"]) == (
@@ -118,7 +119,7 @@ async def test_create_call_log_sends_time_and_duration(peer: Peer) -> None:
 
 async def test_an_echoed_secret_comes_back_as_its_name(peer: Peer) -> None:
     arg = m.CrmCreateComment(integration=INTEGRATION, record_id=peer.record_id, text=f"pasted {API_KEY}")
-    result = await OPERATIONS["crm.create_comment"].impl(peer.resources, arg)
+    result = await create_comment.impl(peer.resources, arg)
     assert peer.state.comments[0]["text"] == f"pasted {API_KEY}"
     assert API_KEY not in str(result.item)
     assert result.item["text"] == "pasted {{secret:NETHUNT_API_KEY}}"
@@ -130,28 +131,28 @@ async def test_a_write_without_a_folder_fails_before_it_writes(peer: Peer) -> No
     )
     arg = m.CrmCreateComment(integration="crm_nofolder", record_id=peer.record_id, text="x")
     with pytest.raises(SecretMissing):
-        await OPERATIONS["crm.create_comment"].impl(peer.resources, arg)
+        await create_comment.impl(peer.resources, arg)
     assert peer.state.comments == []
     # A folder given by the caller needs no secret.
     with_folder = arg.model_copy(update={"folder_id": FOLDER})
-    await OPERATIONS["crm.create_comment"].impl(peer.resources, with_folder)
+    await create_comment.impl(peer.resources, with_folder)
     assert len(peer.state.comments) == 1
 
 
 async def test_comment_landed_finds_the_comment_written_before(peer: Peer) -> None:
     started = datetime.now(UTC)
     arg = m.CrmCreateComment(integration=INTEGRATION, record_id=peer.record_id, text="Summary: call back")
-    landed = OPERATIONS["crm.create_comment"].landed
+    landed = create_comment.landed
     assert landed is not None
     assert await landed(peer.resources, arg, started) is None
 
     # Another record's comment with the same text, and this record's with another text, do not count.
     other = arg.model_copy(update={"record_id": peer.other_record_id})
-    await OPERATIONS["crm.create_comment"].impl(peer.resources, other)
-    await OPERATIONS["crm.create_comment"].impl(peer.resources, arg.model_copy(update={"text": "Other"}))
+    await create_comment.impl(peer.resources, other)
+    await create_comment.impl(peer.resources, arg.model_copy(update={"text": "Other"}))
     assert await landed(peer.resources, arg, started) is None
 
-    written = await OPERATIONS["crm.create_comment"].impl(peer.resources, arg)
+    written = await create_comment.impl(peer.resources, arg)
     found = await landed(peer.resources, arg, started)
     assert isinstance(found, m.CrmItem)
     assert found.item == written.item and found.item["recordId"] == peer.record_id
@@ -160,14 +161,14 @@ async def test_comment_landed_finds_the_comment_written_before(peer: Peer) -> No
 async def test_comment_landed_looks_one_minute_before_the_first_attempt(peer: Peer) -> None:
     started = datetime(2025, 3, 1, 10, 0, tzinfo=UTC)
     arg = m.CrmCreateComment(integration=INTEGRATION, record_id=peer.record_id, text="Summary")
-    landed = OPERATIONS["crm.create_comment"].landed
+    landed = create_comment.landed
     assert landed is not None
     # NetHunt's clock 30 s behind ours: still found. A comment from two minutes before is an older one.
     peer.state.clock = lambda: started - timedelta(minutes=2)
-    await OPERATIONS["crm.create_comment"].impl(peer.resources, arg)
+    await create_comment.impl(peer.resources, arg)
     assert await landed(peer.resources, arg, started) is None
     peer.state.clock = lambda: started - timedelta(seconds=30)
-    await OPERATIONS["crm.create_comment"].impl(peer.resources, arg)
+    await create_comment.impl(peer.resources, arg)
     found = await landed(peer.resources, arg, started)
     assert found is not None and found.item["createdAt"] == "2025-03-01T09:59:30.000Z"
 
@@ -177,14 +178,12 @@ async def test_call_log_landed_finds_the_call_log_written_before(peer: Peer) -> 
     arg = m.CrmCreateCallLog(
         integration=INTEGRATION, record_id=peer.record_id, text="Outbound call, attempt 1", duration_minutes=1
     )
-    landed = OPERATIONS["crm.create_call_log"].landed
+    landed = create_call_log.landed
     assert landed is not None
     assert await landed(peer.resources, arg, started) is None
-    await OPERATIONS["crm.create_call_log"].impl(
-        peer.resources, arg.model_copy(update={"text": "Outbound call, attempt 2"})
-    )
+    await create_call_log.impl(peer.resources, arg.model_copy(update={"text": "Outbound call, attempt 2"}))
     assert await landed(peer.resources, arg, started) is None
-    written = await OPERATIONS["crm.create_call_log"].impl(peer.resources, arg)
+    written = await create_call_log.impl(peer.resources, arg)
     found = await landed(peer.resources, arg, started)
     assert found is not None and found.item == written.item
 
@@ -207,7 +206,7 @@ async def test_a_retry_after_an_interrupted_attempt_writes_no_second_comment(pee
     env.info = dataclasses.replace(env.info, workflow_id=f"wf-{uuid.uuid4().hex}", activity_id="7")
     arg = m.CrmCreateComment(integration=INTEGRATION, record_id=peer.record_id, text="Summary: landed")
     await WriteLedger(peer.resources.pool, INTEGRATION).begin(f"{env.info.workflow_id}/7")
-    await OPERATIONS["crm.create_comment"].impl(peer.resources, arg)  # the cut-short attempt's write
+    await create_comment.impl(peer.resources, arg)  # the cut-short attempt's write
     result = await env.run(activity_fn, arg)
     assert len(peer.state.comments) == 1
     assert result.item == peer.state.comments[0]
@@ -218,7 +217,7 @@ async def test_a_retry_after_an_interrupted_attempt_writes_no_second_comment(pee
 
 
 async def test_update_landed_reads_the_record_back(peer: Peer) -> None:
-    landed = OPERATIONS["crm.update_record"].landed
+    landed = update_record.landed
     assert landed is not None
     since = datetime.now(UTC)
 

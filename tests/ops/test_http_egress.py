@@ -33,7 +33,7 @@ from happ_integ.durable import error_from_failure
 from happ_integ.embedded.process import free_port
 from happ_integ.errors import Forbidden, UpstreamError, UpstreamRejected, ValidationFailed
 from happ_integ.keys import generate_key
-from happ_integ.ops import Resources, load_operations
+from happ_integ.ops import Resources, http
 from happ_integ.ops import models as m
 from happ_integ.ops.egress import EgressPolicy
 from happ_integ.ops.secrets import issue_tags
@@ -124,7 +124,7 @@ class Env:
             headers={"Authorization": "Bearer {{secret:TOKEN:" + tag + "}}"},
             **kw,
         )
-        result: m.HttpResponse = await load_operations()["http.request"].impl(res, arg)
+        result: m.HttpResponse = await http.request.impl(res, arg)
         return result
 
 

@@ -20,7 +20,7 @@ from happ_integ.errors import SecretMissing, UpstreamError, ValidationFailed
 from happ_integ.inline import InlineExecutor
 from happ_integ.integration import Integration
 from happ_integ.logs import CaptureSink, HandlerLogger
-from happ_integ.ops import OPERATIONS, Resources, load_operations
+from happ_integ.ops import Resources, load_operations
 from happ_integ.ops import keycrm as keycrm_ops
 from happ_integ.ops import models as m
 from happ_integ.runtime import close_resources, open_resources
@@ -103,7 +103,7 @@ def test_the_operations_are_registered_and_only_the_update_writes() -> None:
 
 async def test_find_buyers_sends_digits_and_includes_company_manager_and_fields(peer: Peer) -> None:
     arg = m.KeyCrmFindBuyers(integration=INTEGRATION, phone=DEMO_PHONE)
-    result = await OPERATIONS["keycrm.find_buyers"].impl(peer.resources, arg)
+    result = await keycrm_ops.find_buyers.impl(peer.resources, arg)
     [buyer] = result.buyers
     assert buyer["id"] == peer.ids["buyer"] and buyer["full_name"] == "Іван Петренко"
     assert buyer["company"]["name"] == "ТОВ Компанія"
@@ -119,7 +119,7 @@ async def test_find_buyers_sends_digits_and_includes_company_manager_and_fields(
         "include": "company,manager,custom_fields",
     }
     assert sent.header("authorization") == f"Bearer {API_KEY}"
-    nobody = await OPERATIONS["keycrm.find_buyers"].impl(
+    nobody = await keycrm_ops.find_buyers.impl(
         peer.resources, arg.model_copy(update={"phone": "+380670000000"})
     )
     assert nobody.buyers == []
@@ -127,9 +127,9 @@ async def test_find_buyers_sends_digits_and_includes_company_manager_and_fields(
 
 async def test_find_cards_finds_the_buyer_s_cards_in_a_pipeline(peer: Peer) -> None:
     arg = m.KeyCrmFindCards(integration=INTEGRATION, client_id=peer.ids["buyer"])
-    every = await OPERATIONS["keycrm.find_cards"].impl(peer.resources, arg)
+    every = await keycrm_ops.find_cards.impl(peer.resources, arg)
     assert sorted(c["id"] for c in every.cards) == sorted([peer.ids["card"], peer.other_card])
-    in_sales = await OPERATIONS["keycrm.find_cards"].impl(
+    in_sales = await keycrm_ops.find_cards.impl(
         peer.resources, arg.model_copy(update={"pipeline_id": peer.ids["pipeline"]})
     )
     [card] = in_sales.cards
@@ -139,9 +139,7 @@ async def test_find_cards_finds_the_buyer_s_cards_in_a_pipeline(peer: Peer) -> N
     assert sent.query["filter[pipeline_id]"] == str(peer.ids["pipeline"])
     assert sent.query["include"] == "contact.client,status,manager,custom_fields"
     # The contact is what links a card to its buyer: an include without it still brings it.
-    bare = await OPERATIONS["keycrm.find_cards"].impl(
-        peer.resources, arg.model_copy(update={"include": "status"})
-    )
+    bare = await keycrm_ops.find_cards.impl(peer.resources, arg.model_copy(update={"include": "status"}))
     assert len(bare.cards) == 2
     assert (
         peer.state.requests_to("GET", "/v1/pipelines/cards")[-1].query["include"] == "contact.client,status"
@@ -150,11 +148,9 @@ async def test_find_cards_finds_the_buyer_s_cards_in_a_pipeline(peer: Peer) -> N
 
 async def test_get_card(peer: Peer) -> None:
     arg = m.KeyCrmGetCard(integration=INTEGRATION, card_id=peer.ids["card"])
-    card = (await OPERATIONS["keycrm.get_card"].impl(peer.resources, arg)).card
+    card = (await keycrm_ops.get_card.impl(peer.resources, arg)).card
     assert card is not None and card["status_id"] == peer.ids["new"]
-    gone = await OPERATIONS["keycrm.get_card"].impl(
-        peer.resources, arg.model_copy(update={"card_id": 999_999})
-    )
+    gone = await keycrm_ops.get_card.impl(peer.resources, arg.model_copy(update={"card_id": 999_999}))
     assert gone.card is None
 
 
@@ -165,7 +161,7 @@ async def test_update_card_sends_status_note_and_custom_fields(peer: Peer) -> No
         note="Зацікавлений",
         custom_fields={peer.note_field: "Дзвінок: так", peer.select_field: ["Дивани"]},
     )
-    result = await OPERATIONS["keycrm.update_card"].impl(peer.resources, arg)
+    result = await keycrm_ops.update_card.impl(peer.resources, arg)
     assert result == m.KeyCrmUpdated(card_id=peer.ids["card"], status=True, card=None)
     sent = peer.state.requests_to("PUT", "/v1/pipelines/cards/")[-1]
     assert sent.path == f"/v1/pipelines/cards/{peer.ids['card']}"
@@ -181,19 +177,19 @@ async def test_update_card_sends_status_note_and_custom_fields(peer: Peer) -> No
     assert (card["status_id"], card["note"]) == (peer.ids["interested"], "Зацікавлений")
     assert card["custom_fields"] == {peer.note_field: "Дзвінок: так", peer.select_field: ["Дивани"]}
     # Only what was asked for is sent.
-    await OPERATIONS["keycrm.update_card"].impl(peer.resources, update(peer, note="Друге"))
+    await keycrm_ops.update_card.impl(peer.resources, update(peer, note="Друге"))
     assert peer.state.requests_to("PUT", "/v1/pipelines/cards/")[-1].json == {"note": "Друге"}
 
 
 async def test_an_update_with_nothing_to_write_is_refused_before_any_request(peer: Peer) -> None:
     asked = len(peer.state.requests)
     with pytest.raises(ValidationFailed):
-        await OPERATIONS["keycrm.update_card"].impl(peer.resources, update(peer))
+        await keycrm_ops.update_card.impl(peer.resources, update(peer))
     assert len(peer.state.requests) == asked
 
 
 async def test_update_landed_reads_the_card_back(peer: Peer) -> None:
-    landed = OPERATIONS["keycrm.update_card"].landed
+    landed = keycrm_ops.update_card.landed
     assert landed is not None
     since = datetime.now(UTC)
     wanted = update(
@@ -240,7 +236,7 @@ async def test_a_retry_after_an_interrupted_update_sends_no_second_put(peer: Pee
     env.info = dataclasses.replace(env.info, workflow_id=f"wf-{uuid.uuid4().hex}", activity_id="3")
     arg = update(peer, status_id=peer.ids["voicemail"], note="Автовідповідач")
     await WriteLedger(peer.resources.pool, INTEGRATION).begin(f"{env.info.workflow_id}/3")
-    await OPERATIONS["keycrm.update_card"].impl(peer.resources, arg)  # the cut-short attempt's write
+    await keycrm_ops.update_card.impl(peer.resources, arg)  # the cut-short attempt's write
     puts = len(peer.state.requests_to("PUT"))
     result = await env.run(activity_fn, arg)
     assert len(peer.state.requests_to("PUT")) == puts
@@ -263,7 +259,7 @@ async def test_an_echoed_api_key_comes_back_as_its_name(peer: Peer) -> None:
     card = peer.state.cards[peer.ids["card"]]
     card["note"] = f"pasted {API_KEY}"
     arg = m.KeyCrmGetCard(integration=INTEGRATION, card_id=peer.ids["card"])
-    found = (await OPERATIONS["keycrm.get_card"].impl(peer.resources, arg)).card
+    found = (await keycrm_ops.get_card.impl(peer.resources, arg)).card
     assert found is not None and found["note"] == "pasted {{secret:KEYCRM_API_KEY}}"
     assert API_KEY not in str(found)
 
@@ -271,7 +267,7 @@ async def test_an_echoed_api_key_comes_back_as_its_name(peer: Peer) -> None:
 async def test_without_the_secret_nothing_is_asked(peer: Peer) -> None:
     asked = len(peer.state.requests)
     with pytest.raises(SecretMissing):
-        await OPERATIONS["keycrm.find_buyers"].impl(
+        await keycrm_ops.find_buyers.impl(
             peer.resources, m.KeyCrmFindBuyers(integration="keycrm_nokey", phone=DEMO_PHONE)
         )
     assert len(peer.state.requests) == asked
@@ -286,7 +282,7 @@ async def test_a_429_holds_the_key_off_and_the_request_is_sent_again_after_it(pe
     asked = len(peer.state.requests)
     before = await pool.fetchval("SELECT clock_timestamp()")
     started = time.monotonic()
-    found = await OPERATIONS["keycrm.get_card"].impl(
+    found = await keycrm_ops.get_card.impl(
         peer.resources, m.KeyCrmGetCard(integration=INTEGRATION, card_id=peer.ids["card"])
     )
     assert found.card is not None and found.card["id"] == peer.ids["card"]
@@ -300,7 +296,7 @@ async def test_a_429_that_persists_keeps_its_retry_after(peer: Peer) -> None:
     peer.state.fail_next(429, times=3, body={"message": "Too Many Attempts."}, headers={"Retry-After": "1"})
     asked = len(peer.state.requests)
     with pytest.raises(UpstreamError) as caught:
-        await OPERATIONS["keycrm.get_card"].impl(
+        await keycrm_ops.get_card.impl(
             peer.resources, m.KeyCrmGetCard(integration=INTEGRATION, card_id=peer.ids["card"])
         )
     assert caught.value.retryable and caught.value.details["retry_after"] == 1.0
@@ -313,13 +309,13 @@ async def test_every_request_takes_a_turn_of_the_key_s_budget(peer: Peer) -> Non
     key = pacing_key("keycrm", API_KEY)
     pool = peer.resources.pool
     arg = m.KeyCrmGetCard(integration=INTEGRATION, card_id=peer.ids["card"], per_minute=120)
-    await OPERATIONS["keycrm.get_card"].impl(peer.resources, arg)
+    await keycrm_ops.get_card.impl(peer.resources, arg)
     before = await pool.fetchval("SELECT next_at FROM happ_pacing WHERE key = $1", key)
     assert before is not None
     assert await pool.fetchval("SELECT count(*) FROM happ_pacing WHERE key LIKE $1", f"%{API_KEY}%") == 0
     started = time.monotonic()
     for _ in range(2):
-        await OPERATIONS["keycrm.get_card"].impl(peer.resources, arg)
+        await keycrm_ops.get_card.impl(peer.resources, arg)
     assert time.monotonic() - started >= 0.95  # each waited half a second for its turn
     after = await pool.fetchval("SELECT next_at FROM happ_pacing WHERE key = $1", key)
     assert (after - before).total_seconds() == pytest.approx(1.0, abs=0.01)

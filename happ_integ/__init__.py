@@ -11,7 +11,7 @@ This module is the public surface; everything else is internal and may change.
 """
 
 from happ_integ.calls.config import CallHandling, CallingHours
-from happ_integ.calls.models import LookupPayload, LookupResult, PostcallPayload
+from happ_integ.calls.models import OUTCOMES, CallAnalysis, LookupPayload, LookupResult, PostcallPayload
 from happ_integ.calls.phones import mask_phone, normalize_phone
 from happ_integ.context import Context, current
 from happ_integ.errors import (
@@ -45,7 +45,9 @@ from happ_integ.settings import Settings
 from happ_integ.stores.migrations import Migration
 
 __all__ = [
+    "OUTCOMES",
     "BearerAuth",
+    "CallAnalysis",
     "CallFlow",
     "CallHandling",
     "CallingHours",

@@ -3,7 +3,9 @@
 import happ_integ
 
 EXPECTED = {
+    "OUTCOMES",
     "BearerAuth",
+    "CallAnalysis",
     "CallFlow",
     "CallHandling",
     "CallingHours",
@@ -55,3 +57,10 @@ def test_current_outside_a_handler_says_so() -> None:
 
     with pytest.raises(RuntimeError, match="only inside a handler"):
         happ_integ.current()
+
+
+def test_the_testing_harness_exports_are_pinned() -> None:
+    import happ_integ.testing
+
+    assert set(happ_integ.testing.__all__) == {"DEMO", "Demo", "IntegrationTestEnv"}
+    assert all(hasattr(happ_integ.testing, name) for name in happ_integ.testing.__all__)

@@ -1,4 +1,5 @@
-"""`happ new-integration <name> [--crm nethunt|keycrm|none]`: a new integration package and its test."""
+"""`happ new-integration <name> [--crm nethunt|keycrm|none]`: a new integration package and its test,
+copied from the shipped integration of that CRM (`happ_integ.scaffold`)."""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ def cmd_new_integration(args: argparse.Namespace) -> int:
     name = written.name
     print(
         "next:\n"
-        f"  .venv/bin/python -m pytest {written.test_file}      # its handlers against the simulator\n"
+        f"  .venv/bin/python -m pytest {written.test_file}      # its handlers, inline and durably\n"
         f"  HAPP_INTEGRATIONS={name} make dev ARGS=--simulate    # served, with simulated calls\n"
         f"  happ call {name} +380994829573                       # the demo lead, from another terminal"
     )

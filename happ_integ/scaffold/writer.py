@@ -1,14 +1,22 @@
-"""Rendering and writing the templates of `happ_integ/scaffold/templates/`.
+"""Rendering and writing a new integration: a shipped one copied under the new name.
 
-templates/common/…   every flavour's files (migrations, the handlers package)
-templates/<flavour>/ the flavour's own files; `test.py.tmpl` becomes tests/integrations/test_<name>.py
+    nethunt  integrations/sofa/ and tests/integrations/test_sofa_handlers.py
+    keycrm   integrations/keycrm/ and tests/integrations/test_keycrm_handlers.py
+    none     sofa's migrations.py and handlers/__init__.py, the rest from templates/none/
 
-A template is the file as it will be, with `%%name%%` where the integration's name goes.
+A copy is the source with the source's name replaced wherever it names the integration (module
+paths, `name="sofa"`, `sofa_calls`, `happ call sofa`, `/sofa/webhook/…`), so the shipped
+integrations are the one source of every flavour and a generated package cannot drift from them.
+In keycrm, `keycrm` also names the CRM (`ctx.keycrm()`, the `"keycrm"` config, the
+`"keycrm.find_buyer"` steps, `sims.keycrm`): those spellings are kept as they are. Templates
+(`.tmpl`) are the file as it will be, with `%%name%%` where the integration's name goes.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import keyword
+import re
 import shutil
 from dataclasses import dataclass, field
 from importlib import resources
@@ -18,6 +26,10 @@ from pathlib import Path
 from happ_integ.stores.db import INTEGRATION_NAME
 
 FLAVOURS = ("nethunt", "keycrm", "none")
+# What a missing source means: an installed copy without the checkout's tests/ (the Docker image).
+FROM_A_CHECKOUT = (
+    "run happ new-integration from a checkout of happ-integ installed with `pip install -e .` (make does)"
+)
 PLACEHOLDER = "%%name%%"
 SUFFIX = ".tmpl"
 TEST_TEMPLATE = "test.py"
@@ -29,6 +41,31 @@ class ScaffoldError(ValueError):
     """The integration cannot be written as asked; the message names the fix."""
 
 
+@dataclass(frozen=True)
+class Source:
+    """Where a flavour comes from: the shipped integration `package` (all of its files, or `files`),
+    its test unless `templates` replace it, and the flavour's own templates over them."""
+
+    package: str
+    files: tuple[str, ...] | None = None
+    templates: bool = False
+    # Where the package's name is its CRM's name, not the integration's: kept as it is.
+    crm_spellings: tuple[str, ...] = ()
+
+
+SOURCES = {
+    "nethunt": Source("sofa"),
+    "keycrm": Source(
+        "keycrm",
+        crm_spellings=(
+            r"(?<!integrations)\.keycrm\b",  # ctx.keycrm(), simulator.keycrm, env.sims.keycrm
+            r'(?<!name=)"keycrm(?=[".])',  # the "keycrm" config, the "keycrm.update_card" steps
+        ),
+    ),
+    "none": Source("sofa", files=("migrations.py", "handlers/__init__.py"), templates=True),
+}
+
+
 @dataclass
 class Written:
     name: str
@@ -38,29 +75,80 @@ class Written:
     files: list[Path] = field(default_factory=list)
 
 
-def _templates() -> Traversable:
-    return resources.files("happ_integ.scaffold").joinpath("templates")
+def renamed(text: str, source: str, name: str, crm_spellings: tuple[str, ...] = ()) -> str:
+    """`text` with `source` replaced by `name` wherever it names the integration: as a word of its
+    own or a table prefix (`sofa_calls`), but not inside another name (`test_sofa_x`, `Sofa`)."""
+    kept = [m.span() for pattern in crm_spellings for m in re.finditer(pattern, text)]
+
+    def replace(match: re.Match[str]) -> str:
+        inside = any(start <= match.start() < end for start, end in kept)
+        return match.group() if inside else name
+
+    return re.sub(rf"(?<![A-Za-z0-9_]){re.escape(source)}(?![A-Za-z0-9])", replace, text)
 
 
-def _walk(folder: Traversable, prefix: str = "") -> dict[str, str]:
+def shipped_root() -> Path:
+    """The folder holding `integrations/` and `tests/`: the checkout happ-integ is installed from."""
+    spec = importlib.util.find_spec("integrations")
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    if not locations:
+        raise ScaffoldError(
+            f"the shipped integrations (the `integrations` package) are not importable: {FROM_A_CHECKOUT}"
+        )
+    return Path(locations[0]).resolve().parent
+
+
+def _source_files(folder: Path, wanted: tuple[str, ...] | None) -> dict[str, str]:
+    """Relative path → text of the package's Python files (or of `wanted` among them)."""
+    if not folder.is_dir():
+        raise ScaffoldError(f"the shipped integration {folder} is missing: {FROM_A_CHECKOUT}")
+    found = {
+        path.relative_to(folder).as_posix(): path.read_text(encoding="utf-8")
+        for path in sorted(folder.rglob("*.py"))
+        if "__pycache__" not in path.parts
+    }
+    if wanted is None:
+        return found
+    missing = [name for name in wanted if name not in found]
+    if missing:
+        raise ScaffoldError(
+            f"the shipped integration {folder} has no {', '.join(missing)}: restore them (git)"
+        )
+    return {name: found[name] for name in wanted}
+
+
+def _templates(folder: Traversable, prefix: str = "") -> dict[str, str]:
     """Relative path (without `.tmpl`) → template text, for every template under `folder`."""
     found: dict[str, str] = {}
     for entry in sorted(folder.iterdir(), key=lambda e: e.name):
         if entry.is_dir():
-            found.update(_walk(entry, f"{prefix}{entry.name}/"))
+            found.update(_templates(entry, f"{prefix}{entry.name}/"))
         elif entry.name.endswith(SUFFIX):
             found[prefix + entry.name.removesuffix(SUFFIX)] = entry.read_text(encoding="utf-8")
     return found
 
 
-def render(name: str, crm: str) -> dict[str, str]:
+def render(name: str, crm: str, root: Path | None = None) -> dict[str, str]:
     """`{"__init__.py": …, "handlers/crm_lookup.py": …, "test.py": …}`: the files of the package
-    (paths relative to it) and, under `test.py`, its test module."""
+    (paths relative to it) and, under `test.py`, its test module. `root` holds the shipped
+    integrations and their tests (default: `shipped_root()`)."""
     if crm not in FLAVOURS:
         raise ScaffoldError(f"unknown CRM {crm!r}: use one of {', '.join(FLAVOURS)}")
-    root = _templates()
-    templates = {**_walk(root.joinpath("common")), **_walk(root.joinpath(crm))}
-    return {path: text.replace(PLACEHOLDER, name) for path, text in templates.items()}
+    source = SOURCES[crm]
+    root = root if root is not None else shipped_root()
+    files = _source_files(root / "integrations" / source.package, source.files)
+    if not source.templates:
+        test = root / "tests" / "integrations" / f"test_{source.package}_handlers.py"
+        if not test.is_file():
+            raise ScaffoldError(f"the shipped test {test} is missing: {FROM_A_CHECKOUT}")
+        files[TEST_TEMPLATE] = test.read_text(encoding="utf-8")
+    rendered = {
+        path: renamed(text, source.package, name, source.crm_spellings) for path, text in files.items()
+    }
+    if source.templates:
+        own = _templates(resources.files("happ_integ.scaffold").joinpath("templates").joinpath(crm))
+        rendered.update({path: text.replace(PLACEHOLDER, name) for path, text in own.items()})
+    return rendered
 
 
 def _existing(directory: Path) -> list[str]:

@@ -1,4 +1,4 @@
-"""Config models and their defaults: `PUT /keycrm/config/status_map {"callback": 15}` changes one status.
+"""Config models and their defaults: `happ config set keycrm status_map '{"callback": 15}'` changes one status.
 
 The StatusMap defaults are the demo pipeline's statuses (`simulator.keycrm.seed_demo`); a real
 account's status ids are read with `GET /pipelines/{id}/statuses` and set once in `status_map`.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from happ_integ.calls.models import OUTCOMES
+from happ_integ import OUTCOMES
 
 
 class KeyCrmSettings(BaseModel):

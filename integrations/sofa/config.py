@@ -1,10 +1,13 @@
-"""Config models and their defaults: `PUT /sofa/config/crm_fields {"status": "Стан"}` changes one field."""
+"""Config models and their defaults: `happ config set sofa crm_fields '{"status": "Стан"}'` changes one field.
+
+Only pydantic models here: this module is shared with the workflow sandbox as it is.
+"""
 
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from happ_integ.calls.models import OUTCOMES
+from happ_integ import OUTCOMES
 
 
 class CrmFields(BaseModel):

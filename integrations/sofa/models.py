@@ -1,4 +1,7 @@
-"""What the handlers answer besides the call flow's own models (`happ_integ.calls.models`)."""
+"""What the handlers answer besides the call flow's own models (`happ_integ.calls.models`).
+
+Only pydantic models here: this module is shared with the workflow sandbox as it is.
+"""
 
 from __future__ import annotations
 

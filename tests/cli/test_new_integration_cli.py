@@ -1,11 +1,13 @@
-"""`happ new-integration`: the package it writes imports, passes its own tests and its lint, and
-`happ dev --simulate` serves it with a whole simulated call, driven by `happ call`."""
+"""`happ new-integration`: the package it writes is the shipped integration under the new name,
+imports, passes its own tests and its lint, and `happ dev --simulate` serves it with a whole
+simulated call, driven by `happ call`."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -17,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from happ_integ.scaffold import renamed, write_integration
+from happ_integ.scaffold.writer import SOURCES
 from simulator.app import DEMO_PHONE
 from tests.cli.conftest import HAPP
 from tests.test_dev import DevProcess, _processes_under
@@ -168,6 +172,83 @@ def test_happ_dev_simulate_serves_it_with_a_whole_call(
         for line in _processes_under(tmp_path):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(int(line.split(":", 1)[0]), signal.SIGKILL)
+
+
+# Where `keycrm` names the CRM, not the integration: what a keycrm copy keeps, spelled out by hand.
+CRM_SPELLINGS = re.compile(
+    r'ctx\.keycrm\(|simulator\.keycrm\.|sims\.keycrm\b|DEMO\.keycrm\b|"keycrm[".]|--crm keycrm'
+)
+
+
+def shipped(package: str) -> dict[str, str]:
+    """The shipped integration's files and, under `test.py`, its test, as the checkout holds them."""
+    folder = REPO / "integrations" / package
+    files = {
+        p.relative_to(folder).as_posix(): p.read_text()
+        for p in folder.rglob("*.py")
+        if "__pycache__" not in p.parts
+    }
+    return {**files, "test.py": (REPO / "tests" / "integrations" / f"test_{package}_handlers.py").read_text()}
+
+
+def written_files(tmp_path: Path, crm: str) -> dict[str, str]:
+    written = write_integration(
+        "acme", crm, directory=tmp_path / "integrations", tests_dir=tmp_path / "tests"
+    )
+    texts = {
+        p.relative_to(written.package).as_posix(): p.read_text()
+        for p in written.files
+        if p != written.test_file
+    }
+    return {**texts, "test.py": written.test_file.read_text()}
+
+
+@pytest.mark.parametrize("crm", ["nethunt", "keycrm"])
+def test_a_flavour_is_the_shipped_integration_and_its_test_under_the_new_name(
+    crm: str, tmp_path: Path
+) -> None:
+    (tmp_path / "integrations").mkdir()
+    source = SOURCES[crm].package
+    generated = written_files(tmp_path, crm)
+    original = shipped(source)
+    assert sorted(generated) == sorted(original)
+    for path, text in generated.items():
+        assert "acme" not in original[path], path  # so that renaming back is exact
+        assert renamed(text, "acme", source) == original[path], path
+
+
+def test_none_shares_sofa_s_migrations_and_handlers_package(tmp_path: Path) -> None:
+    (tmp_path / "integrations").mkdir()
+    generated = written_files(tmp_path, "none")
+    original = shipped("sofa")
+    for path in ("migrations.py", "handlers/__init__.py"):
+        assert renamed(generated[path], "acme", "sofa") == original[path]
+    assert sorted(generated) == sorted(original)
+
+
+@pytest.mark.parametrize("crm", FLAVOURS)
+def test_nothing_of_the_source_s_name_is_left(crm: str, tmp_path: Path) -> None:
+    (tmp_path / "integrations").mkdir()
+    for path, text in written_files(tmp_path, crm).items():
+        assert not re.search("sofa", text, re.IGNORECASE), path
+        assert "%%name%%" not in text, path
+        # KeyCRM's own names stay: the client, the config, the steps, the simulated peer.
+        assert not re.search(r"\bkeycrm\b", CRM_SPELLINGS.sub("", text)), path
+        assert 'name="acme"' in text or path != "__init__.py"
+
+
+def test_renamed_replaces_the_integration_s_name_only() -> None:
+    text = (
+        'name="sofa", integrations.sofa.config, sofa_calls, /sofa/webhook, happ call sofa, Sofa, test_sofa_x'
+    )
+    assert renamed(text, "sofa", "acme") == (
+        'name="acme", integrations.acme.config, acme_calls, /acme/webhook, happ call acme, Sofa, test_sofa_x'
+    )
+    keycrm = SOURCES["keycrm"].crm_spellings
+    text = 'name="keycrm" integrations.keycrm ctx.keycrm() "keycrm" "keycrm.update_card" keycrm_calls sims.keycrm'
+    assert renamed(text, "keycrm", "acme", keycrm) == (
+        'name="acme" integrations.acme ctx.keycrm() "keycrm" "keycrm.update_card" acme_calls sims.keycrm'
+    )
 
 
 def test_refuses_names_that_are_invalid_or_taken(tmp_path: Path) -> None:

@@ -1,4 +1,8 @@
-"""The keycrm handlers, run inline against real PostgreSQL and the KeyCRM simulator over real HTTP."""
+"""The keycrm handlers, run inline and durably against real PostgreSQL and the KeyCRM simulator over real HTTP.
+
+Each mode gets an `IntegrationTestEnv` of its own: a database of its own (KeyCRM's pacing is kept
+there too), so it runs beside every other test of the session (`make test` runs it).
+"""
 
 from __future__ import annotations
 
@@ -7,130 +11,78 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from cryptography.fernet import Fernet
 
-from happ_integ.calls.models import OUTCOMES, CallAnalysis, LookupPayload, LookupResult, PostcallPayload
-from happ_integ.embedded.process import free_port
-from happ_integ.inline import run_inline
-from happ_integ.logs import CaptureSink
-from happ_integ.ops import Resources
-from happ_integ.runtime import close_resources, open_resources
-from happ_integ.settings import Settings
-from happ_integ.setup import prepare_integration
+from happ_integ import OUTCOMES, CallAnalysis, LookupResult, PostcallPayload
+from happ_integ.testing import DEMO, IntegrationTestEnv
 from integrations.keycrm import integration
 from integrations.keycrm.config import KeyCrmSettings, StatusMap
 from integrations.keycrm.handlers.crm_postcall import summary_text, with_note
 from integrations.keycrm.migrations import MIGRATIONS
 from integrations.keycrm.models import PostcallResult
-from simulator.keycrm import DEMO_PHONE, KeyCrmState, create_keycrm_app, seed_demo
-from tests.e2e.conftest import serve
 
 SECRETS = ("KEYCRM_API_KEY",)
-CONFIGS = ("keycrm", "status_map")
 UNKNOWN_PHONE = "+380671234567"
+IDS = DEMO.keycrm
 # Quick tests: far above KeyCRM's 60 a minute (tests/stores/test_pacing.py checks the pacing itself).
 FAST = {"requests_per_minute": 6000}
 
 
 @dataclasses.dataclass
-class KeyCrm:
-    resources: Resources
-    state: KeyCrmState
-    sink: CaptureSink
-    ids: dict[str, int]
-    card_field: str
-    buyer_field: str
+class Fields:
+    """Custom fields added to the simulated KeyCRM: one on cards, one on buyers (their uuids)."""
 
-    @property
-    def card(self) -> dict[str, Any]:
-        return self.state.cards[self.ids["card"]]
+    card: str
+    buyer: str
 
-    async def lookup(self, phone: str) -> LookupResult:
-        result = await run_inline(
-            self.resources,
-            "keycrm",
-            integration.handler("crm-lookup"),
-            LookupPayload(call_id="c_1", phone_number=phone),
-            "t-lookup",
-            self.sink,
-        )
-        assert isinstance(result, LookupResult)
-        return result
 
-    async def postcall(self, **values: Any) -> PostcallResult:
-        payload = PostcallPayload.model_validate(
-            {"call_id": "c_1", "phone_number": DEMO_PHONE, "attempt": 1, **values}
-        )
-        result = await run_inline(
-            self.resources, "keycrm", integration.handler("crm-postcall"), payload, "t-postcall", self.sink
-        )
-        assert isinstance(result, PostcallResult)
-        return result
-
-    async def configure(self, key: str, value: dict[str, Any]) -> None:
-        await self.resources.config("keycrm").set(key, value)
-
-    def puts(self) -> list[Any]:
-        return self.state.requests_to("PUT", "/v1/pipelines/cards/")
+@pytest.fixture(scope="module", params=["inline", "durable"])
+async def started(request: pytest.FixtureRequest, pg_url: str) -> AsyncIterator[IntegrationTestEnv]:
+    durable = request.param == "durable"
+    async with IntegrationTestEnv.start(integration, database_url=pg_url, durable=durable) as env:
+        yield env
 
 
 @pytest.fixture(scope="module")
-async def keycrm(pg_url: str) -> AsyncIterator[KeyCrm]:
-    state = KeyCrmState(api_key="sim-keycrm-handlers")
-    ids = seed_demo(state)
-    card_field = state.add_custom_field("lead", "Last call summary", "textarea")
-    buyer_field = state.add_custom_field("client", "City")
-    port = free_port()
-    server, task = await serve(create_keycrm_app(state), port)
-    # By their environment names, as a deployment sets them.
-    env: dict[str, Any] = {
-        "DATABASE_URL": pg_url,
-        "HAPP_SECRET_KEY": Fernet.generate_key().decode(),
-        "HAPP_KEYCRM_API_URL": f"http://127.0.0.1:{port}/v1",
-    }
-    resources = await open_resources(Settings(**env), {"keycrm": integration})
-    await prepare_integration(resources, integration)
-    creds, config = resources.creds("keycrm"), resources.config("keycrm")
-    # Other tests of the session may use "keycrm" too, with secrets sealed by another
-    # HAPP_SECRET_KEY: keep their ciphertexts and configs as they are, and put them back afterwards.
-    pool = resources.pool
-    secrets_before = await pool.fetch(
-        "SELECT name, ciphertext FROM happ_secrets WHERE integration = 'keycrm' AND name = ANY($1)",
-        list(SECRETS),
+def fields(started: IntegrationTestEnv) -> Fields:
+    crm = started.sims.keycrm
+    return Fields(
+        card=crm.add_custom_field("lead", "Last call summary", "textarea"),
+        buyer=crm.add_custom_field("client", "City"),
     )
-    configs_before = {key: await config.get_raw(key) for key in CONFIGS}
-    await creds.set_many({"KEYCRM_API_KEY": state.api_key})
-    yield KeyCrm(resources, state, CaptureSink(), ids, card_field, buyer_field)
-    sealed = {row["name"]: row["ciphertext"] for row in secrets_before}
-    for name in SECRETS:
-        await pool.execute(
-            "UPDATE happ_secrets SET ciphertext = $2 WHERE integration = 'keycrm' AND name = $1",
-            name,
-            sealed.get(name),
-        )
-    for key, value in configs_before.items():
-        if value is not None:
-            await config.set(key, value)
-    await close_resources(resources)
-    server.should_exit = True
-    await task
 
 
-@pytest.fixture(autouse=True)
-async def fresh(keycrm: KeyCrm) -> AsyncIterator[None]:
-    await keycrm.configure("keycrm", {**KeyCrmSettings().model_dump(), **FAST})
-    await keycrm.configure("status_map", StatusMap().model_dump())
-    keycrm.card.update(status_id=keycrm.ids["new"], pipeline_id=keycrm.ids["pipeline"], note=None)
-    keycrm.card["custom_fields"] = {}
-    keycrm.state.buyers[keycrm.ids["buyer"]]["custom_fields"] = {}
-    keycrm.state.clear_requests()
-    keycrm.sink.clear()
-    yield
+@pytest.fixture
+async def env(started: IntegrationTestEnv, fields: Fields) -> IntegrationTestEnv:
+    """The module's env as a test finds it: configs, secrets and the demo card as they started."""
+    await started.reset()
+    await started.set_config("keycrm", FAST)
+    card(started).update(status_id=IDS["new"], pipeline_id=IDS["pipeline"], note=None)
+    card(started)["custom_fields"] = {}
+    started.sims.keycrm.buyers[IDS["buyer"]]["custom_fields"] = {}
+    started.sims.keycrm.clear_requests()
+    return started
 
 
-def logged_by_handler(sink: CaptureSink) -> str:
+def card(env: IntegrationTestEnv) -> dict[str, Any]:
+    return env.sims.keycrm.cards[IDS["card"]]
+
+
+def puts(env: IntegrationTestEnv) -> list[Any]:
+    return env.sims.keycrm.requests_to("PUT", "/v1/pipelines/cards/")
+
+
+async def lookup(env: IntegrationTestEnv, phone: str) -> LookupResult:
+    return await env.run("crm-lookup", {"call_id": "c_1", "phone_number": phone}, LookupResult)
+
+
+async def postcall(env: IntegrationTestEnv, **values: Any) -> PostcallResult:
+    payload = {"call_id": "c_1", "phone_number": DEMO.phone, "attempt": 1, **values}
+    return await env.run("crm-postcall", payload, PostcallResult)
+
+
+def logged_by_handler(env: IntegrationTestEnv) -> str:
     """Everything the handler's own code and steps logged (the run's start event shows the payload)."""
-    return " ".join(repr(e) for e in sink.events if e.event != "handler:start")
+    return " ".join(repr(e) for e in env.log.events if e.event != "handler:start")
 
 
 def analysis(outcome: str, summary: str = "", next_action: str | None = None) -> dict[str, Any]:
@@ -142,35 +94,37 @@ def analysis(outcome: str, summary: str = "", next_action: str | None = None) ->
 # crm-lookup --------------------------------------------------------------------------------------
 
 
-async def test_lookup_finds_the_demo_buyer_and_its_open_card(keycrm: KeyCrm) -> None:
-    result = await keycrm.lookup(DEMO_PHONE)
+async def test_lookup_finds_the_demo_buyer_and_its_open_card(env: IntegrationTestEnv) -> None:
+    result = await lookup(env, DEMO.phone)
     assert result == LookupResult(
         found=True,
-        record_id=str(keycrm.ids["card"]),
+        record_id=str(IDS["card"]),
         variables={"client_name": "Іван Петренко", "company": "ТОВ Компанія", "manager": "Олена Коваль"},
     )
-    [search] = keycrm.state.requests_to("GET", "/v1/buyer")
+    [search] = env.sims.keycrm.requests_to("GET", "/v1/buyer")
     assert search.query["filter[buyer_phone]"] == "380994829573"
     assert set(search.query["include"].split(",")) >= {"company", "manager", "custom_fields"}
     # Cards cannot be filtered by phone: they are read by the buyer's id, never asked for by phone.
-    [cards] = keycrm.state.requests_to("GET", "/v1/pipelines/cards")
+    [cards] = env.sims.keycrm.requests_to("GET", "/v1/pipelines/cards")
     assert "380994829573" not in str(cards.query)
-    assert DEMO_PHONE not in logged_by_handler(keycrm.sink)
-    assert "+38099*****73" in logged_by_handler(keycrm.sink)
+    assert DEMO.phone not in logged_by_handler(env)
+    assert "+38099*****73" in logged_by_handler(env)
 
 
-async def test_lookup_reads_the_configured_custom_fields_from_the_card_and_the_buyer(keycrm: KeyCrm) -> None:
-    await keycrm.configure(
+async def test_lookup_reads_the_configured_custom_fields_from_the_card_and_the_buyer(
+    env: IntegrationTestEnv, fields: Fields
+) -> None:
+    await env.set_config(
         "keycrm",
         {
             **FAST,
-            "custom_fields": {"city": keycrm.buyer_field, "last_call": keycrm.card_field, "none": "LD_9"},
+            "custom_fields": {"city": fields.buyer, "last_call": fields.card, "none": "LD_9"},
         },
     )
-    keycrm.state.buyers[keycrm.ids["buyer"]]["custom_fields"][keycrm.buyer_field] = "Львів"
-    keycrm.card["custom_fields"][keycrm.card_field] = ["Дивани", "Крісла"]
-    result = await keycrm.lookup(DEMO_PHONE)
-    assert result.record_id == str(keycrm.ids["card"])
+    env.sims.keycrm.buyers[IDS["buyer"]]["custom_fields"][fields.buyer] = "Львів"
+    card(env)["custom_fields"][fields.card] = ["Дивани", "Крісла"]
+    result = await lookup(env, DEMO.phone)
+    assert result.record_id == str(IDS["card"])
     assert result.variables == {
         "client_name": "Іван Петренко",
         "company": "ТОВ Компанія",
@@ -180,59 +134,57 @@ async def test_lookup_reads_the_configured_custom_fields_from_the_card_and_the_b
     }
 
 
-async def test_lookup_takes_only_an_open_card_of_the_configured_pipeline(keycrm: KeyCrm) -> None:
-    _, (elsewhere,) = keycrm.state.add_pipeline("Retention", ["Call back"])
-    other = keycrm.state.add_card(
-        elsewhere, {"full_name": "Іван Петренко", "phone": DEMO_PHONE, "client_id": keycrm.ids["buyer"]}
+async def test_lookup_takes_only_an_open_card_of_the_configured_pipeline(env: IntegrationTestEnv) -> None:
+    _, (elsewhere,) = env.sims.keycrm.add_pipeline("Retention", ["Call back"])
+    other = env.sims.keycrm.add_card(
+        elsewhere, {"full_name": "Іван Петренко", "phone": DEMO.phone, "client_id": IDS["buyer"]}
     )
     try:
-        await keycrm.configure("keycrm", {**FAST, "pipeline_id": keycrm.ids["pipeline"]})
-        assert (await keycrm.lookup(DEMO_PHONE)).record_id == str(keycrm.ids["card"])
-        assert keycrm.state.requests_to("GET", "/v1/pipelines/cards")[-1].query["filter[pipeline_id]"] == str(
-            keycrm.ids["pipeline"]
-        )
+        await env.set_config("keycrm", {**FAST, "pipeline_id": IDS["pipeline"]})
+        assert (await lookup(env, DEMO.phone)).record_id == str(IDS["card"])
+        assert env.sims.keycrm.requests_to("GET", "/v1/pipelines/cards")[-1].query[
+            "filter[pipeline_id]"
+        ] == str(IDS["pipeline"])
         # A card in a final status ("Not interested") is closed: nothing to call it about.
-        keycrm.card["status_id"] = keycrm.ids["not_interested"]
-        result = await keycrm.lookup(DEMO_PHONE)
+        card(env)["status_id"] = IDS["not_interested"]
+        result = await lookup(env, DEMO.phone)
         assert result == LookupResult(
             found=True,
             record_id=None,
             variables={"client_name": "Іван Петренко", "company": "ТОВ Компанія", "manager": "Олена Коваль"},
             note="the buyer has no open card: nothing to update",
         )
-        assert keycrm.sink.named("KeyCRM buyer has no open card")
+        assert env.log.named("KeyCRM buyer has no open card")
         # Any pipeline: the open card of the other one.
-        await keycrm.configure("keycrm", {**FAST, "pipeline_id": None})
-        assert (await keycrm.lookup(DEMO_PHONE)).record_id == str(other)
+        await env.set_config("keycrm", {**FAST, "pipeline_id": None})
+        assert (await lookup(env, DEMO.phone)).record_id == str(other)
     finally:
-        del keycrm.state.cards[other]
+        del env.sims.keycrm.cards[other]
 
 
-async def test_lookup_of_an_unknown_number_finds_nothing(keycrm: KeyCrm) -> None:
-    result = await keycrm.lookup(UNKNOWN_PHONE)
+async def test_lookup_of_an_unknown_number_finds_nothing(env: IntegrationTestEnv) -> None:
+    result = await lookup(env, UNKNOWN_PHONE)
     assert result == LookupResult(found=False, note="no KeyCRM buyer for this number")
-    assert keycrm.sink.named("No KeyCRM buyer for this number")
-    assert keycrm.state.requests_to("GET", "/v1/pipelines/cards") == []
-    assert UNKNOWN_PHONE not in logged_by_handler(keycrm.sink)
+    assert env.log.named("No KeyCRM buyer for this number")
+    assert env.sims.keycrm.requests_to("GET", "/v1/pipelines/cards") == []
+    assert UNKNOWN_PHONE not in logged_by_handler(env)
 
 
-async def test_lookup_without_credentials_asks_nobody(keycrm: KeyCrm) -> None:
-    creds = keycrm.resources.creds("keycrm")
-    await creds.set_many({"KEYCRM_API_KEY": ""})
-    try:
-        result = await keycrm.lookup(DEMO_PHONE)
-    finally:
-        await creds.set_many({"KEYCRM_API_KEY": keycrm.state.api_key})
+async def test_lookup_without_credentials_asks_nobody(env: IntegrationTestEnv) -> None:
+    assert await env.secret("KEYCRM_API_KEY") == env.sims.keycrm.api_key
+    await env.set_secrets(KEYCRM_API_KEY="")
+    result = await lookup(env, DEMO.phone)
     assert result == LookupResult(found=False, note="KeyCRM credentials are not configured")
-    assert keycrm.state.requests == []
+    assert env.sims.keycrm.requests == []
 
 
 # crm-postcall ------------------------------------------------------------------------------------
 
 
-async def test_postcall_moves_the_card_and_writes_the_note_once(keycrm: KeyCrm) -> None:
-    record_id = str(keycrm.ids["card"])
-    result = await keycrm.postcall(
+async def test_postcall_moves_the_card_and_writes_the_note_once(env: IntegrationTestEnv) -> None:
+    record_id = str(IDS["card"])
+    result = await postcall(
+        env,
         record_id=record_id,
         duration_seconds=61,
         call_successful="success",
@@ -242,87 +194,91 @@ async def test_postcall_moves_the_card_and_writes_the_note_once(keycrm: KeyCrm) 
     assert result == PostcallResult(
         success=True,
         record_id=record_id,
-        status_id=keycrm.ids["callback"],
+        status_id=IDS["callback"],
         outcome="callback",
         written=["status", "summary"],
     )
-    assert keycrm.card["status_id"] == keycrm.ids["callback"]
-    assert keycrm.card["note"] == (
+    assert card(env)["status_id"] == IDS["callback"]
+    assert card(env)["note"] == (
         "AI call, attempt 1: callback\nПросить передзвонити завтра о 10.\nNext: Передзвонити завтра"
     )
     # One write, carrying both: the status and the note.
-    [put] = keycrm.puts()
-    assert put.json == {"status_id": keycrm.ids["callback"], "note": keycrm.card["note"]}
+    [put] = puts(env)
+    assert put.json == {"status_id": IDS["callback"], "note": card(env)["note"]}
     # The lookup's card id is used as it is: no second search.
-    assert keycrm.state.requests_to("GET", "/v1/buyer") == []
-    assert [r.path for r in keycrm.state.requests_to("GET")] == [f"/v1/pipelines/cards/{record_id}"]
+    assert env.sims.keycrm.requests_to("GET", "/v1/buyer") == []
+    assert [r.path for r in env.sims.keycrm.requests_to("GET")] == [f"/v1/pipelines/cards/{record_id}"]
 
 
-async def test_postcall_adds_the_summary_after_the_card_s_note(keycrm: KeyCrm) -> None:
-    keycrm.card["note"] = "Менеджер: клієнт з виставки"
-    await keycrm.postcall(
-        record_id=str(keycrm.ids["card"]), attempt=2, analysis=analysis("interested", "Хоче кутовий диван.")
+async def test_postcall_adds_the_summary_after_the_card_s_note(env: IntegrationTestEnv) -> None:
+    card(env)["note"] = "Менеджер: клієнт з виставки"
+    await postcall(
+        env, record_id=str(IDS["card"]), attempt=2, analysis=analysis("interested", "Хоче кутовий диван.")
     )
     assert (
-        keycrm.card["note"]
+        card(env)["note"]
         == "Менеджер: клієнт з виставки\n\nAI call, attempt 2: interested\nХоче кутовий диван."
     )
-    assert keycrm.card["status_id"] == keycrm.ids["interested"]
-    assert len(keycrm.puts()) == 1
+    assert card(env)["status_id"] == IDS["interested"]
+    assert len(puts(env)) == 1
 
 
-async def test_postcall_writes_the_summary_into_the_configured_custom_field(keycrm: KeyCrm) -> None:
-    keycrm.card["note"] = "untouched"
-    await keycrm.configure("keycrm", {**FAST, "note_field": keycrm.card_field})
-    result = await keycrm.postcall(
-        record_id=str(keycrm.ids["card"]), analysis=analysis("not_interested", "Вже купив.")
+async def test_postcall_writes_the_summary_into_the_configured_custom_field(
+    env: IntegrationTestEnv, fields: Fields
+) -> None:
+    card(env)["note"] = "untouched"
+    await env.set_config("keycrm", {**FAST, "note_field": fields.card})
+    result = await postcall(
+        env, record_id=str(IDS["card"]), analysis=analysis("not_interested", "Вже купив.")
     )
-    assert result.written == ["status", "summary"] and result.status_id == keycrm.ids["not_interested"]
-    [put] = keycrm.puts()
+    assert result.written == ["status", "summary"] and result.status_id == IDS["not_interested"]
+    [put] = puts(env)
     text = "AI call, attempt 1: not_interested\nВже купив."
     assert put.json == {
-        "status_id": keycrm.ids["not_interested"],
-        "custom_fields": [{"uuid": keycrm.card_field, "value": text}],
+        "status_id": IDS["not_interested"],
+        "custom_fields": [{"uuid": fields.card, "value": text}],
     }
-    assert keycrm.card["custom_fields"] == {keycrm.card_field: text}
-    assert keycrm.card["note"] == "untouched"
+    assert card(env)["custom_fields"] == {fields.card: text}
+    assert card(env)["note"] == "untouched"
     # No read of the card first: a custom field is overwritten, not added to.
-    assert keycrm.state.requests_to("GET") == []
+    assert env.sims.keycrm.requests_to("GET") == []
 
 
-async def test_postcall_without_analysis_maps_elevenlabs_verdict_and_summary(keycrm: KeyCrm) -> None:
-    result = await keycrm.postcall(
-        record_id=str(keycrm.ids["card"]), call_successful="failure", transcript_summary="Не цікаво."
+async def test_postcall_without_analysis_maps_elevenlabs_verdict_and_summary(env: IntegrationTestEnv) -> None:
+    result = await postcall(
+        env, record_id=str(IDS["card"]), call_successful="failure", transcript_summary="Не цікаво."
     )
-    assert (result.status_id, result.outcome) == (keycrm.ids["not_interested"], "failure")
-    assert keycrm.card["note"] == "AI call, attempt 1: failure\nНе цікаво."
-    assert keycrm.card["status_id"] == keycrm.ids["not_interested"]
+    assert (result.status_id, result.outcome) == (IDS["not_interested"], "failure")
+    assert card(env)["note"] == "AI call, attempt 1: failure\nНе цікаво."
+    assert card(env)["status_id"] == IDS["not_interested"]
 
 
-async def test_postcall_with_no_status_for_the_outcome_writes_only_the_summary(keycrm: KeyCrm) -> None:
-    await keycrm.configure("status_map", {"voicemail": None})
-    result = await keycrm.postcall(
-        record_id=str(keycrm.ids["card"]), analysis=analysis("voicemail", "Автовідповідач.")
+async def test_postcall_with_no_status_for_the_outcome_writes_only_the_summary(
+    env: IntegrationTestEnv,
+) -> None:
+    await env.set_config("status_map", {"voicemail": None})
+    result = await postcall(
+        env, record_id=str(IDS["card"]), analysis=analysis("voicemail", "Автовідповідач.")
     )
     assert (result.status_id, result.written) == (None, ["summary"])
-    [put] = keycrm.puts()
+    [put] = puts(env)
     assert "status_id" not in put.json
-    assert keycrm.card["status_id"] == keycrm.ids["new"]
+    assert card(env)["status_id"] == IDS["new"]
     # Neither a status nor a summary: nothing is written at all.
-    keycrm.state.clear_requests()
-    nothing = await keycrm.postcall(record_id=str(keycrm.ids["card"]), call_successful="unknown")
+    env.sims.keycrm.clear_requests()
+    nothing = await postcall(env, record_id=str(IDS["card"]), call_successful="unknown")
     assert nothing.written == [] and nothing.success
-    assert keycrm.state.requests == []
+    assert env.sims.keycrm.requests == []
 
 
-async def test_postcall_without_a_record_writes_nothing(keycrm: KeyCrm) -> None:
-    result = await keycrm.postcall(
-        duration_seconds=30, call_successful="success", analysis=analysis("interested")
+async def test_postcall_without_a_record_writes_nothing(env: IntegrationTestEnv) -> None:
+    result = await postcall(
+        env, duration_seconds=30, call_successful="success", analysis=analysis("interested")
     )
     assert result == PostcallResult(success=True, note="no KeyCRM card: nothing written")
-    assert keycrm.state.requests == []
-    assert keycrm.card["status_id"] == keycrm.ids["new"] and keycrm.card["note"] is None
-    assert keycrm.sink.named("No KeyCRM card for this call: nothing written")
+    assert env.sims.keycrm.requests == []
+    assert card(env)["status_id"] == IDS["new"] and card(env)["note"] is None
+    assert env.log.named("No KeyCRM card for this call: nothing written")
 
 
 # config ------------------------------------------------------------------------------------------
@@ -349,19 +305,17 @@ async def test_postcall_without_a_record_writes_nothing(keycrm: KeyCrm) -> None:
     ],
 )
 def test_status_map_value_for(outcome: str | None, call_successful: str | None, status: str | None) -> None:
-    ids = seed_demo(KeyCrmState())
-    expected = ids[status] if status else None
+    expected = IDS[status] if status else None
     assert StatusMap().value_for(outcome, call_successful) == expected
 
 
 def test_status_map_defaults_are_the_demo_pipeline_s_statuses() -> None:
-    ids = seed_demo(KeyCrmState())
-    assert StatusMap().model_dump() == {outcome: ids[outcome] for outcome in OUTCOMES}
+    assert StatusMap().model_dump() == {outcome: IDS[outcome] for outcome in OUTCOMES}
     assert set(StatusMap.model_fields) == set(OUTCOMES)
     changed = StatusMap.model_validate({"callback": 7})
     assert (
         changed.value_for("callback", None) == 7
-        and changed.value_for("interested", None) == ids["interested"]
+        and changed.value_for("interested", None) == IDS["interested"]
     )
 
 
@@ -377,7 +331,7 @@ def test_config_defaults() -> None:
 
 
 def test_summary_text_and_note() -> None:
-    base = {"call_id": "c", "phone_number": DEMO_PHONE, "attempt": 3}
+    base = {"call_id": "c", "phone_number": DEMO.phone, "attempt": 3}
     assert summary_text(PostcallPayload.model_validate(base)) is None
     only_eleven = PostcallPayload.model_validate({**base, "transcript_summary": " Коротко. "})
     assert summary_text(only_eleven) == "AI call, attempt 3: unknown\nКоротко."

@@ -64,11 +64,11 @@ async def crm_lookup(ctx: Context[LookupPayload]) -> LookupResult:
         return LookupResult(found=False, note="KeyCRM credentials are not configured")
 
     settings = await ctx.config.get("keycrm", KeyCrmSettings)
-    keycrm = ctx.keycrm(per_minute=settings.requests_per_minute)
+    crm = ctx.keycrm(per_minute=settings.requests_per_minute)
     masked = mask_phone(ctx.payload.phone_number)
     buyers: list[dict[str, Any]] = await ctx.step.run(
         "keycrm.find_buyer",
-        lambda: keycrm.find_buyers(ctx.payload.phone_number, limit=1),
+        lambda: crm.find_buyers(ctx.payload.phone_number, limit=1),
         input={"phone": masked},
         transform=lambda found: {"buyers": len(found)},
     )
@@ -80,7 +80,7 @@ async def crm_lookup(ctx: Context[LookupPayload]) -> LookupResult:
     buyer_id = int(buyer["id"])
     cards: list[dict[str, Any]] = await ctx.step.run(
         "keycrm.find_cards",
-        lambda: keycrm.find_cards(buyer_id, pipeline_id=settings.pipeline_id),
+        lambda: crm.find_cards(buyer_id, pipeline_id=settings.pipeline_id),
         input={"buyer_id": buyer_id, "pipeline_id": settings.pipeline_id},
         transform=lambda found: {"cards": [card.get("id") for card in found]},
     )

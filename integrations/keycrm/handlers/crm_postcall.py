@@ -65,7 +65,7 @@ async def crm_postcall(ctx: Context[PostcallPayload]) -> PostcallResult:
     outcome = outcome_of(p)
     status_id = status_map.value_for(p.analysis.outcome if p.analysis else None, p.call_successful)
     text = summary_text(p)
-    keycrm = ctx.keycrm(per_minute=settings.requests_per_minute)
+    crm = ctx.keycrm(per_minute=settings.requests_per_minute)
 
     note: str | None = None
     custom_fields: dict[str, Any] = {}
@@ -75,7 +75,7 @@ async def crm_postcall(ctx: Context[PostcallPayload]) -> PostcallResult:
         # The note keeps what the managers wrote: this call's summary is added after it.
         card: dict[str, Any] | None = await ctx.step.run(
             "keycrm.get_card",
-            lambda: keycrm.get_card(card_id),
+            lambda: crm.get_card(card_id),
             input={"card_id": card_id},
             transform=lambda found: {"found": found is not None},
         )
@@ -97,7 +97,7 @@ async def crm_postcall(ctx: Context[PostcallPayload]) -> PostcallResult:
         )
     updated: dict[str, Any] = await ctx.step.run(
         "keycrm.update_card",
-        lambda: keycrm.update_card(card_id, status_id=status_id, note=note, custom_fields=custom_fields),
+        lambda: crm.update_card(card_id, status_id=status_id, note=note, custom_fields=custom_fields),
         input={"card_id": card_id, "status_id": status_id, "summary_into": settings.note_field or "note"},
         transform=lambda answer: {"status": answer.get("status")},
     )

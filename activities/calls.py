@@ -17,8 +17,9 @@ from temporalio import activity
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
+from happ_integ import registry
 from happ_integ.calls.config import CallHandling
-from happ_integ.calls.models import CallBegin, CallRecord, CallRequest, PostcallInfo
+from happ_integ.calls.models import CallBegin, CallFlowHandlers, CallRecord, CallRequest, PostcallInfo
 from happ_integ.clients.elevenlabs import ElevenLabsApi
 from happ_integ.clients.happ_voice import HappVoiceApi
 from happ_integ.durable import activity_failures
@@ -67,6 +68,12 @@ class WorkflowIds(BaseModel):
     ids: list[str]
 
 
+def registered_handlers(integration: str) -> CallFlowHandlers:
+    """The handler names of the integration's `call_flow`, from this process's registry."""
+    flow = registry.integration(integration).call_flow
+    return CallFlowHandlers(lookup=flow.lookup, postcall=flow.postcall) if flow else CallFlowHandlers()
+
+
 class CallActivities:
     def __init__(self, resources: Resources, client: Client) -> None:
         self._res = resources
@@ -74,12 +81,15 @@ class CallActivities:
 
     @activity.defn(name="call.begin")
     async def begin(self, req: CallRequest) -> CallBegin:
-        """The options the call runs with (read once, when it starts), and its row in the calls table."""
+        """The options and handler names the call runs with (read once, when it starts: a replay
+        of the call goes by its history, not by the replaying process's registry), and its row
+        in the calls table."""
         with activity_failures():
             await self._res.calls(req.integration).ensure(
                 req.call_id, req.phone_number, call_workflow_id(req.integration, req.call_id), req.metadata
             )
-            return CallBegin(handling=await self._handling(req.integration))
+            handling = await self._handling(req.integration)
+            return CallBegin(handling=handling, call_flow=registered_handlers(req.integration))
 
     @activity.defn(name="call.record")
     async def record(self, rec: CallRecord) -> None:

@@ -1,12 +1,13 @@
 """`CallQueue`: the semaphore of one integration's calls, id `{integration}:call-queue`.
 
-An `OutboundCall` signals `acquire` before each attempt and waits for `slot_granted`; it signals
-`release` when the attempt ends, however it ends. At most `call_handling.concurrency_limit`
-attempts hold a slot at once, whichever workers or API replicas their calls run on, and waiting
-calls are served first come, first served. The limit is read again before slots are handed out
-(a change applies to the next acquisition). A holder that stopped without releasing (terminated,
-timed out) is found every 30 seconds and its slot reclaimed. The history stays small: the queue
-continues as new, carrying its state, whenever Temporal suggests it.
+An `OutboundCall` holds a slot around each attempt through its client, `workflows.slots`: it
+signals `acquire`, waits for `slot_granted`, and signals `release` when the attempt ends, however
+it ends. At most `call_handling.concurrency_limit` attempts hold a slot at once, whichever
+workers or API replicas their calls run on, and waiting calls are served first come, first served.
+The limit is read again before slots are handed out (a change applies to the next acquisition). A
+holder that stopped without releasing (terminated, timed out) is found every 30 seconds and its
+slot reclaimed. The history stays small: the queue continues as new, carrying its state, whenever
+Temporal suggests it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from temporalio.exceptions import FailureError
 with workflow.unsafe.imports_passed_through():
     from activities.calls import CallActivities, QueueRef, WorkflowIds
     from happ_integ.calls.models import QueueState, SlotGrant, SlotRelease, SlotRequest
+
+from workflows import timers
 
 SLOT_GRANTED = "slot_granted"
 RECLAIM_EVERY = timedelta(seconds=30)
@@ -42,13 +45,12 @@ class CallQueue:
         self._state = state
         self._changed = True
         self._capacity_read_at: datetime | None = None
-        self._reclaim_timer: asyncio.Future[None] | None = None
+        self._reclaim_timer: timers.Timer | None = None
 
     @workflow.run
     async def run(self, state: QueueState) -> None:
         # One reclaim timer at a time, never cancelled: a signal does not restart it (that would be
-        # two history events per signal, and on the time-skipping test server a cancelled timer
-        # that fired meanwhile strands the run, temporalio/sdk-java#3088).
+        # two more history events per signal).
         while True:
             if workflow.patched(SERVE_LATE_REQUESTS_PATCH):
                 # Cleared before granting: a request that comes while the grants are being
@@ -63,7 +65,7 @@ class CallQueue:
                 await self._reclaim()
                 continue
             if self._reclaim_timer is None and (self._state.holders or self._state.waiters):
-                self._reclaim_timer = asyncio.ensure_future(workflow.sleep(RECLAIM_EVERY))
+                self._reclaim_timer = timers.start(RECLAIM_EVERY, "reclaim check")
             await workflow.wait_condition(
                 lambda: self._changed or self._should_continue_as_new() or self._reclaim_due()
             )

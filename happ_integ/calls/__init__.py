@@ -2,7 +2,9 @@
 
 - `config`: `CallHandling`, `CallingHours` (the `call_handling` config);
 - `models`: the call's state, its messages, the lookup/postcall handlers' payloads;
-- `rules`: what happens after an attempt; `clock`: the calling window and the agent's date;
+- `rules`: what happens after an attempt; `attempts`: what a webhook does to the attempt on the
+  line (the decisions of `OutboundCall`'s updates); `payloads`: what the call-flow handlers get;
+- `clock`: the calling window and the agent's date;
 - `phones`: E.164 normalisation and masking.
 
 All of it is pure (no I/O), so workflow code uses it as it is.

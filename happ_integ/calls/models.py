@@ -189,10 +189,20 @@ class SlotRelease(BaseModel):
     attempt: int
 
 
+class CallFlowHandlers(BaseModel):
+    """The names of the handlers a call runs, from the integration's `call_flow` (None: none)."""
+
+    lookup: str | None = None
+    postcall: str | None = None
+
+
 class CallBegin(BaseModel):
     """What the first activity of a call returns: the options it runs with."""
 
     handling: CallHandling
+    call_flow: CallFlowHandlers | None = Field(
+        default=None, description="None in histories recorded before it was returned: read from the registry"
+    )
 
 
 class CallRecord(BaseModel):

@@ -4,6 +4,9 @@ update handlers share (so a webhook's answer is exactly what the workflow then d
     outcome = classify_end(duration=2, answered=True, provider_status=None, handling=handling)  # SHORT
     decision = after_attempt(handling, attempt=1, outcome=outcome, now=now, cancelled=False)
     decision.kind, decision.retry_at                                       # "retry", now + 600 s
+    status_outcome("initiated", answered=False)     # RING_TIMEOUT: an ElevenLabs call still ringing
+
+What an update (a webhook) does to the attempt on the line is `happ_integ.calls.attempts`.
 """
 
 from __future__ import annotations
@@ -28,6 +31,18 @@ _PROVIDER_OUTCOMES = {
 def provider_outcome(status: str | None) -> Outcome | None:
     """`metadata.status` of a call_end, or ElevenLabs' `failure_reason`, as an outcome."""
     return _PROVIDER_OUTCOMES.get((status or "").strip().lower()) if status else None
+
+
+def status_outcome(status: str | None, *, answered: bool) -> Outcome | None:
+    """How an ElevenLabs-dialled attempt that no webhook ended stands, from its conversation's
+    status on the ElevenLabs API: None while it is on the line ("in-progress", "processing");
+    otherwise it is over without a conversation: SHORT when it had been on the line, RING_TIMEOUT
+    while still ringing ("initiated"), NO_ANSWER when it failed or ElevenLabs knows none (None)."""
+    if status in ("in-progress", "processing"):
+        return None
+    if answered:
+        return Outcome.SHORT
+    return Outcome.RING_TIMEOUT if status == "initiated" else Outcome.NO_ANSWER
 
 
 def classify_end(

@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
     from happ_integ.calls.models import (
         CallAnalysis,
         CallBegin,
+        CallFlowHandlers,
         CallRecord,
         CallRequest,
         LookupResult,
@@ -65,6 +66,10 @@ class FakeHandlerRun:
 class CallScript:
     client: Client
     handling: CallHandling = field(default_factory=lambda: CallHandling(calling_hours=None))
+    # The handlers call.begin names, as the real one reads them from the integration's call_flow.
+    call_flow: CallFlowHandlers = field(
+        default_factory=lambda: CallFlowHandlers(lookup="crm-lookup", postcall="crm-postcall")
+    )
     capacity: int = 3
     originate_errors: list[HappError] = field(default_factory=list)  # raised by the next originates
     conversation: PostcallInfo | None = None  # what the ElevenLabs API answers (None: not found)
@@ -81,7 +86,7 @@ class CallScript:
 
     @activity.defn(name="call.begin")
     async def begin(self, req: CallRequest) -> CallBegin:
-        return CallBegin(handling=self.handling)
+        return CallBegin(handling=self.handling, call_flow=self.call_flow)
 
     @activity.defn(name="call.record")
     async def record(self, rec: CallRecord) -> None:

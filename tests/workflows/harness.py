@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import WorkflowHandle
+from temporalio.client import WorkflowHandle, WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -21,6 +22,7 @@ from happ_integ import CallFlow, Context, Integration, define_handler, registry
 from happ_integ.calls.config import CallHandling
 from happ_integ.calls.models import (
     CallEvent,
+    CallFlowHandlers,
     CallRequest,
     CallState,
     CallStatus,
@@ -125,6 +127,23 @@ class Call:
             ) from None
 
 
+def timer_story(history: WorkflowHistory) -> list[tuple[str, str]]:
+    """(summary, how it ended) of each timer in `history`: "cancelled", "fired" or "running"."""
+    started: dict[int, str] = {}
+    ended: dict[int, str] = {}
+    for event in history.events:
+        if event.event_type == EventType.EVENT_TYPE_TIMER_STARTED:
+            summary = event.user_metadata.summary
+            started[event.event_id] = (
+                pydantic_data_converter.payload_converter.from_payload(summary, str) if summary.data else ""
+            )
+        elif event.event_type == EventType.EVENT_TYPE_TIMER_CANCELED:
+            ended[event.timer_canceled_event_attributes.started_event_id] = "cancelled"
+        elif event.event_type == EventType.EVENT_TYPE_TIMER_FIRED:
+            ended[event.timer_fired_event_attributes.started_event_id] = "fired"
+    return [(summary, ended.get(event_id, "running")) for event_id, summary in started.items()]
+
+
 def call_flow_integration(name: str) -> Integration:
     return Integration(
         name, handlers=[lookup, postcall], call_flow=CallFlow(lookup="crm-lookup", postcall="crm-postcall")
@@ -149,9 +168,15 @@ async def calls_fixture(
 
     started: list[str] = []
 
-    async def start(handling: CallHandling | None = None, **request_fields: object) -> Call:
+    async def start(
+        handling: CallHandling | None = None,
+        call_flow: CallFlowHandlers | None = None,
+        **request_fields: object,
+    ) -> Call:
         if handling is not None:
             script.handling = handling
+        if call_flow is not None:
+            script.call_flow = call_flow
         call_id = f"c_{uuid.uuid4().hex[:12]}"
         request = CallRequest(
             integration=name,

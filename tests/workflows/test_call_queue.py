@@ -19,7 +19,7 @@ from temporalio.worker import Worker
 from happ_integ.calls.models import QueueState
 from happ_integ.temporal import queue_workflow_id
 from tests.workflows.fakes import CallScript, SlotHolder
-from tests.workflows.harness import eventually
+from tests.workflows.harness import eventually, timer_story
 from worker import workflow_runner
 from workflows import CallQueue
 from workflows.control import queue_state
@@ -149,3 +149,13 @@ async def test_requests_that_come_while_slots_are_handed_out_are_served_at_once(
     queue.holders.extend(handles)
     state = await queue.until(lambda s: len(s.holders) == 40, seconds=20)
     assert set(state.holders) == set(names) and not state.waiters
+
+
+async def test_the_reclaim_timer_is_named(queue: Queue) -> None:
+    await queue.start()
+    await queue.hold()
+    handle = queue.env.client.get_workflow_handle(queue_workflow_id(queue.integration))
+    story = await eventually(
+        lambda: handle.fetch_history(), lambda h: bool(timer_story(h)), 10, lambda h: "no timer started"
+    )
+    assert timer_story(story) == [("reclaim check", "running")]

@@ -20,7 +20,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
 from happ_integ import registry
-from happ_integ.calls.models import CallAnalysis, CallRequest, CallState, PostcallInfo
+from happ_integ.calls.models import CallAnalysis, CallRequest, CallState, CallStatus, PostcallInfo
 from happ_integ.logs import CaptureSink
 from happ_integ.settings import Settings
 from tests.workflows.harness import Call, call_flow_integration, calls_fixture, handling
@@ -93,6 +93,19 @@ async def test_fresh_call_histories_replay(replay_calls: Callable[..., object]) 
     await recovered.result()
     histories.append(await keep(recovered, "postcall_from_the_api"))
 
+    # Dialled by ElevenLabs, no webhook: its status read after the ring timeout, the call followed
+    # on the line until its conversation is done (named timers, cancelled when their wait ends).
+    followed: Call = await start(handling(provider="elevenlabs_sip"))  # type: ignore[operator]
+    followed.script.conversation, followed.script.live_statuses = None, ["in-progress"]
+    await followed.dialing(1)
+    await followed.env.sleep(timedelta(seconds=61))
+    await followed.until(lambda s: s.status is CallStatus.IN_PROGRESS)
+    followed.script.conversation = PostcallInfo(
+        conversation_id="conv-el-1", duration_seconds=42, call_successful="success", source="api"
+    )
+    assert (await followed.result()).status is CallStatus.COMPLETED
+    histories.append(await keep(followed, "elevenlabs_followed"))
+
     for history in histories:
         await replayer().replay_workflow(history)
 
@@ -108,6 +121,7 @@ def test_call_histories_are_recorded() -> None:
         "outbound_call_answered",
         "outbound_call_busy_then_answered",
         "outbound_call_postcall_from_the_api",
+        "outbound_call_elevenlabs_followed",
     } <= names
 
 
@@ -124,7 +138,7 @@ class ChangedOutboundCall(OutboundCall):
         return await super().run(request)
 
     async def _attempts(self) -> bool:
-        await self._set(self._state.status)
+        await self._record.status(self._state.status)
         return await super()._attempts()
 
 

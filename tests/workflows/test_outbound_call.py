@@ -13,14 +13,15 @@ from temporalio.testing import WorkflowEnvironment
 from happ_integ.calls.config import CallHandling, CallingHours
 from happ_integ.calls.models import (
     CallAnalysis,
+    CallFlowHandlers,
     CallStatus,
     Outcome,
     PostcallEvent,
     PostcallInfo,
 )
 from happ_integ.errors import Conflict, UpstreamError, UpstreamRejected
-from tests.workflows.harness import Call, handling
-from workflows.control import cancel_call, send_postcall
+from tests.workflows.harness import Call, eventually, handling
+from workflows.control import cancel_call, queue_state, send_postcall
 
 
 async def test_a_normal_call_completes_with_the_crm_postcall(calls: Callable[..., object]) -> None:
@@ -361,3 +362,41 @@ async def test_an_event_with_another_provider_call_id_is_refused_and_changes_not
     assert (await call.event("call_start", provider_call_id="va-1")).status is CallStatus.IN_PROGRESS  # type: ignore[attr-defined]
     answer = await call.event("call_end", 45, conversation_id="conv-1")
     assert answer.status is CallStatus.WAITING_POSTCALL  # type: ignore[attr-defined]
+
+
+async def test_cancel_while_queued_leaves_the_queue_without_dialling(calls: Callable[..., object]) -> None:
+    call: Call = await calls()  # type: ignore[misc]
+    call.script.capacity = 0  # every slot taken: the call waits in the queue
+    queued = await call.until(lambda s: s.status is CallStatus.QUEUED)
+    assert queued.attempt == 0
+    waiting = await eventually(
+        lambda: queue_state(call.env.client, call.integration),
+        lambda q: any(w.holder == call.handle.id for w in q.waiters),
+        10,
+        lambda q: f"the call never asked the queue: {q}",
+    )
+    assert not waiting.holders
+    await cancel_call(call.env.client, call.integration, call.call_id)
+    state = await call.result()
+    assert state.status is CallStatus.CANCELLED and not call.script.originates
+    left = await eventually(
+        lambda: queue_state(call.env.client, call.integration),
+        lambda q: not q.waiters and not q.holders,
+        10,
+        lambda q: f"the call is still in the queue: {q}",
+    )
+    assert left.granted_total == 0
+
+
+async def test_the_handlers_call_begin_names_are_the_ones_the_call_runs(calls: Callable[..., object]) -> None:
+    # The registry names a lookup; call.begin, read when the call started, names none: the call
+    # goes by what it was started with, never by the registry of the process replaying it.
+    call: Call = await calls(call_flow=CallFlowHandlers(lookup=None, postcall="crm-postcall"))  # type: ignore[misc]
+    dialing = await call.dialing(1)
+    assert dialing.variables == {} and dialing.record_id is None
+    await call.event("call_start")
+    await call.event("call_end", 45, conversation_id="conv-1")
+    await call.transcription(45)
+    state = await call.result()
+    assert state.status is CallStatus.COMPLETED and state.result is not None  # the postcall ran
+    assert state.result["payload"]["record_id"] is None

@@ -22,7 +22,7 @@ from happ_integ.codec import require_payload_encryption
 from happ_integ.integration import Integration, discover_integrations
 from happ_integ.logs import LogSink, ReplaySafeSink, make_sink
 from happ_integ.ops import Resources
-from happ_integ.runtime import close_resources, open_resources
+from happ_integ.ops.resources import close_resources, open_resources
 from happ_integ.settings import Settings
 from happ_integ.temporal import connect_settings
 from workflows import WORKFLOWS, call_metrics

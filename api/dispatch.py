@@ -26,7 +26,10 @@ from workflows.control import handler_result, start_handler_run
 
 
 @dataclass(frozen=True)
-class Outcome:
+class HandlerReply:
+    """What the route answers for a handler run: its status code, JSON body and, for a durable run,
+    the workflow id (`X-Workflow-Id`)."""
+
     status_code: int
     body: dict[str, Any]
     workflow_id: str | None = None
@@ -42,12 +45,12 @@ async def run_for_request(
     durable: bool,
     wait_seconds: float,
     fresh: bool = False,
-) -> Outcome:
+) -> HandlerReply:
     if not durable:
         response = await run_inline(
             runtime.resources, integration, definition, payload, trace_id, runtime.sink
         )
-        return Outcome(200, response.model_dump(mode="json", by_alias=True))
+        return HandlerReply(200, response.model_dump(mode="json", by_alias=True))
     return await run_durable(runtime, integration, definition, payload, trace_id, key, wait_seconds, fresh)
 
 
@@ -60,7 +63,7 @@ async def run_durable(
     key: str | None,
     wait_seconds: float,
     fresh: bool = False,
-) -> Outcome:
+) -> HandlerReply:
     handle = await start_handler_run(
         await runtime.temporal(),
         integration,
@@ -73,5 +76,5 @@ async def run_durable(
     )
     result = await handler_result(handle, wait_seconds)
     if result is None:
-        return Outcome(202, {"success": True, "accepted": True, "workflow_id": handle.id}, handle.id)
-    return Outcome(200, result.response, handle.id)
+        return HandlerReply(202, {"success": True, "accepted": True, "workflow_id": handle.id}, handle.id)
+    return HandlerReply(200, result.response, handle.id)

@@ -25,7 +25,7 @@ from pydantic import BaseModel
 from api.deps import bearer_token
 from happ_integ.errors import ValidationFailed
 from happ_integ.handler import Auth, BearerAuth
-from happ_integ.keys import FernetKeys
+from happ_integ.keys import KeyRing
 from happ_integ.settings import Settings
 
 # How long an Idempotency-Key is remembered when the handler declares no `dedup` of its own.
@@ -57,7 +57,7 @@ def _scope_key(secret_key: str) -> bytes:
     # Derived from the key that encrypts now: rotating HAPP_SECRET_KEY starts new scopes, so a
     # key sent both before and after the rotation's deploy runs once more.
     try:
-        raw = FernetKeys.parse(secret_key, "HAPP_SECRET_KEY").raw[0]
+        raw = KeyRing.parse(secret_key, "HAPP_SECRET_KEY").raw[0]
     except ValidationFailed:  # no usable key (the API then cannot read secrets either): still stable
         raw = ""
     return hashlib.sha256(b"happ-integ caller scope\0" + raw.encode()).digest()

@@ -16,7 +16,7 @@ from happ_integ.errors import DependencyUnavailable
 from happ_integ.integration import Integration
 from happ_integ.logs import LogSink, make_sink
 from happ_integ.ops import Resources
-from happ_integ.runtime import close_resources, open_resources
+from happ_integ.ops.resources import close_resources, open_resources
 from happ_integ.settings import Settings
 from happ_integ.temporal import connect_settings
 
@@ -24,6 +24,9 @@ RECONNECT_PAUSE_SECONDS = 3.0
 
 
 class ApiRuntime:
+    """The gateway's process state (`app.state.runtime`, `RuntimeDep` in routes); not the Temporal
+    SDK's `Runtime`, which `happ_integ.telemetry.temporal_runtime` makes for a worker's metrics."""
+
     def __init__(
         self, settings: Settings, integrations: Mapping[str, Integration], sink: LogSink | None = None
     ) -> None:

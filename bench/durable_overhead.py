@@ -25,7 +25,7 @@ from happ_integ.embedded import EmbeddedPostgres, EmbeddedTemporal
 from happ_integ.embedded.process import free_port
 from happ_integ.integration import discover_integrations
 from happ_integ.logs import CaptureSink
-from happ_integ.runtime import close_resources, open_resources
+from happ_integ.ops.resources import close_resources, open_resources
 from happ_integ.settings import Settings
 from happ_integ.temporal import HandlerRunInput, HandlerRunResult, connect_client
 from worker import build_workers, workflow_runner

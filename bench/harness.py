@@ -233,9 +233,9 @@ async def bench_stack(root: Path, integrations: list[str], temporal: bool = True
     from happ_integ.embedded import EmbeddedPostgres, EmbeddedTemporal
     from happ_integ.integration import discover_integrations
     from happ_integ.keys import generate_key
-    from happ_integ.runtime import close_resources, open_resources
+    from happ_integ.ops.resources import close_resources, open_resources
+    from happ_integ.provision import prepare_integration
     from happ_integ.settings import Settings
-    from happ_integ.setup import prepare_integration
     from happ_integ.temporal import connect_settings
     from workflows.schedules import setup_integration
 

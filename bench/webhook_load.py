@@ -1,15 +1,17 @@
 """Webhook deliveries under load: the call events and post-calls of many calls in flight, sent at
 two API replicas at once, with duplicates and bad signatures mixed in.
 
-    figures = await deliver(calls, replicas=["http://127.0.0.1:3001", "http://127.0.0.1:3011"],
-                            secret=..., integration="sofa", duplicates=0.10, bad_signatures=0.05)
+    plans = deliveries_for(calls, voice_state, duplicates=0.10, bad_signatures=0.05)
+    figures = await deliver(plans, replicas=["http://127.0.0.1:3001", "http://127.0.0.1:3011"],
+                            integration="sofa")
     figures.per_second, figures.p99_ms, figures.refused, figures.duplicates
 
 Each call gets call_start, call_end, its signed post_call_transcription and post_call_audio, in
 that order (four deliveries: 500 calls make 2,000 before duplicates and forgeries); calls go in
 parallel (`concurrency` deliveries in flight). A duplicate is the same delivery sent again
-to the other replica; a bad signature is a post-call signed with another secret. `make bench`
-runs it through `bench.load`, and the end-to-end load test asserts on the same figures.
+to the other replica; a bad signature is a post-call signed with another secret. The end-to-end
+load test (`tests/e2e/test_webhook_load.py`, which `make bench` runs after the benchmarks) sends
+it and asserts on the figures; `bench.call_throughput` sends each call's events with it.
 """
 
 from __future__ import annotations
@@ -25,13 +27,16 @@ from typing import Any
 import httpx
 
 from simulator import sign_elevenlabs
-from simulator.calls import Outcome, SimCall
-from simulator.elevenlabs import audio_payload, postcall_payload
+from simulator.calls import Play, SimCall
+from simulator.elevenlabs_state import audio_payload, postcall_payload
 from simulator.voice import VoiceState, call_event
 
 
 @dataclass
-class Delivery:
+class PlannedDelivery:
+    """One webhook delivery the load will send, and the status it must get (the simulator's
+    `simulator.calls.Delivery` is one a played call sent)."""
+
     kind: str
     body: bytes
     headers: dict[str, str]
@@ -68,54 +73,54 @@ class Figures:
 
 def deliveries_for(
     calls: list[SimCall], voice: VoiceState, *, duplicates: float, bad_signatures: float, seed: int = 7
-) -> list[list[Delivery]]:
+) -> list[list[PlannedDelivery]]:
     """One ordered list of deliveries per call."""
     rng = random.Random(seed)
-    plans: list[list[Delivery]] = []
+    plans: list[list[PlannedDelivery]] = []
     now = int(time.time())
     for call in calls:
-        plan: list[Delivery] = []
+        plan: list[PlannedDelivery] = []
         for kind, event in (
             ("call_start", call_event(call, "call_start")),
             ("call_end", call_event(call, "call_end", 40)),
         ):
             # The voice assistant's own headers: its sender token (set by the call stack).
             headers = {"Content-Type": "application/json", **voice.webhook_headers}
-            plan.append(Delivery(kind, json.dumps(event).encode(), headers, 200))
+            plan.append(PlannedDelivery(kind, json.dumps(event).encode(), headers, 200))
         body = json.dumps(
-            postcall_payload(voice, call, Outcome.answered(40), {}, now), ensure_ascii=False
+            postcall_payload(voice, call, Play.answered(40), {}, now), ensure_ascii=False
         ).encode()
         if rng.random() < bad_signatures:
             forged = {
                 "Content-Type": "application/json",
                 "ElevenLabs-Signature": sign_elevenlabs("forged", body, now),
             }
-            plan.append(Delivery("post_call_transcription", body, forged, 401))
+            plan.append(PlannedDelivery("post_call_transcription", body, forged, 401))
         signed = {
             "Content-Type": "application/json",
             "ElevenLabs-Signature": sign_elevenlabs(voice.webhook_secret, body, now),
         }
-        plan.append(Delivery("post_call_transcription", body, signed, 200))
+        plan.append(PlannedDelivery("post_call_transcription", body, signed, 200))
         # A few seconds of silence as the recording (8 kHz, 8-bit): small, so the load is the webhooks.
         audio = json.dumps(audio_payload(voice, call, now, b"\x80" * 16_000)).encode()
         audio_signed = {
             "Content-Type": "application/json",
             "ElevenLabs-Signature": sign_elevenlabs(voice.webhook_secret, audio, now),
         }
-        plan.append(Delivery("post_call_audio", audio, audio_signed, 200))
-        with_duplicates: list[Delivery] = []
+        plan.append(PlannedDelivery("post_call_audio", audio, audio_signed, 200))
+        with_duplicates: list[PlannedDelivery] = []
         for delivery in plan:
             with_duplicates.append(delivery)
             if delivery.expect == 200 and rng.random() < duplicates:
                 with_duplicates.append(
-                    Delivery(delivery.kind, delivery.body, delivery.headers, 200, duplicate=True)
+                    PlannedDelivery(delivery.kind, delivery.body, delivery.headers, 200, duplicate=True)
                 )
         plans.append(with_duplicates)
     return plans
 
 
 async def deliver(
-    plans: list[list[Delivery]],
+    plans: list[list[PlannedDelivery]],
     *,
     replicas: list[str],
     integration: str,
@@ -135,7 +140,7 @@ async def deliver(
     gate = asyncio.Semaphore(concurrency)
     async with httpx.AsyncClient(limits=limits, timeout=120) as http:
 
-        async def one(i: int, plan: list[Delivery]) -> None:
+        async def one(i: int, plan: list[PlannedDelivery]) -> None:
             for j, delivery in enumerate(plan):
                 async with gate:
                     began = time.perf_counter()

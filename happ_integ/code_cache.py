@@ -3,9 +3,10 @@
 The sandbox gives each workflow run fresh copies of the modules it does not pass through (the
 workflows and every integration's handlers), so that module state and non-deterministic calls stay
 inside the run. Each copy is a new import: find the file, read it, and (with no bytecode cache,
-as under PYTHONDONTWRITEBYTECODE, which the Docker image sets) compile the source again. That was a
-third of a busy worker's time. With the cache the source is compiled once per process and every
-later import executes the same code object; each run still gets its own module objects.
+as under PYTHONDONTWRITEBYTECODE, which the Docker image sets) compile the source again: every
+run pays for compiling every module it imports, a cost that grows with the code and dwarfs a short
+run's own work. With the cache the source is compiled once per process and every later import
+executes the same code object; each run still gets its own module objects.
 
     install(("integrations", "workflows"))   # once, before the worker starts
 

@@ -25,7 +25,7 @@ from temporalio.api.common.v1 import Payload
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, PayloadCodec
 
-from happ_integ.keys import FernetKeys
+from happ_integ.keys import KeyRing
 
 if TYPE_CHECKING:
     from happ_integ.settings import Settings
@@ -45,7 +45,7 @@ def require_payload_encryption(settings: Settings, process: str) -> None:
     phone numbers into history in clear, and one worker without it cannot read encrypted runs.
     """
     if settings.payload_key is not None:
-        FernetKeys.parse(settings.payload_key, "HAPP_PAYLOAD_KEY")  # a malformed key fails now, not mid-call
+        KeyRing.parse(settings.payload_key, "HAPP_PAYLOAD_KEY")  # a malformed key fails now, not mid-call
         return
     if settings.payload_encryption == "off":
         log.warning(
@@ -64,7 +64,7 @@ def require_payload_encryption(settings: Settings, process: str) -> None:
 
 class EncryptionCodec(PayloadCodec):
     def __init__(self, keys: str) -> None:
-        parsed = FernetKeys.parse(keys, "HAPP_PAYLOAD_KEY")
+        parsed = KeyRing.parse(keys, "HAPP_PAYLOAD_KEY")
         self._fernet = parsed.fernet
         # Which key encrypted a payload, without revealing the key: helps during rotation.
         self._key_id = parsed.key_id.encode()

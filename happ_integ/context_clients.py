@@ -133,7 +133,7 @@ class CredsClient(_Client):
 
 
 class HttpClient(_Client):
-    """Outside HTTP calls as `http.request` operations; `{{secret:NAME}}` in url, headers or body is resolved late.
+    """Outside HTTP calls as `http.request` operations; a reference (`{{secret:NAME:TAG}}`) in url, headers or body is resolved late.
 
     Only this run's own references resolve (from `ctx.creds.get()` in the same run). Requests go to
     public addresses only, unless HAPP_HTTP_ALLOW_PRIVATE / HAPP_HTTP_ALLOWED_NETWORKS allow more;

@@ -159,7 +159,7 @@ def run_dev(settings: Settings, simulate: bool = False) -> None:
 async def _serve(settings: Settings, temporal: EmbeddedTemporal | None, simulate: bool) -> None:
     from api.app import KEEP_ALIVE_SECONDS, create_app
     from happ_integ.integration import discover_integrations
-    from happ_integ.runtime import close_resources, open_resources
+    from happ_integ.ops.resources import close_resources, open_resources
     from happ_integ.temporal import connect_settings
     from simulator.app import SimulatorStates, create_simulator_app
     from worker import run_workers
@@ -175,7 +175,7 @@ async def _serve(settings: Settings, temporal: EmbeddedTemporal | None, simulate
     simulated = None
     calling = None
     if simulate:
-        from simulator.calls import Outcome
+        from simulator.calls import Play
 
         # The simulated voice assistant plays every call it is asked to make (events, agent-init,
         # the signed post-call) against one integration: sofa when it is served, else the first
@@ -183,7 +183,7 @@ async def _serve(settings: Settings, temporal: EmbeddedTemporal | None, simulate
         with_flow = [i.name for i in integrations.values() if i.call_flow is not None]
         calling = "sofa" if "sofa" in with_flow else next(iter(with_flow), None)
         gateway = f"http://{settings.api_host}:{settings.api_port}/{calling}" if calling else None
-        simulated = SimulatorStates.demo(gateway=gateway, auto_play=Outcome.answered(45, talk_seconds=2))
+        simulated = SimulatorStates.demo(gateway=gateway, auto_play=Play.answered(45, talk_seconds=2))
     assert settings.temporal_address
     client = await connect_settings(settings)
     resources = await open_resources(settings, integrations)

@@ -1,10 +1,14 @@
-"""The one parser of Fernet key settings (`HAPP_SECRET_KEY`, `HAPP_PAYLOAD_KEY`).
+"""The key ring: the one parser of the key settings (`HAPP_SECRET_KEY`, `HAPP_PAYLOAD_KEY`).
 
-    keys = FernetKeys.parse(settings.require_secret_key(), "HAPP_SECRET_KEY")   # "new,old" rotates
+    keys = KeyRing.parse(settings.require_secret_key(), "HAPP_SECRET_KEY")   # "new,old" rotates
     keys.fernet.encrypt(b"…")       # MultiFernet: the first key encrypts, every key decrypts
     keys.raw[0]                     # the key that encrypts now, e.g. to derive other keys from
 
-A value is one key, or several separated by commas while rotating (newest first).
+A value is one key, or several separated by commas while rotating (newest first); each key is
+written in Fernet's format. What is made from the ring: the payload codec's Fernet
+(`HAPP_PAYLOAD_KEY`); from `HAPP_SECRET_KEY`, the box's AES-GCM keys (`happ_integ.stores.creds`),
+the reference tags (`happ_integ.ops.secrets`), the query roles' passwords and the callers'
+idempotency scopes, each derived with a label of its own.
 """
 
 from __future__ import annotations
@@ -19,12 +23,14 @@ from happ_integ.errors import ValidationFailed
 
 
 @dataclass(frozen=True)
-class FernetKeys:
+class KeyRing:
+    """One key setting, parsed: `raw` the keys newest first, `fernet` the MultiFernet over them."""
+
     raw: tuple[str, ...]
     fernet: MultiFernet
 
     @classmethod
-    def parse(cls, value: str | SecretStr | None, setting: str) -> FernetKeys:
+    def parse(cls, value: str | SecretStr | None, setting: str) -> KeyRing:
         text = value.get_secret_value() if isinstance(value, SecretStr) else (value or "")
         parts = tuple(part.strip() for part in text.split(",") if part.strip())
         if not parts:
@@ -45,7 +51,7 @@ class FernetKeys:
         return hashlib.sha256(self.raw[0].encode()).hexdigest()[:12]
 
     def __repr__(self) -> str:
-        return f"FernetKeys(<{len(self.raw)} key(s)>)"
+        return f"KeyRing(<{len(self.raw)} key(s)>)"
 
 
 def generate_key() -> str:

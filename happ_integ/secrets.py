@@ -6,6 +6,18 @@ headers = {"Authorization": f"Bearer {secrets.API_TOKEN}"}  # "{{secret:API_TOKE
 
 A reference resolves only inside the run whose `creds.get` handed it out (its tag is bound to that
 run, see `happ_integ.ops.secrets`): get the secrets in the run that uses them, never store them.
+
+One word for each part, here and in every module that handles secrets:
+- a *secret*: a named value an integration needs (`NETHUNT_API_KEY`), set with
+  `PUT /{integration}/secrets`; a *placeholder* secret is one `setup` created for a declared name,
+  with no value yet;
+- the *store* (`CredsStore`, which `ctx.creds` reads): an integration's secrets, encrypted at rest;
+- the *box* (`SecretBox`): seals a value for the store and opens it again;
+- the *key ring* (`KeyRing`, parsed from `HAPP_SECRET_KEY`): the keys the box and the tags come from;
+- a *reference* (`SecretRef`, text `{{secret:NAME:TAG}}`): what handler code holds instead of a
+  value; `ctx.creds.get()` answers `Secrets`, this integration's references by name;
+- *resolving* (`SecretResolver` in `happ_integ.ops.secrets`): an activity turning a reference of
+  its own run into the value, just before it is sent.
 """
 
 from __future__ import annotations
@@ -16,11 +28,12 @@ from collections.abc import Iterator, Mapping
 # `{{secret:NAME:TAG}}`: the tag comes from `creds.get` and proves that this run's handler placed
 # the reference, not a caller who typed it in (or copied it from another run's history).
 TAG_LENGTH = 16  # hex digits, as the pattern below says
-SECRET_PLACEHOLDER = re.compile(r"\{\{secret:([A-Z][A-Z0-9_]{0,63}):([0-9a-f]{16})\}\}")
+SECRET_REFERENCE = re.compile(r"\{\{secret:([A-Z][A-Z0-9_]{0,63}):([0-9a-f]{16})\}\}")
 
 
 class SecretRef:
-    """A secret by name. `str()` is a placeholder that activities resolve; the value never passes here."""
+    """A reference to a secret, by name. `str()` is its text, `{{secret:NAME:TAG}}`, which activities
+    resolve; the value never passes here."""
 
     __slots__ = ("is_set", "name", "tag")
 
@@ -56,7 +69,7 @@ class Secrets(Mapping[str, SecretRef]):
         self._refs = {name: SecretRef(name, is_set, tags.get(name, "")) for name, is_set in status.items()}
 
     def __getitem__(self, name: str) -> SecretRef:
-        # An undeclared name is "unset"; its placeholder has no tag and never resolves.
+        # An undeclared name is "unset"; its reference has no tag and never resolves.
         return self._refs.get(name) or SecretRef(name, False)
 
     def __getattr__(self, name: str) -> SecretRef:

@@ -1,11 +1,20 @@
-"""`ctx.step.run`: a named, timed, logged unit of a handler.
+"""`ctx.step.run`: a named, timed, logged part of a handler. Not a memoized step.
 
     records = await ctx.step.run("crm.search", lambda: nethunt.search_records(folder, query),
                                  input={"phone": phone}, transform=lambda r: {"records": len(r)})
     cached = await ctx.step.run("cache.get", lambda: ctx.cache.get(key), optional=True)
 
-Operations called inside a step carry its name: in a durable run the activity's summary in the
-Web UI is the step name.
+What a step does: it runs `fn` now, logs its input, output (or `transform` of it) and duration,
+and names the operations called inside it (in a durable run the activity's summary in the Web UI
+is the step name); with `optional=True` an error gives `default` instead of failing the handler.
+
+What it does not do: keep `fn`'s result or retry it. In systems where `step.run` is memoized
+(Inngest's, for one) a finished step is never run again; here `fn` runs every time the handler
+reaches it. What makes a durable run safe to replay is the operations, not the step: each
+operation inside (`ctx.db`, `ctx.cache`, `ctx.http`, the CRM clients, `ctx.creds.get`) is an
+activity, local or not, whose result the run's history keeps, so a replay gets it back without
+calling the outside world again; and each is retried on its own (the handler's `retries`), inline
+as well. Code in `fn` that is not an operation runs again on every replay.
 """
 
 from __future__ import annotations
@@ -45,7 +54,8 @@ class StepRunner:
         optional: bool = False,
         default: Any = None,
     ) -> T:
-        """Run `fn`, log its input/output/duration; with `optional`, an error returns `default` instead."""
+        """Run `fn` now (every time: nothing is memoized), log its input/output/duration; with
+        `optional`, an error returns `default` instead."""
         token = _current_step.set(name)
         started = self._clock()
         try:

@@ -15,7 +15,11 @@ real services' paths, payloads and auth.
 
 `python -m simulator.app --port 3100` serves them all on one port (see `simulator.app`).
 This module holds what they share: the request log, failure and delay injection and ElevenLabs signing
-(`sign_elevenlabs`, `verify_elevenlabs`, also importable from `simulator.voice`).
+(`sign_elevenlabs`, `verify_elevenlabs`). It imports none of the peers; a simulated call's pieces
+go one way, each module importing only those before it:
+
+    simulator (shared) ← calls (SimCall, Play, Delivery) ← elevenlabs_state (ElevenLabsState, the
+    outbound dials, conversation and webhook bodies) ← voice, elevenlabs_calls ← elevenlabs ← app
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@
     # HAPP_ELEVENLABS_API_URL=http://127.0.0.1:3100/elevenlabs
     # HAPP_LLM_BASE_URL=http://127.0.0.1:3100/llm/v1  HAPP_LLM_MODEL=sim-analyst  HAPP_LLM_API_KEY=sim-llm-key
 
-    states = SimulatorStates.demo(gateway="http://127.0.0.1:3001/sofa", auto_play=Outcome.answered(30))
+    states = SimulatorStates.demo(gateway="http://127.0.0.1:3001/sofa", auto_play=Play.answered(30))
     app = create_simulator_app(states)   # states.nethunt / .keycrm / .voice / .elevenlabs / .llm stay inspectable
 
 With `auto_play` every originated call plays itself a moment later (to the configured webhook
@@ -34,11 +34,13 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from simulator.elevenlabs import ElevenLabsState, create_elevenlabs_app
+from simulator.calls import Play, SimCall
+from simulator.elevenlabs import create_elevenlabs_app
+from simulator.elevenlabs_state import ElevenLabsState
 from simulator.keycrm import KeyCrmState, create_keycrm_app, seed_demo
 from simulator.llm import LlmState, create_llm_app
 from simulator.nethunt import NetHuntState, create_nethunt_app
-from simulator.voice import Outcome, SimCall, VoiceState, create_voice_app, play_call
+from simulator.voice import VoiceState, create_voice_app, play_call
 
 PREFIXES = {
     "nethunt": "/nethunt/api/v1/zapier",
@@ -63,7 +65,7 @@ class SimulatorStates:
     voice: VoiceState = field(default_factory=VoiceState)
     elevenlabs: ElevenLabsState = field(default_factory=ElevenLabsState)
     llm: LlmState = field(default_factory=LlmState)
-    auto_play: Outcome | None = None
+    auto_play: Play | None = None
     pause_seconds: float = 0.5
     errors: list[str] = field(default_factory=list)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set, repr=False)
@@ -72,7 +74,7 @@ class SimulatorStates:
         self.voice.elevenlabs = self.elevenlabs
 
     @classmethod
-    def demo(cls, gateway: str | None = None, auto_play: Outcome | None = None) -> SimulatorStates:
+    def demo(cls, gateway: str | None = None, auto_play: Play | None = None) -> SimulatorStates:
         """Seeded states; `gateway` (e.g. `http://127.0.0.1:3001/sofa`) points the voice webhooks and
         ElevenLabs' own post-call webhooks at it; `auto_play` is how every call plays, on both."""
         states = cls(auto_play=auto_play)
@@ -111,14 +113,14 @@ class SimulatorStates:
             "ELEVENLABS_PHONE_NUMBER_ID": "phnum_sim",
         }
 
-    def play_in_background(self, call: SimCall, outcome: Outcome) -> None:
+    def play_in_background(self, call: SimCall, play: Play) -> None:
         """Play `call` on a fresh HTTP client after `pause_seconds`; failures land in `errors`."""
 
         async def run() -> None:
             try:
                 await asyncio.sleep(self.pause_seconds)
                 async with httpx.AsyncClient(timeout=30) as http:
-                    await play_call(self.voice, call, outcome, http, pause=self.pause_seconds)
+                    await play_call(self.voice, call, play, http, pause=self.pause_seconds)
             except Exception as exc:  # dev helper: keep serving, remember why a call did not play
                 self.errors.append(f"{call.call_id}: {type(exc).__name__}: {exc}")
 
@@ -139,7 +141,7 @@ def _add_dev_routes(voice_app: FastAPI, states: SimulatorStates) -> None:
         return {"calls": calls, "errors": states.errors}
 
     @voice_app.post("/_sim/calls/{call_id}/play", status_code=202)
-    async def play(call_id: str, request: Request) -> Any:
+    async def play_one(call_id: str, request: Request) -> Any:
         spec = await request.json() if await request.body() else {}
         kind = spec.get("outcome", "answered")
         if kind not in ("answered", "short", "no_answer", "busy", "failed"):
@@ -155,8 +157,8 @@ def _add_dev_routes(voice_app: FastAPI, states: SimulatorStates) -> None:
         except (TypeError, ValueError):
             return JSONResponse({"detail": "duration and *_seconds must be numbers"}, status_code=422)
         postcall = bool(spec.get("postcall", True))
-        outcome = Outcome(kind, duration, postcall=postcall, ring_seconds=ring, talk_seconds=talk)
-        states.play_in_background(call, outcome)
+        play = Play(kind, duration, postcall=postcall, ring_seconds=ring, talk_seconds=talk)
+        states.play_in_background(call, play)
         return {"playing": call.call_id, "outcome": kind, "duration": duration}
 
 
@@ -165,8 +167,8 @@ def create_simulator_app(states: SimulatorStates | None = None) -> FastAPI:
     ElevenLabs under `/elevenlabs`, the model under `/llm` (its base URL is `/llm/v1`)."""
     states = states or SimulatorStates()
     if states.auto_play is not None:
-        outcome = states.auto_play
-        states.voice.on_originate = lambda call: states.play_in_background(call, outcome)
+        auto_play = states.auto_play
+        states.voice.on_originate = lambda call: states.play_in_background(call, auto_play)
     voice_app = create_voice_app(states.voice)
     _add_dev_routes(voice_app, states)
     app = FastAPI(title="happ-integ simulator")
@@ -203,10 +205,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--auto-play", choices=["answered", "short", "no_answer", "busy", "failed"])
     parser.add_argument("--duration", type=int, default=30)
     args = parser.parse_args(argv)
-    outcome = None
+    auto_play = None
     if args.auto_play:
-        outcome = Outcome(args.auto_play, args.duration if args.auto_play in ("answered", "short") else 0)
-    run_simulator(args.host, args.port, SimulatorStates.demo(args.gateway, outcome))
+        auto_play = Play(args.auto_play, args.duration if args.auto_play in ("answered", "short") else 0)
+    run_simulator(args.host, args.port, SimulatorStates.demo(args.gateway, auto_play))
 
 
 if __name__ == "__main__":

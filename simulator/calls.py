@@ -1,12 +1,16 @@
-"""What a simulated call is and how it goes: `SimCall` (an accepted originate) and `Outcome`.
+"""What a simulated call is, how it plays and what it sent: `SimCall` (an accepted originate),
+`Play` (the script a played call follows) and `Delivery` (one webhook it sent).
 
     call = state.calls[-1]                       # a SimCall, from simulator.voice's VoiceState
     call.call_id                                 # ours (originate's call_id) or the SaaS's id
-    await play_call(state, call, Outcome.answered(45, talk_seconds=0.5, postcall=False), http)
-    await play_call(state, call, Outcome.busy(ring_seconds=1), http)
+    await play_call(state, call, Play.answered(45, talk_seconds=0.5, postcall=False), http)
+    await play_call(state, call, Play.busy(ring_seconds=1), http)
+    state.deliveries[-1].status                  # a Delivery: what the receiver answered
 
-`simulator.voice` (the SaaS and `play_call`) and `simulator.elevenlabs` (the agent's conversations
-and webhooks) both read these, so they live apart from either.
+Every simulator module that plays calls reads these (`simulator.voice`, `simulator.elevenlabs_state`,
+`simulator.elevenlabs_calls`), and this module imports none of them. A `Play` is the simulator's
+script, not the call model's `happ_integ.calls.models.Outcome` (how an attempt ended, as the
+workflow records it).
 """
 
 from __future__ import annotations
@@ -19,8 +23,8 @@ Kind = Literal["answered", "short", "no_answer", "busy", "failed"]
 
 
 @dataclass(frozen=True)
-class Outcome:
-    """How a played call goes: `Outcome.answered(45)`, `.short(2)`, `.no_answer()`, `.busy()`, `.failed()`.
+class Play:
+    """How a played call goes: `Play.answered(45)`, `.short(2)`, `.no_answer()`, `.busy()`, `.failed()`.
 
     `duration` is what the events report; `ring_seconds` / `talk_seconds` are real waits (before
     the first event / before call_end), so calls can overlap in time.
@@ -37,25 +41,25 @@ class Outcome:
     talk_seconds: float = 0.0
 
     @classmethod
-    def answered(cls, duration: int = 45, **kw: Any) -> Outcome:
+    def answered(cls, duration: int = 45, **kw: Any) -> Play:
         return cls("answered", duration, **kw)
 
     @classmethod
-    def short(cls, duration: int = 2, **kw: Any) -> Outcome:
+    def short(cls, duration: int = 2, **kw: Any) -> Play:
         kw.setdefault("call_successful", "failure")
         kw.setdefault("summary", "The call ended right after it was answered.")
         return cls("short", duration, **kw)
 
     @classmethod
-    def no_answer(cls, **kw: Any) -> Outcome:
+    def no_answer(cls, **kw: Any) -> Play:
         return cls("no_answer", **kw)
 
     @classmethod
-    def busy(cls, **kw: Any) -> Outcome:
+    def busy(cls, **kw: Any) -> Play:
         return cls("busy", **kw)
 
     @classmethod
-    def failed(cls, **kw: Any) -> Outcome:
+    def failed(cls, **kw: Any) -> Play:
         return cls("failed", **kw)
 
 
@@ -80,3 +84,15 @@ class SimCall:
     def call_id(self) -> str:
         ours = self.requested_call_id or self.metadata.get("call_id") or self.dynamic_variables.get("call_id")
         return str(ours) if ours else self.provider_call_id
+
+
+@dataclass
+class Delivery:
+    """One webhook a played call sent and what it got back."""
+
+    kind: str
+    url: str
+    payload: dict[str, Any]
+    status: int
+    response: Any
+    attempts: int = 1

@@ -1,22 +1,22 @@
 """ElevenLabs' own outbound calls on loopback: the agent dials over a SIP trunk or Twilio.
 
     state = ElevenLabsState(api_key="xi", postcall_url="/sofa/webhook/agent-postcall",
-                            play=Outcome.answered(30, talk_seconds=0.2), webhook_http=gateway_client)
+                            play=Play.answered(30, talk_seconds=0.2), webhook_http=gateway_client)
     app = create_elevenlabs_app(state)   # these routes are part of it
     # POST /v1/convai/sip-trunk/outbound-call  (or /v1/convai/twilio/outbound-call) with `xi-api-key`
     await state.settle()                 # every accepted call played, its webhook sent
     state.outbound_calls[-1].body, state.deliveries[-1].payload, state.max_in_flight
-    await play_outbound(state, state.outbound("c-42"), Outcome.busy(), gateway_client)   # by hand
+    await play_outbound(state, state.outbound("c-42"), Play.busy(), gateway_client)   # by hand
 
 A request needs `agent_id`, `agent_phone_number_id` and `to_number` (422 in FastAPI's shape
 otherwise) and answers `{"success": true, "message": "Success", "conversation_id": "conv_…",
 "sipCallId": "…"}` (SIP) or `{…, "callSid": "CA…"}` (Twilio); `state.refuse_next(message)` makes the
-next one `{"success": false, "message": …}` and starts nothing. An accepted call is in flight until
-its webhook is sent. When it plays (`state.play`, or `play_outbound`): `ring_seconds`, then for an
+next one `{"success": false, "message": …}` and starts nothing. An accepted call is an `OutboundDial`
+in `state.outbound_calls` (both from `simulator.elevenlabs_state`), in flight until its webhook is sent. When it plays (`state.play`, or `play_outbound`): `ring_seconds`, then for an
 answered/short call the conversation is "in-progress" on the API, `talk_seconds`, then "done" and
 a signed `post_call_transcription` whose dynamic variables are the request's (so `call_id` comes
 back); a busy/no-answer/failed call's conversation ("initiated" while it rings) is gone, and it sends `call_initiation_failure`
-(`failure_reason` "busy" / "no-answer" / "unknown"). `Outcome(postcall=False)` sends no webhook
+(`failure_reason` "busy" / "no-answer" / "unknown"). `Play(postcall=False)` sends no webhook
 at all: ElevenLabs reports these calls through nothing else, so that is a lost webhook.
 """
 
@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -33,44 +32,19 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from simulator import sign_elevenlabs
-from simulator.calls import Outcome, SimCall
-from simulator.elevenlabs import (
+from simulator.calls import Delivery, Play, SimCall
+from simulator.elevenlabs_state import (
     ElevenLabsState,
+    OutboundDial,
     Via,
     conversation_data,
     initiation_failure_payload,
     postcall_payload,
 )
-from simulator.voice import Delivery
 
 REQUIRED = ("agent_id", "agent_phone_number_id", "to_number")
 _SID_KEY: dict[Via, str] = {"sip": "sipCallId", "twilio": "callSid"}
 _PHONE_TYPE: dict[Via, str] = {"sip": "sip_trunking", "twilio": "twilio"}
-
-
-@dataclass
-class OutboundCall:
-    """An outbound-call request the peer accepted: `via`, the request `body`, and `call`, whose
-    `conversation_id` and `provider_call_id` (the sipCallId / callSid) are what it answered.
-    Its `agent_id` and `caller_number` are who talks in the conversation it leaves."""
-
-    via: Via
-    body: dict[str, Any]
-    call: SimCall
-    agent_id: str
-    caller_number: str
-
-    @property
-    def conversation_id(self) -> str:
-        return self.call.conversation_id
-
-    @property
-    def call_sid(self) -> str:
-        return self.call.provider_call_id
-
-    @property
-    def dynamic_variables(self) -> dict[str, Any]:
-        return self.call.dynamic_variables
 
 
 def _missing(fields: list[str]) -> JSONResponse:
@@ -114,12 +88,12 @@ async def _outbound(state: ElevenLabsState, via: Via, request: Request) -> Any:
         dict(variables) if isinstance(variables, dict) else {},
         {},
     )
-    record = OutboundCall(via, body, call, agent_id, state.caller_number)
+    record = OutboundDial(via, body, call, agent_id, state.caller_number)
     state.outbound_calls.append(record)
     state.mark_in_flight(record)
     # The conversation exists from the request on, "initiated" while the number rings.
     ringing = conversation_data(
-        record, call, Outcome.no_answer(), {}, int(state.clock()), "initiated", phone_type=_PHONE_TYPE[via]
+        record, call, Play.no_answer(), {}, int(state.clock()), "initiated", phone_type=_PHONE_TYPE[via]
     )
     state.store(ringing)
     play = state.play
@@ -168,7 +142,7 @@ async def _post_signed(
 
 
 async def play_outbound(
-    state: ElevenLabsState, record: OutboundCall, outcome: Outcome, http: httpx.AsyncClient
+    state: ElevenLabsState, record: OutboundDial, play: Play, http: httpx.AsyncClient
 ) -> list[Delivery]:
     """Play one accepted call to its end and send its webhook to `state.postcall_url` through `http`.
 
@@ -177,43 +151,43 @@ async def play_outbound(
     it ended, as it would on ElevenLabs.
     """
     call, phone_type = record.call, _PHONE_TYPE[record.via]
-    if outcome.ring_seconds > 0:
-        await asyncio.sleep(outcome.ring_seconds)
-    if outcome.kind in ("answered", "short"):
+    if play.ring_seconds > 0:
+        await asyncio.sleep(play.ring_seconds)
+    if play.kind in ("answered", "short"):
         live = conversation_data(
-            record, call, outcome, {}, int(state.clock()), "in-progress", phone_type=phone_type
+            record, call, play, {}, int(state.clock()), "in-progress", phone_type=phone_type
         )
         state.store(live)
-        if outcome.talk_seconds > 0:
-            await asyncio.sleep(outcome.talk_seconds)
-        payload = postcall_payload(record, call, outcome, {}, int(state.clock()), phone_type=phone_type)
+        if play.talk_seconds > 0:
+            await asyncio.sleep(play.talk_seconds)
+        payload = postcall_payload(record, call, play, {}, int(state.clock()), phone_type=phone_type)
         state.store(payload["data"])
     else:
         # ElevenLabs holds no conversation for a call nobody answered (even a replayed one).
         state.conversations.pop(call.conversation_id, None)
-        payload = initiation_failure_payload(record, call, outcome, int(state.clock()), via=record.via)
+        payload = initiation_failure_payload(record, call, play, int(state.clock()), via=record.via)
     state.mark_ended(record)
-    if not outcome.postcall or state.postcall_url is None:
+    if not play.postcall or state.postcall_url is None:
         return []
     return [await _post_signed(state, http, state.postcall_url, payload)]
 
 
-def _fails_at_once(outcome: Outcome) -> bool:
-    return outcome.kind not in ("answered", "short") and outcome.ring_seconds <= 0
+def _fails_at_once(play: Play) -> bool:
+    return play.kind not in ("answered", "short") and play.ring_seconds <= 0
 
 
-async def _play_now(state: ElevenLabsState, record: OutboundCall, outcome: Outcome) -> None:
+async def _play_now(state: ElevenLabsState, record: OutboundDial, play: Play) -> None:
     try:
         if state.webhook_http is not None:
-            await play_outbound(state, record, outcome, state.webhook_http)
+            await play_outbound(state, record, play, state.webhook_http)
             return
         async with httpx.AsyncClient(timeout=30) as http:
-            await play_outbound(state, record, outcome, http)
+            await play_outbound(state, record, play, http)
     except Exception as exc:  # keep serving; remember why a call did not play
         state.errors.append(f"{record.conversation_id}: {type(exc).__name__}: {exc}")
 
 
-def start_playing(state: ElevenLabsState, record: OutboundCall, outcome: Outcome) -> None:
+def start_playing(state: ElevenLabsState, record: OutboundDial, play: Play) -> None:
     """Play `record` in the background (`state.settle()` waits for it); failures land in `state.errors`."""
 
-    state.keep_task(asyncio.get_running_loop().create_task(_play_now(state, record, outcome)))
+    state.keep_task(asyncio.get_running_loop().create_task(_play_now(state, record, play)))

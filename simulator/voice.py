@@ -5,13 +5,13 @@
     app = create_voice_app(state)               # POST /{sip}/originate/ with Bearer t
     ...                                         # the code under test originates a call
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=gateway), base_url="http://gw") as gw:
-        await play_call(state, state.calls[-1], Outcome.answered(45, talk_seconds=0.2), gw)
+        await play_call(state, state.calls[-1], Play.answered(45, talk_seconds=0.2), gw)
     state.max_in_flight, state.in_flight_timeline   # how many calls overlapped, and when
 
 What a played call sends, in order (each step only when its URL is set):
 - answered/short: `call_start` → agent-init request (plain JSON) → `call_end(duration)` → signed `post_call_transcription`
 - no-answer/busy/failed: `call_end(duration=0, metadata.status)` → signed `call_initiation_failure`
-`Outcome.ring_seconds` waits before the first event, `talk_seconds` before call_end; `postcall=False`
+`Play.ring_seconds` waits before the first event, `talk_seconds` before call_end; `postcall=False`
 skips the transcription webhook. Answered and short calls are also conversations on the ElevenLabs
 API peer (`state.elevenlabs`, see `simulator.elevenlabs`): "in-progress" from call_start, "done" from call_end.
 Call events are `{"eventType", "callId", "conversation_id", "duration", "metadata"}` where `callId` is
@@ -36,27 +36,14 @@ import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from simulator import RecordingMiddleware, SimState, bearer_ok
-from simulator import sign_elevenlabs as sign_elevenlabs  # re-exported
-from simulator import verify_elevenlabs as verify_elevenlabs  # re-exported
-from simulator.calls import Kind as Kind  # re-exported
-from simulator.calls import Outcome as Outcome  # re-exported
-from simulator.calls import SimCall as SimCall  # re-exported
-from simulator.elevenlabs import ElevenLabsState, conversation_data
-from simulator.elevenlabs import initiation_failure_payload as initiation_failure_payload  # re-exported
-from simulator.elevenlabs import postcall_payload as postcall_payload  # re-exported
-
-
-@dataclass
-class Delivery:
-    """One webhook a played call sent and what it got back."""
-
-    kind: str
-    url: str
-    payload: dict[str, Any]
-    status: int
-    response: Any
-    attempts: int = 1
+from simulator import RecordingMiddleware, SimState, bearer_ok, sign_elevenlabs
+from simulator.calls import Delivery, Play, SimCall
+from simulator.elevenlabs_state import (
+    ElevenLabsState,
+    conversation_data,
+    initiation_failure_payload,
+    postcall_payload,
+)
 
 
 @dataclass
@@ -183,7 +170,7 @@ async def _post(
 
 
 async def play_call(
-    state: VoiceState, call: SimCall, outcome: Outcome, http: httpx.AsyncClient, pause: float = 0.0
+    state: VoiceState, call: SimCall, play: Play, http: httpx.AsyncClient, pause: float = 0.0
 ) -> list[Delivery]:
     """Send the webhooks of one call to the configured URLs through `http`; returns what was sent.
 
@@ -209,28 +196,28 @@ async def play_call(
         sent.append(await _post(state, http, kind, url, payload, sign))
         return sent[-1]
 
-    if outcome.ring_seconds > 0:
-        await asyncio.sleep(outcome.ring_seconds)
-    if outcome.kind in ("answered", "short"):
-        live = conversation_data(state, call, outcome, {}, int(state.clock()), "in-progress")
+    if play.ring_seconds > 0:
+        await asyncio.sleep(play.ring_seconds)
+    if play.kind in ("answered", "short"):
+        live = conversation_data(state, call, play, {}, int(state.clock()), "in-progress")
         start = call_event(call, "call_start")
         await post("call_start", state.call_events_url, start, on_send=lambda: state.elevenlabs.store(live))
         init = await post("agent_init", state.agent_init_url, agent_init_request(state, call))
         answer = init.response if init and isinstance(init.response, dict) else {}
         variables = answer.get("dynamic_variables")
         variables = variables if isinstance(variables, dict) else {}
-        if outcome.talk_seconds > 0:
-            await asyncio.sleep(outcome.talk_seconds)
+        if play.talk_seconds > 0:
+            await asyncio.sleep(play.talk_seconds)
         ts = int(state.clock())
-        payload = postcall_payload(state, call, outcome, variables, ts)
+        payload = postcall_payload(state, call, play, variables, ts)
 
         def end() -> None:
             state.mark_ended(call)
             state.elevenlabs.store(payload["data"])  # done before the webhook, as on ElevenLabs
 
-        end_event = call_event(call, "call_end", outcome.duration)
+        end_event = call_event(call, "call_end", play.duration)
         await post("call_end", state.call_events_url, end_event, on_send=end)
-        if outcome.postcall:
+        if play.postcall:
             await post("post_call_transcription", state.postcall_url, payload, sign=True)
     else:
 
@@ -239,9 +226,9 @@ async def play_call(
             # ElevenLabs holds no conversation for a call nobody answered (even a replayed one).
             state.elevenlabs.conversations.pop(call.conversation_id, None)
 
-        end_event = call_event(call, "call_end", 0, outcome.kind)
+        end_event = call_event(call, "call_end", 0, play.kind)
         await post("call_end", state.call_events_url, end_event, on_send=end_unanswered)
-        payload = initiation_failure_payload(state, call, outcome, int(state.clock()))
+        payload = initiation_failure_payload(state, call, play, int(state.clock()))
         await post("call_initiation_failure", state.postcall_url, payload, sign=True)
     return sent
 

@@ -420,7 +420,7 @@ def test_dev_simulate_wires_the_example_to_the_loopback_peers(dev: DevProcess) -
 
 def test_dev_generates_a_long_admin_token_and_a_payload_key_once(tmp_path: Path) -> None:
     from happ_integ.dev import dev_secrets
-    from happ_integ.keys import FernetKeys
+    from happ_integ.keys import KeyRing
     from happ_integ.settings import Settings
 
     path = tmp_path / "dev-secrets.json"
@@ -431,7 +431,7 @@ def test_dev_generates_a_long_admin_token_and_a_payload_key_once(tmp_path: Path)
     assert stored["HAPP_ADMIN_TOKEN"] == "o" * 32 and stored["HAPP_SECRET_KEY"] == "kept"
     assert settings.payload_key is not None
     assert settings.payload_key.get_secret_value() == stored["HAPP_PAYLOAD_KEY"]
-    FernetKeys.parse(stored["HAPP_PAYLOAD_KEY"], "HAPP_PAYLOAD_KEY")
+    KeyRing.parse(stored["HAPP_PAYLOAD_KEY"], "HAPP_PAYLOAD_KEY")
     assert path.stat().st_mode & 0o077 == 0, "readable by its owner only"
     assert dev_secrets(Settings(), tmp_path).payload_key == settings.payload_key, "generated once"
 

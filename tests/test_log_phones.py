@@ -18,7 +18,7 @@ from happ_integ import Context, define_handler
 from happ_integ.handler import handler_definition
 from happ_integ.inline import run_inline
 from happ_integ.logs import ConsoleTransport, JsonTransport, Redactor
-from happ_integ.runtime import close_resources, open_resources
+from happ_integ.ops.resources import close_resources, open_resources
 from happ_integ.settings import Settings
 
 PHONE = "+380994829573"

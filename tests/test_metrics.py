@@ -27,9 +27,9 @@ from api.app import create_app
 from happ_integ.embedded.process import free_port
 from happ_integ.integration import discover_integrations
 from happ_integ.logs import CaptureSink
+from happ_integ.provision import prepare_integration
 from happ_integ.settings import Settings
-from happ_integ.setup import prepare_integration
-from simulator.calls import Outcome, SimCall
+from simulator.calls import Play, SimCall
 from tests.e2e.call_stack import CallStack, phone, start_call_stack
 from tests.e2e.gw_integration import gw
 
@@ -177,7 +177,7 @@ async def calls(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncI
 
     def play(call: SimCall) -> None:
         played[call.call_id] = played.get(call.call_id, 0) + 1
-        outcome = Outcome.short(2) if played[call.call_id] == 1 else Outcome.answered(30, talk_seconds=0.2)
+        outcome = Play.short(2) if played[call.call_id] == 1 else Play.answered(30, talk_seconds=0.2)
         stack.sims.play_in_background(call, outcome)
 
     stack.sims.voice.on_originate = play

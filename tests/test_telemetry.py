@@ -41,11 +41,11 @@ from happ_integ.embedded.process import free_port
 from happ_integ.integration import discover_integrations
 from happ_integ.logs import CaptureSink
 from happ_integ.ops import Resources
-from happ_integ.runtime import close_resources, open_resources
+from happ_integ.ops.resources import close_resources, open_resources
+from happ_integ.provision import prepare_integration
 from happ_integ.settings import Settings
-from happ_integ.setup import prepare_integration
 from happ_integ.temporal import HandlerRunInput, HandlerRunResult, connect_settings, tls_config
-from simulator.calls import Outcome
+from simulator.calls import Play
 from tests.e2e.call_stack import phone, start_call_stack
 from tests.e2e.gw_integration import gw
 from worker import build_workers
@@ -416,7 +416,7 @@ async def test_a_worker_process_traces_a_whole_call(pg_url: str, tmp_path: Path)
     """`happ worker` with OTEL_EXPORTER_OTLP_ENDPOINT: the call's workflow, its activities and its
     child runs are exported, each span naming the workflow id the run is known by."""
     with otlp_receiver() as (endpoint, received):
-        stack = await start_call_stack(pg_url, tmp_path / "logs", Outcome.answered(30, talk_seconds=0.2))
+        stack = await start_call_stack(pg_url, tmp_path / "logs", Play.answered(30, talk_seconds=0.2))
         try:
             stack.env["OTEL_EXPORTER_OTLP_ENDPOINT"] = endpoint
             stack.env["OTEL_SERVICE_NAME"] = "happ-worker-under-test"

@@ -35,9 +35,9 @@ SERVE_LATE_REQUESTS_PATCH = "queue-serves-requests-that-come-while-granting"
 
 
 # The framework's own code, no integration's: it runs outside the sandbox, which would rebuild this
-# module for every run and wrap every payload it converts (a fifth of a busy worker's samples in
-# the call-throughput profile). Its determinism is held by
-# the replay tests over recorded histories (tests/workflows/test_call_replay.py).
+# module for every run and wrap every payload it converts, work repeated on every workflow task of
+# every call for code that needs no isolation. Its determinism is held by the replay tests over
+# recorded histories (tests/workflows/test_call_replay.py).
 @workflow.defn(sandboxed=False)
 class CallQueue:
     @workflow.init

@@ -34,7 +34,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from happ_integ.errors import NotFound
 from happ_integ.integration import Integration, Scheduled
 from happ_integ.ops import Resources
-from happ_integ.setup import SetupReport, prepare_integration
+from happ_integ.provision import SetupReport, prepare_integration
 from happ_integ.stores.retention import CRON as RETENTION_CRON
 from happ_integ.stores.retention import RetentionRun, retention_schedule_id
 from happ_integ.temporal import INTEGRATION_KEY, HandlerRunInput, handler_workflow_id, schedule_id

@@ -8,9 +8,8 @@
 The workflow that holds slots never sees the queue's signals: `hold` signals `acquire`, waits for
 the queue's `slot_granted`, and signals `release` when the block ends (or at once, when `unless`
 came true first: a grant crossing on the way is given back too). The queue is started when it is
-not running (the integration's first call, or stopped by an operator). As samples-python's
-`resource_pool` client, this is a lock, not a lease: the queue reclaims the slot of a call that
-stopped without releasing it (terminated, timed out).
+not running (the integration's first call, or stopped by an operator). It is a lock, not a lease:
+the queue reclaims the slot of a call that stopped without releasing it (terminated, timed out).
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from api.responses import error_responses
 from api.runtime import ApiRuntime
 from happ_integ.health import HealthReport, check_health
 from happ_integ.integration import Integration
-from happ_integ.setup import SetupReport
+from happ_integ.provision import SetupReport
 from workflows.schedules import setup_integration, trigger_schedules
 
 

@@ -128,7 +128,7 @@ def _add_route(
                         {**headers, "Retry-After": "1"},
                     )
                 # Durable and still running: the same workflow id attaches to that run.
-            outcome = await run_for_request(
+            reply = await run_for_request(
                 runtime,
                 name,
                 definition,
@@ -144,13 +144,13 @@ def _add_route(
                 with contextlib.suppress(Exception):  # the answer below already says what failed
                     await runtime.resources.dedup(name, definition.name).release(key)
             return error_response(exc, trace_id, headers)
-        if outcome.workflow_id:
-            headers["X-Workflow-Id"] = outcome.workflow_id
+        if reply.workflow_id:
+            headers["X-Workflow-Id"] = reply.workflow_id
         # The answer is kept for the key's TTL by whoever got it: the claimer, or a durable
         # delivery that attached to the run (the claimer may have answered 202 before its end).
-        if key is not None and outcome.status_code == 200 and (claimed or durable):
-            await runtime.resources.dedup(name, definition.name).complete(key, ttl, outcome.body, 200)
-        return JSONResponse(outcome.body, outcome.status_code, headers)
+        if key is not None and reply.status_code == 200 and (claimed or durable):
+            await runtime.resources.dedup(name, definition.name).complete(key, ttl, reply.body, 200)
+        return JSONResponse(reply.body, reply.status_code, headers)
 
     source = Annotated[model, Query()] if method == "GET" else Annotated[model, Body()]  # type: ignore[valid-type]
     params = [

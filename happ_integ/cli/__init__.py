@@ -380,8 +380,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     code = run_operator(args)
     if argv is None and "temporalio.bridge.temporal_sdk_bridge" in sys.modules:
         # The Temporal client's Rust threads outlive the event loop and can abort the interpreter
-        # while it finalizes ("PyGILState_Release … must be current", exit -6, temporalio/sdk-python
-        # issue 300). The command's work and output are done: flush them and leave without teardown.
+        # while it finalizes ("PyGILState_Release … must be current", exit -6), after the command
+        # succeeded. Its work and output are done: flush them and leave without teardown.
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)

@@ -24,7 +24,7 @@ from happ_integ.cli.common import (
 from happ_integ.cli.direct import connect_temporal, direct
 
 if TYPE_CHECKING:
-    from happ_integ.setup import SetupReport
+    from happ_integ.provision import SetupReport
 
 MAX_SECRET_CHARS = 8192
 
@@ -108,7 +108,7 @@ def cmd_secrets_list(args: argparse.Namespace) -> int:
 
 def cmd_rotate_key(args: argparse.Namespace) -> int:
     from happ_integ.errors import HappError
-    from happ_integ.keys import FernetKeys
+    from happ_integ.keys import KeyRing
     from happ_integ.stores.schema import with_core_schema
 
     settings = load_settings()
@@ -118,7 +118,7 @@ def cmd_rotate_key(args: argparse.Namespace) -> int:
             "(HAPP_SECRET_KEY=new_key,old_key)"
         )
     try:
-        keys = FernetKeys.parse(settings.secret_key, "HAPP_SECRET_KEY")
+        keys = KeyRing.parse(settings.secret_key, "HAPP_SECRET_KEY")
     except HappError as exc:
         raise CliError(exc.message) from None
 

@@ -59,7 +59,7 @@ async def open_database(
     import asyncpg
 
     from happ_integ.keys import generate_key
-    from happ_integ.runtime import open_resources
+    from happ_integ.ops.resources import open_resources
 
     database_url = settings.database_url
     if not database_url:
@@ -93,7 +93,7 @@ async def direct(
     temporal: bool = True,
     need_secret_key: bool = False,
 ) -> AsyncIterator[tuple[Resources, Client | None]]:
-    from happ_integ.runtime import close_resources
+    from happ_integ.ops.resources import close_resources
 
     client = await connect_temporal(settings) if temporal else None
     resources = await open_database(settings, integrations, need_secret_key=need_secret_key)

@@ -26,14 +26,16 @@ from happ_integ.clients._http import DEFAULT_TIMEOUT, JsonApi, Timeout
 _CALL_ID_KEYS = ("callId", "call_id", "id", "uuid", "session_id", "sessionId")
 
 
-class OriginateResult(BaseModel):
-    """What originate answered: `provider_call_id` (None if the SaaS sent none) and the `raw` body."""
+class VoiceOriginateAnswer(BaseModel):
+    """What the voice assistant answered to originate: `provider_call_id` (None if the SaaS sent
+    none) and the `raw` body. (`api.call_models.OriginateResult` is our own call-originate
+    webhook's answer to its caller.)"""
 
     provider_call_id: str | None = None
     raw: dict[str, Any] = Field(default_factory=dict)
 
     @classmethod
-    def from_body(cls, body: Any) -> OriginateResult:
+    def from_body(cls, body: Any) -> VoiceOriginateAnswer:
         raw: dict[str, Any] = body if isinstance(body, dict) else {"result": body}
         nested = raw.get("data")
         for source in (raw, nested if isinstance(nested, dict) else {}):
@@ -73,7 +75,7 @@ class HappVoiceApi:
         *,
         call_id: str | None = None,
         metadata: dict[str, Any] | None = None,
-    ) -> OriginateResult:
+    ) -> VoiceOriginateAnswer:
         """Start an outbound call. `assistant_id=None` leaves the field out (the SIP line's default);
         `call_id` is sent top-level and added to `dynamic_variables` and `metadata` (unless they name one)."""
         body: dict[str, Any] = {"phone_number": phone_number}
@@ -90,4 +92,4 @@ class HappVoiceApi:
         if meta:
             body["metadata"] = meta
         data = await self._api.request("POST", f"/{sip_id}/originate/", json=body)
-        return OriginateResult.from_body(data)
+        return VoiceOriginateAnswer.from_body(data)

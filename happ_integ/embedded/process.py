@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -87,7 +88,25 @@ def wait_for_port(
     raise RuntimeError(f"{what} did not listen on {host}:{port} within {timeout:.0f}s; see {log_path}")
 
 
+# Ports handed out below the kernel's ephemeral range (Linux: 32768-60999). A port the kernel picks
+# for `bind(0)` comes from that range, and so do the ports every other process opens with port 0
+# meanwhile, the Temporal dev server's own internal listeners among them: a port chosen there can
+# be taken by another process before the one it is meant for binds it (seen as the Web UI's
+# "address already in use"). Below the range only another caller of `free_port` could take it.
+_PORTS = range(20000, 32000)
+_chooser = random.Random()
+
+
 def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port on `host` that nothing listens on now, outside the kernel's ephemeral range."""
+    for _ in range(200):
+        port = _chooser.choice(_PORTS)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])

@@ -79,10 +79,10 @@ async def find_cards(res: Resources, arg: m.KeyCrmFindCards) -> m.KeyCrmCards:
     return m.KeyCrmCards(cards=[d for d in (_dump(c, secrets) for c in cards) if d is not None])
 
 
-@operation("keycrm.get_card", m.KeyCrmGetCard, m.KeyCrmCard)
-async def get_card(res: Resources, arg: m.KeyCrmGetCard) -> m.KeyCrmCard:
+@operation("keycrm.get_card", m.KeyCrmGetCard, m.KeyCrmCardRead)
+async def get_card(res: Resources, arg: m.KeyCrmGetCard) -> m.KeyCrmCardRead:
     api, secrets = await _keycrm(res, arg)
-    return m.KeyCrmCard(card=_dump(await api.get_card(arg.card_id, include=arg.include), secrets))
+    return m.KeyCrmCardRead(card=_dump(await api.get_card(arg.card_id, include=arg.include), secrets))
 
 
 def _card_fields(arg: m.KeyCrmUpdateCard) -> dict[str, Any]:

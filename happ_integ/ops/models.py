@@ -1,8 +1,8 @@
 """Inputs and results of the context operations: what crosses an activity boundary.
 
 One model per operation keeps each activity's signature a single, extensible argument. Secret
-values never appear here: a credential travels as a `{{secret:NAME}}` placeholder and is
-resolved inside the activity that uses it.
+values never appear here: a credential travels as a reference (`{{secret:NAME:TAG}}`, see
+`happ_integ.secrets`) and is resolved inside the activity that uses it.
 """
 
 from __future__ import annotations
@@ -10,6 +10,9 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
+
+# db.query's result is the store's own model: one `QueryResult` for `Db.query` and `ctx.db.query`.
+from happ_integ.stores.db import QueryResult as QueryResult
 
 
 class Scoped(BaseModel):
@@ -44,11 +47,6 @@ class DbDelete(Scoped):
 class DbQuery(Scoped):
     sql: str
     params: list[Any] = Field(default_factory=list)
-
-
-class QueryResult(BaseModel):
-    data: list[dict[str, Any]]
-    row_count: int = 0
 
 
 class Count(BaseModel):
@@ -233,7 +231,10 @@ class KeyCrmCards(BaseModel):
     cards: list[dict[str, Any]]
 
 
-class KeyCrmCard(BaseModel):
+class KeyCrmCardRead(BaseModel):
+    """What keycrm.get_card read: the card (`happ_integ.clients.keycrm.KeyCrmCard`, dumped to JSON),
+    or None when KeyCRM has no such card."""
+
     card: dict[str, Any] | None
 
 

@@ -31,10 +31,10 @@ from typing import Any
 from temporalio import activity
 
 from happ_integ.errors import SecretMissing
-from happ_integ.keys import FernetKeys
+from happ_integ.keys import KeyRing
 from happ_integ.logs.redact import Redactor
 from happ_integ.ops.resources import Resources
-from happ_integ.secrets import SECRET_PLACEHOLDER, TAG_LENGTH
+from happ_integ.secrets import SECRET_REFERENCE, TAG_LENGTH
 
 # The run an inline operation belongs to: set by the inline executor around each operation.
 _INLINE_RUN: ContextVar[str | None] = ContextVar("happ_inline_run", default=None)
@@ -68,15 +68,16 @@ def current_run() -> str:
 
 
 class ReferenceTags:
-    """Tags for one HAPP_SECRET_KEY ("new,old" while rotating: the first issues, every key checks,
-    so a run that got its references before a rotation still resolves them)."""
+    """Reference tags for one HAPP_SECRET_KEY key ring ("new,old" while rotating: the first key
+    issues, every key checks, so a run that got its references before a rotation still resolves
+    them)."""
 
     def __init__(self, secret_key: str) -> None:
         # A key of their own, derived with its own label: nothing else made from HAPP_SECRET_KEY
         # (the secrets' ciphers, the tags of older releases) can stand in for it.
         self._keys = [
             hashlib.sha256(b"happ-secret-reference-of-a-run v2:" + part.encode()).digest()
-            for part in FernetKeys.parse(secret_key, "HAPP_SECRET_KEY").raw
+            for part in KeyRing.parse(secret_key, "HAPP_SECRET_KEY").raw
         ]
 
     def issue(self, integration: str, name: str, run: str) -> str:
@@ -107,7 +108,8 @@ def issue_tags(res: Resources, integration: str, names: Iterable[str]) -> dict[s
 
 
 class SecretResolver:
-    """Resolves references for one integration and remembers what it revealed, to redact it after."""
+    """Resolves references (`{{secret:NAME:TAG}}` of this run) for one integration into values read
+    from its store, and remembers what it revealed, to redact it after."""
 
     def __init__(self, res: Resources, integration: str) -> None:
         self._res = res
@@ -142,17 +144,17 @@ class SecretResolver:
         return self._values[name]
 
     async def _resolve_text(self, text: str) -> str:
-        # Only references `creds.get` handed to this very run carry a valid tag: a placeholder
+        # Only references `creds.get` handed to this very run carry a valid tag: reference text
         # typed into a payload (one copied from another run's history included) or echoed by a
         # CRM stays plain text and never becomes a secret value.
-        found = SECRET_PLACEHOLDER.findall(text)
+        found = SECRET_REFERENCE.findall(text)
         if not found:
             return text
         tags = reference_tags(self._res)
         valid = {name for name, tag in found if tags.valid(self._integration, name, tag, self._run)}
         for name in valid:
             await self.named(name)
-        return SECRET_PLACEHOLDER.sub(
+        return SECRET_REFERENCE.sub(
             lambda match: self._values[match.group(1)] if match.group(1) in valid else match.group(0), text
         )
 

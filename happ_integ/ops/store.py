@@ -36,8 +36,7 @@ async def db_delete(res: Resources, arg: m.DbDelete) -> m.Count:
 
 @operation("db.query", m.DbQuery, m.QueryResult, local=True)
 async def db_query(res: Resources, arg: m.DbQuery) -> m.QueryResult:
-    result = await res.db(arg.integration).query(arg.sql, *arg.params)
-    return m.QueryResult(data=result.data, row_count=result.row_count)
+    return await res.db(arg.integration).query(arg.sql, *arg.params)
 
 
 @operation("cache.get", m.CacheGet, m.CacheValue, local=True)

@@ -1,4 +1,5 @@
-"""An integration's secrets, encrypted at rest with the key in HAPP_SECRET_KEY, each bound to its place.
+"""The secrets store: an integration's secrets, sealed at rest by the box (`SecretBox`, keys from
+HAPP_SECRET_KEY's key ring), each bound to its place.
 
     box = SecretBox(settings.require_secret_key())      # "new_key,old_key" while rotating
     creds = CredsStore(pool, "sofa", box)
@@ -8,14 +9,14 @@
     api_key = await creds.reveal("NETHUNT_API_KEY")
 
 No value ever appears in an exception, a log line or `status()`. Each CredsStore sees its own
-integration's rows only.
+integration's rows only. Handlers never see a value from here: `ctx.creds.get()` answers
+references (`happ_integ.secrets`), which activities resolve (`happ_integ.ops.secrets`).
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -31,7 +32,7 @@ from pydantic import SecretStr
 
 from happ_integ.errors import NonRetryableError, ValidationFailed
 from happ_integ.json_limits import check_text
-from happ_integ.keys import FernetKeys, generate_key
+from happ_integ.keys import KeyRing, generate_key
 from happ_integ.stores.changes import ChangeFeed
 from happ_integ.stores.db import check_integration
 from happ_integ.stores.schema import with_core_schema
@@ -60,7 +61,8 @@ _KEY_ID = 8
 
 
 class SecretBox:
-    """Secrets encrypted with AES-256-GCM, each bound to its integration and name; rotation by keys.
+    """The box that seals secret values for the store: AES-256-GCM, each value bound to its
+    integration and name; its keys come from HAPP_SECRET_KEY's key ring (rotation by keys).
 
     box = SecretBox(SecretBox.generate_key())            # HAPP_SECRET_KEY: "new_key,old_key" while rotating
     token = box.encrypt("s3cret", integration="sofa", name="API_KEY")
@@ -74,7 +76,7 @@ class SecretBox:
     """
 
     def __init__(self, key: str | SecretStr) -> None:
-        keys = FernetKeys.parse(key, "HAPP_SECRET_KEY")
+        keys = KeyRing.parse(key, "HAPP_SECRET_KEY")
         self._fernet = keys.fernet
         self._aead: dict[bytes, AESGCM] = {}
         self._first_id = b""
@@ -86,25 +88,9 @@ class SecretBox:
             self._aead[key_id] = AESGCM(material)
             if i == 0:
                 self._first_id = key_id
-        # Reference tags are keyed by a hash of each key: a placeholder a caller typed into a
-        # payload cannot carry a valid tag, so it is never resolved into a secret value.
-        self._tag_keys = [
-            hashlib.sha256(b"happ-secret-reference:" + part.encode()).digest() for part in keys.raw
-        ]
 
     def __repr__(self) -> str:
         return "SecretBox(<redacted>)"
-
-    def reference_tag(self, integration: str, name: str) -> str:
-        """The tag that makes `{{secret:NAME:TAG}}` resolvable for this integration (first key)."""
-        return self._tag(self._tag_keys[0], integration, name)
-
-    def tag_matches(self, integration: str, name: str, tag: str) -> bool:
-        return any(hmac.compare_digest(self._tag(key, integration, name), tag) for key in self._tag_keys)
-
-    @staticmethod
-    def _tag(key: bytes, integration: str, name: str) -> str:
-        return hmac.new(key, f"{integration}:{name}".encode(), hashlib.sha256).hexdigest()[:16]
 
     @staticmethod
     def generate_key() -> str:
@@ -163,7 +149,7 @@ def _check_name(name: str) -> str:
 
 
 class CredsStore:
-    """One integration's secrets; see the module docstring for usage.
+    """One integration's secrets store (what `ctx.creds` reads); see the module docstring for usage.
 
     `on_reveal` is called with every value read, e.g. to let a log redactor mask it.
     """

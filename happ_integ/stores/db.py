@@ -183,10 +183,11 @@ def build_delete(table_q: str, where: Mapping[str, Any], coerce: Coerce = _as_is
 
 
 class QueryResult(BaseModel):
-    """What `Db.query` returns: JSON-shaped rows and the number of rows the statement touched."""
+    """What `Db.query` (and so `ctx.db.query`, the `db.query` operation) returns: JSON-shaped rows
+    and the number of rows the statement touched."""
 
     data: list[dict[str, Any]]
-    row_count: int
+    row_count: int = 0
 
 
 _COLUMNS_SQL = """

@@ -32,7 +32,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import asyncpg
 
 from happ_integ.errors import Forbidden
-from happ_integ.keys import FernetKeys
+from happ_integ.keys import KeyRing
 from happ_integ.stores.db import check_integration, quote_ident
 from happ_integ.stores.schema import SCHEMA_LOCK_KEY
 
@@ -97,7 +97,7 @@ class QueryRoles:
     ) -> None:
         self.pool = pool
         self.dsn = dsn
-        self.keys = FernetKeys.parse(secret_keys, "HAPP_SECRET_KEY").raw
+        self.keys = KeyRing.parse(secret_keys, "HAPP_SECRET_KEY").raw
         # Names that extend another's prefix (`sofa` and `sofa_x`): `sofa_x_*` is not sofa's.
         self.others = tuple(other_integrations)
         self.timeout_seconds = timeout_seconds

@@ -27,9 +27,9 @@ from happ_integ.integration import Integration
 from happ_integ.keys import generate_key
 from happ_integ.logs import CaptureSink
 from happ_integ.ops import Resources
-from happ_integ.runtime import close_resources, open_resources
+from happ_integ.ops.resources import close_resources, open_resources
+from happ_integ.provision import prepare_integration
 from happ_integ.settings import Settings
-from happ_integ.setup import prepare_integration
 from happ_integ.testing.peers import peer_settings
 from happ_integ.testing.servers import own_database, postgres_server, served, temporal
 from simulator.app import SimulatorStates, create_simulator_app

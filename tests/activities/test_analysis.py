@@ -21,9 +21,9 @@ from happ_integ.embedded.process import free_port
 from happ_integ.integration import discover_integrations
 from happ_integ.keys import generate_key
 from happ_integ.ops import Resources
-from happ_integ.runtime import close_resources, open_resources
+from happ_integ.ops.resources import close_resources, open_resources
+from happ_integ.provision import prepare_integration
 from happ_integ.settings import Settings
-from happ_integ.setup import prepare_integration
 from simulator.llm import EXTRA_EXTRACTED, EXTRA_KEYS, SUMMARIES, LlmState, create_llm_app
 from tests.e2e.conftest import serve
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from simulator.calls import Outcome
+from simulator.calls import Play
 from tests.e2e.call_stack import CallStack, start_call_stack
 
 HAPP = str(Path(sys.executable).parent / "happ")
@@ -108,7 +108,7 @@ def cli_env(base: Mapping[str, str], data_dir: Path) -> dict[str, str]:
 @pytest.fixture(scope="package")
 async def cli(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Cli]:
     stack = await start_call_stack(
-        pg_url, tmp_path_factory.mktemp("cli-logs"), Outcome.answered(20, talk_seconds=0.2)
+        pg_url, tmp_path_factory.mktemp("cli-logs"), Play.answered(20, talk_seconds=0.2)
     )
     try:
         stack.start_worker()

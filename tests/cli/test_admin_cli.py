@@ -20,7 +20,7 @@ import pytest
 from happ_integ.calls.config import CallHandling
 from happ_integ.cli import main
 from happ_integ.keys import generate_key
-from happ_integ.runtime import close_resources, open_resources
+from happ_integ.ops.resources import close_resources, open_resources
 from happ_integ.settings import Settings
 from happ_integ.stores.creds import SecretKeyMismatch
 from happ_integ.temporal import connect_settings

@@ -24,7 +24,8 @@ from happ_integ.clients.llm import LlmApi
 from happ_integ.clients.nethunt import NetHuntApi
 from happ_integ.errors import HappError, NotFound, Unauthorized, UpstreamError
 from simulator import SimState
-from simulator.elevenlabs import ElevenLabsState, create_elevenlabs_app
+from simulator.elevenlabs import create_elevenlabs_app
+from simulator.elevenlabs_state import ElevenLabsState
 from simulator.keycrm import KeyCrmState, create_keycrm_app
 from simulator.llm import LlmState, create_llm_app
 from simulator.nethunt import NetHuntState, create_nethunt_app

@@ -13,8 +13,10 @@ from fastapi import FastAPI, Request
 
 from happ_integ.clients.elevenlabs import Conversation, ElevenLabsApi
 from happ_integ.errors import NotFound, Unauthorized, UpstreamError, ValidationFailed
-from simulator.elevenlabs import ElevenLabsState, create_elevenlabs_app
-from simulator.voice import Outcome, VoiceState, create_voice_app, play_call
+from simulator.calls import Play
+from simulator.elevenlabs import create_elevenlabs_app
+from simulator.elevenlabs_state import ElevenLabsState
+from simulator.voice import VoiceState, create_voice_app, play_call
 
 BASE = "http://elevenlabs.test"
 KEY = "xi-key-0123456789"
@@ -63,7 +65,7 @@ async def test_conversation_of_a_played_call(env: Env) -> None:
             await saas.post("/sip-1/originate/", json=body, headers={"Authorization": "Bearer va-token"})
         ).is_success
         call = voice.calls[-1]
-        outcome = Outcome.answered(45, data_collection={"callback_time": "завтра"})
+        outcome = Play.answered(45, data_collection={"callback_time": "завтра"})
         await play_call(voice, call, outcome, gateway)
 
     conversation = await env.api.get_conversation(call.conversation_id)

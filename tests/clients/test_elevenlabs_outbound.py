@@ -11,7 +11,8 @@ import pytest
 
 from happ_integ.clients.elevenlabs import ElevenLabsApi, OutboundCallResult
 from happ_integ.errors import UpstreamRejected, ValidationFailed
-from simulator.elevenlabs import ElevenLabsState, create_elevenlabs_app
+from simulator.elevenlabs import create_elevenlabs_app
+from simulator.elevenlabs_state import ElevenLabsState
 
 BASE = "http://elevenlabs.test"
 KEY = "xi-key-0123456789"

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from happ_integ.clients.happ_voice import HappVoiceApi, OriginateResult
+from happ_integ.clients.happ_voice import HappVoiceApi, VoiceOriginateAnswer
 from happ_integ.errors import Unauthorized, UpstreamError, UpstreamRejected
 from simulator.voice import VoiceState, create_voice_app
 
@@ -96,7 +96,7 @@ async def test_base_path_is_kept_and_timeouts_map() -> None:
 
 
 def test_originate_result_parsing() -> None:
-    assert OriginateResult.from_body({"callId": "x1"}).provider_call_id == "x1"
-    assert OriginateResult.from_body({"id": 5, "ok": True}).provider_call_id == "5"
-    assert OriginateResult.from_body({"success": True}).provider_call_id is None
-    assert OriginateResult.from_body(None).raw == {"result": None}
+    assert VoiceOriginateAnswer.from_body({"callId": "x1"}).provider_call_id == "x1"
+    assert VoiceOriginateAnswer.from_body({"id": 5, "ok": True}).provider_call_id == "5"
+    assert VoiceOriginateAnswer.from_body({"success": True}).provider_call_id is None
+    assert VoiceOriginateAnswer.from_body(None).raw == {"result": None}

@@ -27,10 +27,10 @@ from happ_integ.integration import discover_integrations
 from happ_integ.keys import generate_key
 from happ_integ.logs import CaptureSink
 from happ_integ.ops import Resources
-from happ_integ.runtime import close_resources, open_resources
+from happ_integ.ops.resources import close_resources, open_resources
 from happ_integ.settings import Settings
 from simulator.app import SimulatorStates, create_simulator_app
-from simulator.calls import Outcome, SimCall
+from simulator.calls import Play, SimCall
 from tests.e2e.conftest import serve
 from tests.e2e.history_text import PAYLOAD_KEY
 from workflows.schedules import setup_integration
@@ -232,7 +232,7 @@ class CallStack:
 async def start_call_stack(
     pg_url: str,
     logs: Path,
-    outcome: Outcome | None,
+    outcome: Play | None,
     *,
     integration: str = "sofa",
     handling: dict[str, Any] | None = None,

@@ -24,7 +24,7 @@ from happ_integ.embedded.process import free_port
 from happ_integ.integration import discover_integrations
 from happ_integ.logs import CaptureSink, JsonTransport, MultiSink
 from happ_integ.ops import Resources
-from happ_integ.runtime import close_resources, open_resources
+from happ_integ.ops.resources import close_resources, open_resources
 from happ_integ.settings import Settings
 from simulator.app import SimulatorStates, create_simulator_app
 from tests.e2e.gw_integration import gw

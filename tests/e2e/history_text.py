@@ -19,11 +19,11 @@ from temporalio.api.common.v1 import Payload
 from temporalio.client import WorkflowHistory
 
 from happ_integ.codec import ENCODING
-from happ_integ.keys import FernetKeys, generate_key
+from happ_integ.keys import KeyRing, generate_key
 
 # The payload key of the test stacks that encrypt (tests/e2e/call_stack.py, the CLI's stack).
 PAYLOAD_KEY = generate_key()
-_KEYS = FernetKeys.parse(PAYLOAD_KEY, "HAPP_PAYLOAD_KEY")
+_KEYS = KeyRing.parse(PAYLOAD_KEY, "HAPP_PAYLOAD_KEY")
 
 
 def _decrypted(payload: dict[str, Any]) -> dict[str, Any]:

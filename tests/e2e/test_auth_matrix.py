@@ -21,8 +21,8 @@ import pytest
 from api.app import create_app
 from happ_integ.integration import discover_integrations, route_of
 from happ_integ.keys import generate_key
+from happ_integ.provision import prepare_integration
 from happ_integ.settings import Settings
-from happ_integ.setup import prepare_integration
 from simulator import sign_elevenlabs
 from tests.e2e.gw_integration import gw
 

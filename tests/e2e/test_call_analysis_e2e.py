@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from simulator.calls import Outcome
+from simulator.calls import Play
 from tests.e2e.call_stack import ADMIN, CallStack, phone, start_call_stack
 
 pytestmark = pytest.mark.timeout(300)
@@ -28,7 +28,7 @@ StartStack = Callable[..., Awaitable[CallStack]]
 async def stacks(pg_url: str, tmp_path: Path) -> AsyncIterator[StartStack]:
     started: list[CallStack] = []
 
-    async def start(integration: str, outcome: Outcome, **handling: Any) -> CallStack:
+    async def start(integration: str, outcome: Play, **handling: Any) -> CallStack:
         stack = await start_call_stack(
             pg_url,
             tmp_path / f"logs-{len(started)}",
@@ -61,7 +61,7 @@ async def completed(stack: CallStack, numbers: list[str]) -> list[dict[str, Any]
 
 
 async def test_sofa_known_and_unknown_numbers(stacks: StartStack) -> None:
-    stack = await stacks("sofa", Outcome.answered(40, talk_seconds=0.2))
+    stack = await stacks("sofa", Play.answered(40, talk_seconds=0.2))
     known, unknown = phone(801), phone(802)
     stack.add_leads([known])
     first, second = await completed(stack, [known, unknown])
@@ -89,7 +89,7 @@ async def test_sofa_known_and_unknown_numbers(stacks: StartStack) -> None:
 
 
 async def test_keycrm_moves_the_card_to_the_mapped_status_once(stacks: StartStack) -> None:
-    stack = await stacks("keycrm", Outcome.answered(40, talk_seconds=0.2, transcript=INTERESTED))
+    stack = await stacks("keycrm", Play.answered(40, talk_seconds=0.2, transcript=INTERESTED))
     known, unknown = phone(811), phone(812)
     stack.add_leads([known])
     first, second = await completed(stack, [known, unknown])
@@ -103,7 +103,7 @@ async def test_keycrm_moves_the_card_to_the_mapped_status_once(stacks: StartStac
 
 async def test_an_elevenlabs_dialled_call_updates_the_crm_the_same_way(stacks: StartStack) -> None:
     stack = await stacks(
-        "sofa", Outcome.answered(40, talk_seconds=0.2, transcript=INTERESTED), provider="elevenlabs_sip"
+        "sofa", Play.answered(40, talk_seconds=0.2, transcript=INTERESTED), provider="elevenlabs_sip"
     )
     known = phone(821)
     stack.add_leads([known])

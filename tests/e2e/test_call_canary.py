@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from simulator.app import SimulatorStates
-from simulator.calls import Outcome
+from simulator.calls import Play
 from tests.e2e.call_stack import ADMIN, HOOK_TOKEN, CallStack, phone, start_call_stack
 from tests.e2e.history_text import history_text
 
@@ -77,7 +77,7 @@ async def test_no_secret_in_any_trace_of_whole_calls(pg_url: str, tmp_path: Path
     stack = await start_call_stack(
         pg_url,
         tmp_path / "logs",
-        Outcome.answered(40, talk_seconds=0.2),
+        Play.answered(40, talk_seconds=0.2),
         integration=integration,
         handling={"retry_delays_seconds": [1], "max_attempts": 2},
         llm=True,

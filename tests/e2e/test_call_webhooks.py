@@ -16,8 +16,8 @@ from api.app import create_app
 from happ_integ.embedded.process import free_port
 from happ_integ.integration import discover_integrations
 from simulator import sign_elevenlabs
-from simulator.calls import Outcome, SimCall
-from simulator.elevenlabs import audio_payload, postcall_payload
+from simulator.calls import Play, SimCall
+from simulator.elevenlabs_state import audio_payload, postcall_payload
 from simulator.voice import call_event
 from tests.e2e.call_stack import ADMIN, HOOK_TOKEN, CallStack, phone, start_call_stack
 
@@ -53,7 +53,7 @@ async def answer_call(stack: CallStack, call_id: str, call: SimCall, duration: i
     assert (await post_event(stack, call_event(call, "call_start"))).status_code == 200
     assert (await post_event(stack, call_event(call, "call_end", duration))).status_code == 200
     await stack.until_status(call_id, "waiting_postcall")
-    return postcall_payload(stack.sims.voice, call, Outcome.answered(duration), {}, int(time.time()))
+    return postcall_payload(stack.sims.voice, call, Play.answered(duration), {}, int(time.time()))
 
 
 async def test_signatures_are_checked_before_anything_reaches_a_call(hooks: CallStack) -> None:
@@ -88,7 +88,7 @@ async def test_duplicate_events_and_postcalls_change_nothing(hooks: CallStack) -
     answers = [await post_event(hooks, end) for _ in range(3)]
     assert all(a.json() == answers[0].json() for a in answers)
     assert answers[0].json()["status"] == "waiting_postcall" and answers[0].json()["scheduledRetry"] is False
-    body = postcall_payload(hooks.sims.voice, call, Outcome.answered(40), {}, int(time.time()))
+    body = postcall_payload(hooks.sims.voice, call, Play.answered(40), {}, int(time.time()))
     raw, headers = signed(hooks, body)
     replies = [
         await hooks.http.post("/sofa/webhook/agent-postcall", content=raw, headers=headers) for _ in range(2)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from simulator.calls import Outcome
+from simulator.calls import Play
 from tests.e2e.call_stack import CallStack, phone, start_call_stack
 
 pytestmark = pytest.mark.timeout(600)
@@ -20,7 +20,7 @@ async def calls(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncI
     stack = await start_call_stack(
         pg_url,
         tmp_path_factory.mktemp("call-logs"),
-        Outcome.answered(30, talk_seconds=0.3),
+        Play.answered(30, talk_seconds=0.3),
     )
     try:
         yield stack

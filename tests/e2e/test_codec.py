@@ -26,7 +26,7 @@ from api.app import create_app
 from happ_integ.embedded import EmbeddedTemporal
 from happ_integ.logs import CaptureSink
 from happ_integ.temporal import connect_client
-from simulator.calls import Outcome
+from simulator.calls import Play
 from tests.e2e.call_stack import phone, start_call_stack
 from tests.e2e.conftest import ADMIN_TOKEN, Stack, serve
 from tests.e2e.history_text import history_text
@@ -234,7 +234,7 @@ async def test_codec_is_404_while_encryption_is_off(stack: Stack) -> None:
 async def test_a_whole_call_leaves_no_number_readable_in_history(pg_url: str, tmp_path: Path) -> None:
     """Production's shape (`happ worker` processes, the gateway, HAPP_PAYLOAD_KEY set as `happ api`
     and `happ worker` require): the call and its CRM runs are in history only encrypted."""
-    stack = await start_call_stack(pg_url, tmp_path / "logs", Outcome.answered(40, talk_seconds=0.2))
+    stack = await start_call_stack(pg_url, tmp_path / "logs", Play.answered(40, talk_seconds=0.2))
     try:
         stack.start_worker()
         number = phone(905)

@@ -19,7 +19,7 @@ import pytest
 from bench.webhook_load import deliver, deliveries_for
 from happ_integ.embedded import EmbeddedPostgres
 from happ_integ.embedded.process import free_port
-from simulator.calls import Outcome
+from simulator.calls import Play
 from tests.e2e.call_stack import ADMIN, CallStack, phone, start_call_stack
 
 pytestmark = [pytest.mark.timeout(900), pytest.mark.slow]
@@ -32,7 +32,7 @@ def written_once(stack: CallStack, numbers: list[str]) -> None:
         assert counts == [1, 1, 1], (number, counts)
 
 
-async def start(pg_url: str, tmp_path: Path, outcome: Outcome | None, **options: object) -> CallStack:
+async def start(pg_url: str, tmp_path: Path, outcome: Play | None, **options: object) -> CallStack:
     stack = await start_call_stack(pg_url, tmp_path / "logs", outcome, **options)  # type: ignore[arg-type]
     stack.sims.voice.retry_for = 120  # the voice assistant resends what got a 5xx or no answer
     stack.start_worker()
@@ -41,7 +41,7 @@ async def start(pg_url: str, tmp_path: Path, outcome: Outcome | None, **options:
 
 async def test_temporal_stopped_and_restarted_mid_flight(pg_url: str, tmp_path: Path) -> None:
     stack = await start(
-        pg_url, tmp_path, Outcome.answered(40, talk_seconds=3), temporal_db=tmp_path / "temporal.db"
+        pg_url, tmp_path, Play.answered(40, talk_seconds=3), temporal_db=tmp_path / "temporal.db"
     )
     try:
         numbers = [phone(2000 + n) for n in range(6)]
@@ -70,7 +70,7 @@ async def test_temporal_stopped_and_restarted_mid_flight(pg_url: str, tmp_path: 
 async def test_postgres_stopped_for_twenty_seconds(tmp_path: Path) -> None:
     postgres = EmbeddedPostgres(tmp_path / "pg", port=free_port())
     postgres.start()
-    stack = await start(postgres.url, tmp_path, Outcome.answered(40, talk_seconds=2))
+    stack = await start(postgres.url, tmp_path, Play.answered(40, talk_seconds=2))
     try:
         numbers = [phone(2100 + n) for n in range(6)]
         stack.add_leads(numbers)
@@ -110,7 +110,7 @@ async def test_postgres_frozen_for_twenty_seconds(tmp_path: Path) -> None:
     hanging, and once it runs again (SIGCONT) nothing is lost."""
     postgres = EmbeddedPostgres(tmp_path / "pg", port=free_port())  # this test's own: it freezes it
     postgres.start()
-    stack = await start(postgres.url, tmp_path, Outcome.answered(40, talk_seconds=2))
+    stack = await start(postgres.url, tmp_path, Play.answered(40, talk_seconds=2))
     admin = {"Authorization": f"Bearer {ADMIN}"}
     try:
         numbers = [phone(2600 + n) for n in range(6)]
@@ -173,7 +173,7 @@ async def test_postgres_frozen_for_twenty_seconds(tmp_path: Path) -> None:
 
 
 async def test_a_crm_failing_for_a_minute_then_back(pg_url: str, tmp_path: Path) -> None:
-    stack = await start(pg_url, tmp_path, Outcome.answered(40, talk_seconds=0.5))
+    stack = await start(pg_url, tmp_path, Play.answered(40, talk_seconds=0.5))
     try:
         numbers = [phone(2200 + n) for n in range(4)]
         stack.add_leads(numbers)
@@ -201,7 +201,7 @@ async def test_a_crm_failing_for_a_minute_then_back(pg_url: str, tmp_path: Path)
 async def test_a_crm_that_refuses_our_key_is_not_retried_and_the_call_says_why(
     pg_url: str, tmp_path: Path
 ) -> None:
-    stack = await start(pg_url, tmp_path, Outcome.answered(40, talk_seconds=0.2))
+    stack = await start(pg_url, tmp_path, Play.answered(40, talk_seconds=0.2))
     try:
         number = phone(2300)
         stack.add_leads([number])
@@ -226,7 +226,7 @@ async def test_a_voice_assistant_down_at_originate(pg_url: str, tmp_path: Path) 
     stack = await start(
         pg_url,
         tmp_path,
-        Outcome.answered(40, talk_seconds=0.2),
+        Play.answered(40, talk_seconds=0.2),
         handling={"retry_delays_seconds": [1], "max_attempts": 2},
     )
     try:

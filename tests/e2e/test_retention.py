@@ -17,7 +17,7 @@ from temporalio.worker import Worker
 from activities.retention import RetentionActivities
 from happ_integ.integration import Integration
 from happ_integ.ops import Resources
-from happ_integ.runtime import close_resources, open_resources
+from happ_integ.ops.resources import close_resources, open_resources
 from happ_integ.settings import Settings
 from happ_integ.stores.calls import CallStore
 from happ_integ.stores.retention import RetentionReport, retention_schedule_id

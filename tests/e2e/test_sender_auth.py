@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from simulator.calls import Outcome
+from simulator.calls import Play
 from simulator.voice import call_event
 from tests.e2e.call_stack import ADMIN, HOOK_TOKEN, CallStack, phone, start_call_stack
 
@@ -181,7 +181,7 @@ async def test_an_elevenlabs_failure_that_beats_the_dial_answer_ends_the_attempt
     stack = await start_call_stack(
         pg_url,
         tmp_path / "logs",
-        Outcome.busy(),
+        Play.busy(),
         handling={"provider": "elevenlabs_sip", "max_attempts": 1, "ring_timeout_seconds": 600},
     )
     try:
@@ -208,7 +208,7 @@ async def test_an_integration_that_opts_out_says_so_and_takes_anonymous_events(
 ) -> None:
     from api.app import create_app
     from happ_integ import CallFlow, Integration
-    from happ_integ.setup import prepare_integration
+    from happ_integ.provision import prepare_integration
 
     opened = Integration("open_calls", call_flow=CallFlow(sender_auth="none"))
     with caplog.at_level(logging.WARNING, logger="happ.api"):

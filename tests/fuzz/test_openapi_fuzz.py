@@ -30,7 +30,7 @@ from happ_integ.embedded import EmbeddedTemporal
 from happ_integ.embedded.process import free_port
 from happ_integ.integration import discover_integrations
 from happ_integ.keys import generate_key
-from happ_integ.runtime import close_resources, open_resources
+from happ_integ.ops.resources import close_resources, open_resources
 from happ_integ.settings import Settings
 from happ_integ.temporal import connect_client
 from simulator.app import SimulatorStates, create_simulator_app

@@ -22,7 +22,7 @@ from happ_integ.errors import HappError
 from happ_integ.integration import Integration
 from happ_integ.ops import Operation, Resources, keycrm
 from happ_integ.ops import models as m
-from happ_integ.runtime import close_resources, open_resources
+from happ_integ.ops.resources import close_resources, open_resources
 from happ_integ.settings import Settings
 
 MAX_TRIES = 12

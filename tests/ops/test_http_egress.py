@@ -36,8 +36,8 @@ from happ_integ.keys import generate_key
 from happ_integ.ops import Resources, http
 from happ_integ.ops import models as m
 from happ_integ.ops.egress import EgressPolicy
+from happ_integ.ops.resources import close_resources, open_resources
 from happ_integ.ops.secrets import issue_tags
-from happ_integ.runtime import close_resources, open_resources
 from happ_integ.settings import Settings
 from tests.e2e.conftest import serve
 

@@ -23,7 +23,7 @@ from happ_integ.logs import CaptureSink, HandlerLogger
 from happ_integ.ops import Resources, load_operations
 from happ_integ.ops import keycrm as keycrm_ops
 from happ_integ.ops import models as m
-from happ_integ.runtime import close_resources, open_resources
+from happ_integ.ops.resources import close_resources, open_resources
 from happ_integ.settings import Settings
 from happ_integ.stores.pacing import pacing_key
 from happ_integ.stores.writes import WriteLedger

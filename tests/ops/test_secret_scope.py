@@ -13,8 +13,8 @@ from temporalio.testing import ActivityEnvironment
 
 from happ_integ.keys import generate_key
 from happ_integ.ops import Resources
+from happ_integ.ops.resources import close_resources, open_resources
 from happ_integ.ops.secrets import SecretResolver, inline_run, issue_tags, new_inline_run
-from happ_integ.runtime import close_resources, open_resources
 from happ_integ.settings import Settings
 
 INTEGRATION = "refscope"

@@ -17,8 +17,10 @@ from happ_integ.clients.happ_voice import HappVoiceApi
 from happ_integ.clients.keycrm import KeyCrmApi
 from happ_integ.clients.llm import LlmApi
 from happ_integ.clients.nethunt import NetHuntApi
+from simulator import verify_elevenlabs
 from simulator.app import DEMO_PHONE, SimulatorStates, create_simulator_app, main
-from simulator.voice import Outcome, play_call, verify_elevenlabs
+from simulator.calls import Play
+from simulator.voice import play_call
 
 
 def transport(states: SimulatorStates) -> httpx.ASGITransport:
@@ -78,7 +80,7 @@ async def test_elevenlabs_peer_shares_the_voice_conversations() -> None:
         await voice.originate("sip-1", DEMO_PHONE, 1, call_id="sofa-2")
         assert states.voice.in_flight == 1
         call = states.voice.call("sofa-2")
-        await play_call(states.voice, call, Outcome.answered(7, postcall=False), http)
+        await play_call(states.voice, call, Play.answered(7, postcall=False), http)
         assert states.voice.in_flight == 0
         url = f"/elevenlabs/v1/convai/conversations/{call.conversation_id}"
         key = {"xi-api-key": states.elevenlabs.api_key}
@@ -135,7 +137,7 @@ async def test_auto_play_sends_a_whole_call(
     gateway: tuple[str, list[tuple[str, dict[str, str], bytes]]],
 ) -> None:
     url, hits = gateway
-    states = SimulatorStates.demo(gateway=url, auto_play=Outcome.answered(5))
+    states = SimulatorStates.demo(gateway=url, auto_play=Play.answered(5))
     states.pause_seconds = 0.01
     async with httpx.AsyncClient(transport=transport(states), base_url="http://sim") as http:
         voice = HappVoiceApi(http, "http://sim/voice", states.voice.token)
@@ -165,7 +167,7 @@ async def test_demo_plays_elevenlabs_outbound_calls_to_the_gateway(
     gateway: tuple[str, list[tuple[str, dict[str, str], bytes]]],
 ) -> None:
     url, hits = gateway
-    states = SimulatorStates.demo(gateway=url, auto_play=Outcome.busy())
+    states = SimulatorStates.demo(gateway=url, auto_play=Play.busy())
     assert states.elevenlabs.postcall_url == f"{url}/webhook/agent-postcall"
     assert states.elevenlabs.webhook_secret == states.voice.webhook_secret
     credentials = states.credentials()
@@ -197,5 +199,5 @@ def test_main_parses_arguments(monkeypatch: pytest.MonkeyPatch) -> None:
     main(["--port", "3999", "--gateway", "http://gw/sofa", "--auto-play", "short", "--duration", "3"])
     states = seen["states"]
     assert isinstance(states, SimulatorStates) and seen["port"] == 3999
-    assert states.auto_play == Outcome("short", 3)
+    assert states.auto_play == Play("short", 3)
     assert states.voice.postcall_url == "http://gw/sofa/webhook/agent-postcall"

@@ -14,10 +14,11 @@ import httpx
 import pytest
 from fastapi import FastAPI, Request
 
-from simulator.calls import Outcome
-from simulator.elevenlabs import ElevenLabsState, create_elevenlabs_app
+from simulator import verify_elevenlabs
+from simulator.calls import Play
+from simulator.elevenlabs import create_elevenlabs_app
 from simulator.elevenlabs_calls import play_outbound
-from simulator.voice import verify_elevenlabs
+from simulator.elevenlabs_state import ElevenLabsState
 
 KEY = {"xi-api-key": "xi-key-1"}
 SIP = "/v1/convai/sip-trunk/outbound-call"
@@ -126,7 +127,7 @@ async def test_refusal_and_unknown_ids(env: Env) -> None:
 
 @pytest.mark.parametrize(("path", "phone_type"), [(SIP, "sip_trunking"), (TWILIO, "twilio")])
 async def test_an_answered_call_sends_a_signed_transcription(env: Env, path: str, phone_type: str) -> None:
-    env.state.play = Outcome.answered(40, data_collection={"webinar": "yes"})
+    env.state.play = Play.answered(40, data_collection={"webinar": "yes"})
     data = (await env.api.post(path, json=body(), headers=KEY)).json()
     await env.state.settle()
     [(headers, raw, flying, looked_up)] = env.hits
@@ -151,11 +152,11 @@ async def test_an_answered_call_sends_a_signed_transcription(env: Env, path: str
 
 @pytest.mark.parametrize(
     ("outcome", "reason"),
-    [(Outcome.busy(), "busy"), (Outcome.no_answer(), "no-answer"), (Outcome.failed(), "unknown")],
+    [(Play.busy(), "busy"), (Play.no_answer(), "no-answer"), (Play.failed(), "unknown")],
 )
 @pytest.mark.parametrize("path", [SIP, TWILIO])
 async def test_unanswered_calls_send_an_initiation_failure(
-    env: Env, outcome: Outcome, reason: str, path: str
+    env: Env, outcome: Play, reason: str, path: str
 ) -> None:
     env.state.play = outcome
     data = (await env.api.post(path, json=body(), headers=KEY)).json()
@@ -173,9 +174,9 @@ async def test_unanswered_calls_send_an_initiation_failure(
 
 
 async def test_postcall_false_sends_nothing_but_the_call_still_ends(env: Env) -> None:
-    env.state.play = Outcome.short(3, postcall=False)
+    env.state.play = Play.short(3, postcall=False)
     data = (await env.api.post(SIP, json=body(), headers=KEY)).json()
-    env.state.play = Outcome.busy(postcall=False)
+    env.state.play = Play.busy(postcall=False)
     await env.api.post(TWILIO, json=body(), headers=KEY)
     await env.state.settle()
     assert env.hits == [] and env.state.in_flight == 0 and env.state.max_in_flight <= 2
@@ -187,7 +188,7 @@ async def test_postcall_false_sends_nothing_but_the_call_still_ends(env: Env) ->
 async def test_in_flight_tracking_and_a_live_conversation(env: Env) -> None:
     ticks = iter(range(100))
     env.state.monotonic = lambda: float(next(ticks))
-    env.state.play = Outcome.answered(30, ring_seconds=0.02, talk_seconds=0.5)
+    env.state.play = Play.answered(30, ring_seconds=0.02, talk_seconds=0.5)
     ids = [(await env.api.post(SIP, json=body(), headers=KEY)).json()["conversation_id"] for _ in range(3)]
     assert (env.state.in_flight, env.state.max_in_flight) == (3, 3)
     await asyncio.sleep(0.15)  # ringing is over, talking is not: live on the API
@@ -205,11 +206,11 @@ async def test_replay_by_hand_and_unreachable_webhooks(env: Env) -> None:
     await env.api.post(TWILIO, json=body(), headers=KEY)
     record, gw = env.state.outbound("sofa-1"), env.state.webhook_http
     assert gw is not None
-    sent = await play_outbound(env.state, record, Outcome.answered(5), gw)
+    sent = await play_outbound(env.state, record, Play.answered(5), gw)
     assert [d.kind for d in sent] == ["post_call_transcription"] and env.state.in_flight == 0
-    await play_outbound(env.state, record, Outcome.busy(), gw)
+    await play_outbound(env.state, record, Play.busy(), gw)
     assert env.state.conversations == {}  # replayed as unanswered: no conversation any more
-    env.state.play, env.state.webhook_http = Outcome.busy(), None
+    env.state.play, env.state.webhook_http = Play.busy(), None
     env.state.postcall_url = "http://127.0.0.1:9/nowhere"  # nothing listens on the discard port
     await env.api.post(SIP, json=body(), headers=KEY)
     await env.state.settle()

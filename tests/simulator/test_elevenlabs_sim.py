@@ -10,8 +10,10 @@ import httpx
 import pytest
 from fastapi import FastAPI, Request
 
-from simulator.elevenlabs import ElevenLabsState, create_elevenlabs_app
-from simulator.voice import Outcome, SimCall, VoiceState, play_call
+from simulator.calls import Play, SimCall
+from simulator.elevenlabs import create_elevenlabs_app
+from simulator.elevenlabs_state import ElevenLabsState
+from simulator.voice import VoiceState, play_call
 
 KEY = {"xi-api-key": "xi-key-1"}
 
@@ -59,7 +61,7 @@ async def test_answered_call_is_in_progress_then_done(
 ) -> None:
     state, gw, seen = env
     call = a_call(state)
-    sent = await play_call(state, call, Outcome.answered(45, data_collection={"interested": True}), gw)
+    sent = await play_call(state, call, Play.answered(45, data_collection={"interested": True}), gw)
     statuses = [(event, code, body.get("status")) for event, code, body in seen]
     assert statuses == [
         ("call_start", 200, "in-progress"),
@@ -88,7 +90,7 @@ async def test_stored_conversation_is_a_copy(
 ) -> None:
     state, gw, _ = env
     call = a_call(state)
-    sent = await play_call(state, call, Outcome.short(2), gw)
+    sent = await play_call(state, call, Play.short(2), gw)
     sent[-1].payload["data"]["status"] = "edited"
     assert state.elevenlabs.conversations[call.conversation_id]["status"] == "done"
 
@@ -98,16 +100,16 @@ async def test_postcall_false_leaves_the_result_on_the_api(
 ) -> None:
     state, gw, seen = env
     call = a_call(state)
-    sent = await play_call(state, call, Outcome.short(3, postcall=False), gw)
+    sent = await play_call(state, call, Play.short(3, postcall=False), gw)
     assert "post_call_transcription" not in [d.kind for d in sent]
     assert seen[-1][0] == "call_end" and seen[-1][2]["status"] == "done"
     assert seen[-1][2]["analysis"]["call_successful"] == "failure"
     assert seen[-1][2]["metadata"]["call_duration_secs"] == 3
 
 
-@pytest.mark.parametrize("outcome", [Outcome.no_answer(), Outcome.busy(), Outcome.failed()])
+@pytest.mark.parametrize("outcome", [Play.no_answer(), Play.busy(), Play.failed()])
 async def test_unanswered_calls_have_no_conversation(
-    env: tuple[VoiceState, httpx.AsyncClient, list[tuple[str, Any, Any]]], outcome: Outcome
+    env: tuple[VoiceState, httpx.AsyncClient, list[tuple[str, Any, Any]]], outcome: Play
 ) -> None:
     state, gw, seen = env
     await play_call(state, a_call(state), outcome, gw)
@@ -121,9 +123,9 @@ async def test_a_call_replayed_as_unanswered_loses_its_conversation(
 ) -> None:
     state, gw, _ = env
     call = a_call(state)
-    await play_call(state, call, Outcome.answered(5), gw)
+    await play_call(state, call, Play.answered(5), gw)
     assert call.conversation_id in state.elevenlabs.conversations
-    await play_call(state, call, Outcome.busy(), gw)
+    await play_call(state, call, Play.busy(), gw)
     assert state.elevenlabs.conversations == {}
 
 

@@ -13,7 +13,8 @@ import httpx
 import pytest
 from fastapi import FastAPI, Request
 
-from simulator.voice import Outcome, SimCall, VoiceState, create_voice_app, play_call
+from simulator.calls import Play, SimCall
+from simulator.voice import VoiceState, create_voice_app, play_call
 
 TOKEN = {"Authorization": "Bearer tok-1"}
 
@@ -84,7 +85,7 @@ async def test_call_id_preference(
     answer = await originate(saas, **body)
     call = state.calls[-1]
     assert call.call_id == (expected or answer.json()["callId"]) and state.call(call.call_id) is call
-    sent = await play_call(state, call, Outcome.answered(5), gw)
+    sent = await play_call(state, call, Play.answered(5), gw)
     assert {d.payload["callId"] for d in sent if d.kind in ("call_start", "call_end")} == {call.call_id}
 
 
@@ -99,15 +100,15 @@ async def test_in_flight_from_originate_until_call_end_is_sent(
     state.fail_next(503)
     assert (await originate(saas, call_id="refused")).status_code == 503
     assert state.in_flight == 3  # a refused originate never starts a call
-    await play_call(state, state.call("c0"), Outcome.answered(5), gw)
+    await play_call(state, state.call("c0"), Play.answered(5), gw)
     seen = {(hook, event): flying for hook, event, _, flying in gateway.hits}
     assert seen[("call-events", "call_start")] == 3
     assert seen[("call-events", "call_end")] == 2  # already ended while its call_end is handled
     assert seen[("agent-postcall", "")] == 2
-    await play_call(state, state.call("c1"), Outcome.short(2, postcall=False), gw)
-    await play_call(state, state.call("c1"), Outcome.busy(), gw)  # a replay ends nothing else
+    await play_call(state, state.call("c1"), Play.short(2, postcall=False), gw)
+    await play_call(state, state.call("c1"), Play.busy(), gw)  # a replay ends nothing else
     assert (state.in_flight, state.max_in_flight) == (1, 3)  # c2 was never played: still in flight
-    await play_call(state, state.call("c2"), Outcome.no_answer(), gw)
+    await play_call(state, state.call("c2"), Play.no_answer(), gw)
     assert gateway.hits[-2][3] == 0 and state.in_flight == 0
     assert state.in_flight_timeline == [(0.0, 1), (1.0, 2), (2.0, 3), (3.0, 2), (4.0, 1), (5.0, 0)]
     state.reset_in_flight()
@@ -121,8 +122,8 @@ async def test_calls_ended_without_call_events_url_still_leave_flight(
     state.call_events_url = None
     await originate(saas, call_id="a")
     await originate(saas, call_id="b")
-    await play_call(state, state.call("a"), Outcome.answered(5), gw)
-    await play_call(state, state.call("b"), Outcome.failed(), gw)
+    await play_call(state, state.call("a"), Play.answered(5), gw)
+    await play_call(state, state.call("b"), Play.failed(), gw)
     assert state.in_flight == 0 and state.max_in_flight == 2
 
 
@@ -140,12 +141,12 @@ async def test_overlap_shows_in_max_in_flight(
     gateway.on_hit = originate_next_on_call_end
     await originate(saas, call_id="s0")
     for i in range(3):
-        await play_call(state, state.call(f"s{i}"), Outcome.answered(5, talk_seconds=0.01), gw)
+        await play_call(state, state.call(f"s{i}"), Play.answered(5, talk_seconds=0.01), gw)
     assert len(state.calls) == 3 and state.max_in_flight == 1
     state.reset_in_flight()
     for i in range(3, 6):
         await originate(saas, call_id=f"p{i}")
-    talk = Outcome.answered(5, talk_seconds=0.05)
+    talk = Play.answered(5, talk_seconds=0.05)
     await asyncio.gather(*(play_call(state, state.call(f"p{i}"), talk, gw) for i in range(3, 6)))
     assert state.max_in_flight == 3 and state.in_flight == 0
 
@@ -156,7 +157,7 @@ async def test_ring_and_talk_seconds_wait_before_start_and_end(
     state, gateway, saas, gw = env
     await originate(saas, call_id="slow")
     began = time.monotonic()
-    outcome = Outcome.answered(30, ring_seconds=0.1, talk_seconds=0.2)
+    outcome = Play.answered(30, ring_seconds=0.1, talk_seconds=0.2)
     sent = await play_call(state, state.call("slow"), outcome, gw, pause=0.01)
     assert [d.kind for d in sent] == ["call_start", "agent_init", "call_end", "post_call_transcription"]
     start, init, end = (hit[2] for hit in gateway.hits[:3])
@@ -164,9 +165,9 @@ async def test_ring_and_talk_seconds_wait_before_start_and_end(
     assert sent[2].payload["duration"] == 30  # the reported duration is the outcome's, not the wait
     gateway.hits.clear()
     began = time.monotonic()
-    await play_call(state, state.call("slow"), Outcome.busy(ring_seconds=0.1), gw)
+    await play_call(state, state.call("slow"), Play.busy(ring_seconds=0.1), gw)
     assert gateway.hits[0][1] == "call_end" and gateway.hits[0][2] - began >= 0.1
-    assert Outcome.answered().ring_seconds == Outcome.answered().talk_seconds == 0
+    assert Play.answered().ring_seconds == Play.answered().talk_seconds == 0
 
 
 async def test_postcall_false_sends_no_transcription_but_records_the_conversation(
@@ -175,7 +176,7 @@ async def test_postcall_false_sends_no_transcription_but_records_the_conversatio
     state, gateway, saas, gw = env
     await originate(saas, call_id="quiet")
     call = state.call("quiet")
-    sent = await play_call(state, call, Outcome.answered(20, postcall=False), gw)
+    sent = await play_call(state, call, Play.answered(20, postcall=False), gw)
     assert [d.kind for d in sent] == ["call_start", "agent_init", "call_end"]
     assert [hit[0] for hit in gateway.hits] == ["call-events", "agent-init", "call-events"]
     conversation = state.elevenlabs.conversations[call.conversation_id]

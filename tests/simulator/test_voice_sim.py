@@ -13,14 +13,9 @@ import httpx
 import pytest
 from fastapi import FastAPI, Request
 
-from simulator.voice import (
-    Outcome,
-    VoiceState,
-    create_voice_app,
-    play_call,
-    sign_elevenlabs,
-    verify_elevenlabs,
-)
+from simulator import sign_elevenlabs, verify_elevenlabs
+from simulator.calls import Play
+from simulator.voice import VoiceState, create_voice_app, play_call
 
 SECRET = "wsec_test_secret"
 BODY = b'{"type":"post_call_transcription","data":{"conversation_id":"c1"}}'
@@ -111,7 +106,7 @@ async def test_originate_refuses_a_wrong_token(setup: tuple[VoiceState, Receiver
 async def test_answered_call(setup: tuple[VoiceState, Receiver, Any, httpx.AsyncClient]) -> None:
     state, receiver, _, gateway = setup
     call = state.call("sofa-1")
-    outcome = Outcome.answered(45, data_collection={"interested": True})
+    outcome = Play.answered(45, data_collection={"interested": True})
     sent = await play_call(state, call, outcome, gateway)
     assert [d.kind for d in sent] == ["call_start", "agent_init", "call_end", "post_call_transcription"]
     assert [h[0] for h in receiver.hits] == ["call-events", "agent-init", "call-events", "agent-postcall"]
@@ -144,23 +139,23 @@ async def test_answered_call(setup: tuple[VoiceState, Receiver, Any, httpx.Async
 
 async def test_short_call(setup: tuple[VoiceState, Receiver, Any, httpx.AsyncClient]) -> None:
     state, _, _, gateway = setup
-    sent = await play_call(state, state.calls[0], Outcome.short(2, postcall=False), gateway)
+    sent = await play_call(state, state.calls[0], Play.short(2, postcall=False), gateway)
     assert [d.kind for d in sent] == ["call_start", "agent_init", "call_end"]
     assert sent[-1].payload["duration"] == 2
-    with_postcall = await play_call(state, state.calls[0], Outcome.short(3), gateway)
+    with_postcall = await play_call(state, state.calls[0], Play.short(3), gateway)
     assert with_postcall[-1].payload["data"]["analysis"]["call_successful"] == "failure"
 
 
 @pytest.mark.parametrize(
     ("outcome", "status", "reason"),
     [
-        (Outcome.no_answer(), "no_answer", "no-answer"),
-        (Outcome.busy(), "busy", "busy"),
-        (Outcome.failed(), "failed", "unknown"),
+        (Play.no_answer(), "no_answer", "no-answer"),
+        (Play.busy(), "busy", "busy"),
+        (Play.failed(), "failed", "unknown"),
     ],
 )
 async def test_unanswered_calls(
-    setup: tuple[VoiceState, Receiver, Any, httpx.AsyncClient], outcome: Outcome, status: str, reason: str
+    setup: tuple[VoiceState, Receiver, Any, httpx.AsyncClient], outcome: Play, status: str, reason: str
 ) -> None:
     state, receiver, _, gateway = setup
     sent = await play_call(state, state.calls[0], outcome, gateway)
@@ -176,6 +171,6 @@ async def test_unanswered_calls(
 async def test_unset_urls_are_skipped(setup: tuple[VoiceState, Receiver, Any, httpx.AsyncClient]) -> None:
     state, _, _, gateway = setup
     state.agent_init_url = state.call_events_url = None
-    sent = await play_call(state, state.calls[0], Outcome.answered(10), gateway)
+    sent = await play_call(state, state.calls[0], Play.answered(10), gateway)
     assert [d.kind for d in sent] == ["post_call_transcription"]
     assert state.deliveries == sent

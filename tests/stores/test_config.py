@@ -12,14 +12,16 @@ from happ_integ.errors import ValidationFailed
 from happ_integ.stores.config import ConfigStore
 
 
-class CallHandling(BaseModel):
+class SampleConfig(BaseModel):
+    """A config model of the test's own, stored under `call_handling`."""
+
     concurrency_limit: int = Field(default=3, ge=1)
     short_call_seconds: int = 5
     retry_delays_seconds: list[int] = [600, 1800, 3600]
 
 
 DEFAULTS: dict[str, BaseModel | dict[str, Any]] = {
-    "call_handling": CallHandling(),
+    "call_handling": SampleConfig(),
     "crm_fields": {"phone": "Phone", "name": "Name"},
 }
 
@@ -30,19 +32,19 @@ def store(pool: asyncpg.Pool, name: str) -> ConfigStore:
 
 async def test_default_when_nothing_is_stored(pool: asyncpg.Pool, name: str) -> None:
     config = store(pool, name)
-    assert await config.get("call_handling", CallHandling) == CallHandling()
-    assert await config.get("call_handling") == CallHandling()  # the default's class without a model
+    assert await config.get("call_handling", SampleConfig) == SampleConfig()
+    assert await config.get("call_handling") == SampleConfig()  # the default's class without a model
     assert await config.get("crm_fields") == {"phone": "Phone", "name": "Name"}
     assert await config.get("nothing") is None
-    assert await config.get("nothing", CallHandling) is None
+    assert await config.get("nothing", SampleConfig) is None
     assert await config.get_raw("call_handling") is None
 
 
 async def test_stored_value_wins(pool: asyncpg.Pool, name: str) -> None:
     config = store(pool, name)
-    stored = await config.set("call_handling", CallHandling(concurrency_limit=7))
+    stored = await config.set("call_handling", SampleConfig(concurrency_limit=7))
     assert stored["concurrency_limit"] == 7
-    got = await config.get("call_handling", CallHandling)
+    got = await config.get("call_handling", SampleConfig)
     assert got is not None and got.concurrency_limit == 7
     await config.set("crm_fields", {"phone": "Телефон"})
     assert await config.get("crm_fields") == {"phone": "Телефон", "name": "Name"}
@@ -55,8 +57,8 @@ async def test_partial_stored_config_is_merged_over_the_default(pool: asyncpg.Po
         name,
         {"short_call_seconds": 9},
     )
-    got = await store(pool, name).get("call_handling", CallHandling)
-    assert got == CallHandling(short_call_seconds=9)
+    got = await store(pool, name).get("call_handling", SampleConfig)
+    assert got == SampleConfig(short_call_seconds=9)
 
 
 async def test_partial_set_is_validated_and_completed(pool: asyncpg.Pool, name: str) -> None:
@@ -71,7 +73,7 @@ async def test_partial_set_is_validated_and_completed(pool: asyncpg.Pool, name: 
         await config.set("call_handling", {"concurrency_limit": 0})
     with pytest.raises(ValidationFailed, match="must be an object"):
         await config.set("call_handling", [1, 2])  # type: ignore[arg-type]
-    got = await config.get("call_handling", CallHandling)
+    got = await config.get("call_handling", SampleConfig)
     assert got is not None and got.concurrency_limit == 5
 
 
@@ -81,8 +83,8 @@ async def test_a_bad_stored_value_is_a_clear_error(pool: asyncpg.Pool, name: str
         name,
         {"concurrency_limit": "many"},
     )
-    with pytest.raises(ValidationFailed, match="does not fit CallHandling"):
-        await store(pool, name).get("call_handling", CallHandling)
+    with pytest.raises(ValidationFailed, match="does not fit SampleConfig"):
+        await store(pool, name).get("call_handling", SampleConfig)
 
 
 async def test_ensure_defaults_never_overwrites(pool: asyncpg.Pool, name: str) -> None:
@@ -91,7 +93,7 @@ async def test_ensure_defaults_never_overwrites(pool: asyncpg.Pool, name: str) -
     assert await config.ensure_defaults() == ["call_handling"]
     assert await config.ensure_defaults() == []
     assert await config.get_raw("crm_fields") == {"phone": "Mine"}
-    assert await config.get_raw("call_handling") == CallHandling().model_dump(mode="json")
+    assert await config.get_raw("call_handling") == SampleConfig().model_dump(mode="json")
     await config.set("extra", {"x": 1})
     assert await config.keys() == ["call_handling", "crm_fields", "extra"]
     assert await ConfigStore(pool, f"{name}b").keys() == []

@@ -14,7 +14,7 @@ from cryptography.fernet import Fernet
 from happ_integ.embedded import EmbeddedPostgres
 from happ_integ.embedded.process import free_port
 from happ_integ.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from happ_integ.runtime import close_resources, open_resources
+from happ_integ.ops.resources import close_resources, open_resources
 from happ_integ.settings import Settings
 from happ_integ.stores.db import Db
 from happ_integ.stores.migrations import Migration, apply_migrations

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from happ_integ import Context, HappError, define_handler
-from integrations.example.config import CallHandling
+from integrations.example.config import CallLimits
 from integrations.example.models import TestCallPayload, TestCallResponse
 
 
@@ -27,7 +27,7 @@ async def test_call(ctx: Context[TestCallPayload]) -> TestCallResponse:
     token = p.authToken or str(secrets.SAAS_AUTH_TOKEN)
     assistant_id = p.assistantId if p.assistantId is not None else str(secrets.SAAS_ASSISTANT_ID)
 
-    limits = await ctx.config.get("call_handling", CallHandling)
+    limits = await ctx.config.get("call_handling", CallLimits)
     result = await ctx.db.query(
         "SELECT COUNT(*)::int AS count FROM {{calls}} WHERE status IN ('initiated', 'in_progress')"
     )

@@ -1,6 +1,7 @@
-"""What `setup` does to the stores: migrations, placeholder secrets, default configs. Idempotent.
+"""Provisioning an integration's stores, the part of `happ setup` (`POST /{integration}/setup`) that
+is not Temporal's: migrations, placeholder secrets, default configs. Idempotent.
 
-report = await prepare_integration(resources, integration)
+    report = await prepare_integration(resources, integration)
 
 The schedules are the rest of `setup` (`workflows.schedules.setup_integration` does both).
 """

@@ -17,6 +17,7 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities import worker_activities
+from control.client import TemporalCallControl
 from happ_integ import code_cache, registry, telemetry
 from happ_integ.codec import require_payload_encryption
 from happ_integ.integration import Integration, discover_integrations
@@ -84,7 +85,7 @@ def build_workers(
     registry.install(integrations, ReplaySafeSink(sink), resources.settings)
     # The sandbox imports the workflows and the handlers anew for every run: compile them once.
     code_cache.install(sandbox_reimported(integrations))
-    activities = worker_activities(resources, client)
+    activities = worker_activities(resources, client, TemporalCallControl(resources, client))
     queues = [task_queue] if task_queue else [i.task_queue for i in integrations.values()]
     tuning = resources.settings
     return [

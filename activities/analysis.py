@@ -11,7 +11,7 @@ not ask for are dropped and their names (never their values) logged: they do not
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 from temporalio import activity
 
 from happ_integ.calls.analysis import (
@@ -23,17 +23,11 @@ from happ_integ.calls.analysis import (
     response_schema,
     transcript_text,
 )
-from happ_integ.calls.models import PostcallInfo
+from happ_integ.calls.contracts import AnalysisRequest
 from happ_integ.clients.llm import LlmApi
 from happ_integ.durable import activity_failures
 from happ_integ.logs.redact import mask_phones
 from happ_integ.ops import Resources
-
-
-class AnalysisRequest(BaseModel):
-    integration: str
-    call_id: str
-    info: PostcallInfo
 
 
 class AnalysisActivities:

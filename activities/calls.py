@@ -1,6 +1,6 @@
 """The activities of the call workflows, bound to this process's resources and Temporal client.
 
-    calls = CallActivities(resources, client)
+    calls = CallActivities(resources, client, control)   # control: a happ_integ.calls.contracts.CallControl
     Worker(..., activities=[calls.begin, calls.record, calls.originate, ...])
     await workflow.execute_activity_method(CallActivities.originate, OriginateCall(...), ...)
 
@@ -10,16 +10,28 @@ value ever reaches workflow history. Each activity takes one input model.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, Field
 from temporalio import activity
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from happ_integ import registry
 from happ_integ.calls.config import CallHandling
-from happ_integ.calls.models import CallBegin, CallFlowHandlers, CallRecord, CallRequest, PostcallInfo
+from happ_integ.calls.contracts import (
+    CallBegin,
+    CallControl,
+    CallFlowHandlers,
+    CallRecord,
+    CallRequest,
+    ConversationRequest,
+    ConversationStatus,
+    OriginateCall,
+    Originated,
+    QueueRef,
+    WorkflowIds,
+)
+from happ_integ.calls.models import PostcallInfo
 from happ_integ.clients.elevenlabs import ElevenLabsApi
 from happ_integ.clients.happ_voice import HappVoiceApi
 from happ_integ.durable import activity_failures
@@ -30,44 +42,6 @@ from happ_integ.stores.writes import WriteLedger
 from happ_integ.temporal import call_workflow_id
 
 
-class OriginateCall(BaseModel):
-    integration: str
-    call_id: str
-    phone_number: str
-    attempt: int
-    variables: dict[str, Any] = Field(default_factory=dict)
-    provider: Literal["happ_voice", "elevenlabs_sip", "elevenlabs_twilio"] = "happ_voice"
-
-
-class Originated(BaseModel):
-    provider_call_id: str | None = None
-    conversation_id: str | None = Field(default=None, description="ElevenLabs' id, when ElevenLabs dials")
-    uncertain: bool = Field(default=False, description="an earlier try was cut short; it may have dialled")
-
-
-class ConversationRequest(BaseModel):
-    integration: str
-    call_id: str
-    conversation_id: str
-
-
-class ConversationStatus(BaseModel):
-    """Where an ElevenLabs conversation stands: `status` as its API says ("initiated",
-    "in-progress", "processing", "done", "failed"; None when it knows no such conversation), and
-    `info` once it is done (the transcript stored like a post-call webhook's)."""
-
-    status: str | None = None
-    info: PostcallInfo | None = None
-
-
-class QueueRef(BaseModel):
-    integration: str
-
-
-class WorkflowIds(BaseModel):
-    ids: list[str]
-
-
 def registered_handlers(integration: str) -> CallFlowHandlers:
     """The handler names of the integration's `call_flow`, from this process's registry."""
     flow = registry.integration(integration).call_flow
@@ -75,9 +49,11 @@ def registered_handlers(integration: str) -> CallFlowHandlers:
 
 
 class CallActivities:
-    def __init__(self, resources: Resources, client: Client) -> None:
+    def __init__(self, resources: Resources, client: Client, control: CallControl) -> None:
         self._res = resources
-        self._client = client
+        self._client = client  # to describe workflows: is a slot's holder still running?
+        # Starting workflows is the client side's (`control.client`), handed in by the worker.
+        self._control = control
 
     @activity.defn(name="call.begin")
     async def begin(self, req: CallRequest) -> CallBegin:
@@ -93,9 +69,12 @@ class CallActivities:
 
     @activity.defn(name="call.record")
     async def record(self, rec: CallRecord) -> None:
-        """One status change written to `{integration}_calls`."""
+        """One status change written to `{integration}_calls` (and, for a campaign's call, to its
+        recipient in `{integration}_campaign_recipients`)."""
         with activity_failures():
             await self._res.calls(rec.integration).record(rec)
+            if rec.campaign_id is not None:
+                await self._res.campaigns(rec.integration).record_call(rec)
 
     @activity.defn(name="voice.originate")
     async def originate(self, arg: OriginateCall) -> Originated:
@@ -133,15 +112,13 @@ class CallActivities:
         """Write the ids the dial answered to the call's row now, then apply the webhooks that came
         first and were stored unmatched (a fast failure can beat this answer): the gateway looks
         again after storing one, so whichever of the two runs second finds the other's write."""
-        from workflows.control import apply_stored_webhooks  # the module that starts workflows imports these
-
         try:
             await self._res.calls(arg.integration).learn_ids(
                 arg.call_id, result.provider_call_id, result.conversation_id
             )
             if result.conversation_id:
-                applied = await apply_stored_webhooks(
-                    self._res, self._client, arg.integration, arg.call_id, result.conversation_id
+                applied = await self._control.apply_stored_webhooks(
+                    arg.integration, arg.call_id, result.conversation_id
                 )
                 if applied:
                     activity.logger.info("applied %d webhook(s) that came before the dial's answer", applied)
@@ -187,15 +164,13 @@ class CallActivities:
     async def schedule_callback(self, req: CallRequest) -> str:
         """Start the call a client asked for (`not_before` its time): returns its id, or the id of
         the call already in flight to that number."""
-        from workflows.control import start_call  # the module that starts workflows imports these
-
         with activity_failures():
             calls = self._res.calls(req.integration)
             call_id, created = await calls.claim(
                 req.call_id, req.phone_number, call_workflow_id(req.integration, req.call_id), req.metadata
             )
             if created:
-                await start_call(self._client, req)
+                await self._control.start_call(req)
             return call_id
 
     @activity.defn(name="elevenlabs.get_conversation")
@@ -242,10 +217,8 @@ class CallActivities:
     @activity.defn(name="queue.start")
     async def start_queue(self, ref: QueueRef) -> None:
         """Start the integration's CallQueue if it is not running (it is started on first use)."""
-        from workflows.control import start_call_queue  # the module that starts workflows imports these
-
         with activity_failures():
-            await start_call_queue(self._client, ref.integration)
+            await self._control.start_call_queue(ref.integration)
 
     @activity.defn(name="queue.capacity")
     async def queue_capacity(self, ref: QueueRef) -> int:

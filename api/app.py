@@ -19,13 +19,14 @@ from fastapi.responses import JSONResponse
 
 from api.auth import SenderTokenQuery
 from api.errors import install_error_handlers
-from api.limits import BodySizeLimit
+from api.limits import CAMPAIGN_UPLOADS, BodySizeLimit
 from api.metrics import GatewayMetrics, MetricsMiddleware
 from api.openapi import install_openapi
 from api.routes.admin import admin_router
 from api.routes.builtins import HEALTH_RESPONSES, builtins_router, health_answer
 from api.routes.call_webhooks import call_webhooks_router
 from api.routes.calls_admin import calls_admin_router
+from api.routes.campaigns import campaigns_router
 from api.routes.codec import router as codec_router
 from api.routes.handlers import handler_router
 from api.runtime import ApiRuntime
@@ -56,6 +57,7 @@ def integration_app(integration: Integration, runtime: ApiRuntime) -> FastAPI:
     if integration.call_flow is not None:
         app.include_router(call_webhooks_router(integration))
         app.include_router(calls_admin_router(integration))
+        app.include_router(campaigns_router(integration))
     install_openapi(app)
     return app
 
@@ -115,7 +117,11 @@ def create_app(
     app.include_router(codec_router)
     for name, integration in integrations.items():
         app.mount(f"/{name}", integration_app(integration, runtime))
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.max_body_bytes,
+        larger=((CAMPAIGN_UPLOADS, max(settings.max_campaign_body_bytes, settings.max_body_bytes)),),
+    )
     # The Web UI calls the codec from its own origin, with the sign-in cookie.
     app.add_middleware(
         CORSMiddleware,

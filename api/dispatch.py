@@ -20,9 +20,9 @@ from typing import Any
 from pydantic import BaseModel
 
 from api.runtime import ApiRuntime
+from control.client import handler_result, start_handler_run
 from happ_integ.handler import HandlerDefinition
 from happ_integ.inline import run_inline
-from workflows.control import handler_result, start_handler_run
 
 
 @dataclass(frozen=True)

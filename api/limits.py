@@ -1,8 +1,15 @@
-"""Request body limit as plain ASGI middleware: 413 before a large body is read into memory."""
+"""Request body limit as plain ASGI middleware: 413 before a large body is read into memory.
+
+    app.add_middleware(BodySizeLimit, max_bytes=1 << 20, larger=((CAMPAIGN_UPLOADS, 16 << 20),))
+
+`larger` gives paths matching a pattern a limit of their own (a campaign's recipients).
+"""
 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Sequence
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -11,18 +18,28 @@ class BodyTooLarge(Exception):
     pass
 
 
+# A campaign created or appended to: `POST /{integration}/campaigns`, `…/campaigns/{id}/recipients`.
+CAMPAIGN_UPLOADS = re.compile(r"/[^/]+/campaigns(/[^/]+/recipients)?")
+
+
 class BodySizeLimit:
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, larger: Sequence[tuple[re.Pattern[str], int]] = ()
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.larger = tuple(larger)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = next(
+            (n for pattern, n in self.larger if pattern.fullmatch(scope.get("path", ""))), self.max_bytes
+        )
         declared = dict(scope.get("headers", [])).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._reject(send)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._reject(send, limit)
             return
         seen = 0
         exceeded = False
@@ -32,7 +49,7 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
+                if seen > limit:
                     exceeded = True
                     raise BodyTooLarge
             return message
@@ -48,12 +65,10 @@ class BodySizeLimit:
         except BodyTooLarge:
             pass
         if exceeded:
-            await self._reject(send)
+            await self._reject(send, limit)
 
-    async def _reject(self, send: Send) -> None:
-        body = json.dumps(
-            {"success": False, "error": f"request body is larger than {self.max_bytes} bytes"}
-        ).encode()
+    async def _reject(self, send: Send, limit: int) -> None:
+        body = json.dumps({"success": False, "error": f"request body is larger than {limit} bytes"}).encode()
         await send(
             {
                 "type": "http.response.start",

@@ -21,6 +21,7 @@ from temporalio import activity, workflow
 from temporalio.worker import Worker
 
 from bench.context_overhead import Result
+from control.schedules import setup_integration
 from happ_integ.embedded import EmbeddedPostgres, EmbeddedTemporal
 from happ_integ.embedded.process import free_port
 from happ_integ.integration import discover_integrations
@@ -29,7 +30,6 @@ from happ_integ.ops.resources import close_resources, open_resources
 from happ_integ.settings import Settings
 from happ_integ.temporal import HandlerRunInput, HandlerRunResult, connect_client
 from worker import build_workers, workflow_runner
-from workflows.schedules import setup_integration
 
 RUNS = 40
 MAX_RATIO = 3.0

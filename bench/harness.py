@@ -230,6 +230,7 @@ BENCH_HOOK = {"Authorization": f"Bearer {BENCH_HOOK_TOKEN}"}
 
 async def bench_stack(root: Path, integrations: list[str], temporal: bool = True) -> BenchStack:
     """The servers and a prepared database (migrations, Schedules) for `integrations`."""
+    from control.schedules import setup_integration
     from happ_integ.embedded import EmbeddedPostgres, EmbeddedTemporal
     from happ_integ.integration import discover_integrations
     from happ_integ.keys import generate_key
@@ -237,7 +238,6 @@ async def bench_stack(root: Path, integrations: list[str], temporal: bool = True
     from happ_integ.provision import prepare_integration
     from happ_integ.settings import Settings
     from happ_integ.temporal import connect_settings
-    from workflows.schedules import setup_integration
 
     pg = EmbeddedPostgres(root / "pg", port=free_port(), fsync=False)
     pg.start()

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextvars
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
@@ -29,7 +29,7 @@ from happ_integ.context_clients import (
     KeyCrmClient,
     NetHuntClient,
 )
-from happ_integ.ops import Operation
+from happ_integ.executor import Executor
 
 if TYPE_CHECKING:
     from happ_integ.logs import HandlerLogger
@@ -39,18 +39,6 @@ if TYPE_CHECKING:
 P = TypeVar("P", bound=BaseModel)
 In = TypeVar("In", bound=BaseModel)
 Out = TypeVar("Out", bound=BaseModel)
-
-
-class Executor(Protocol):
-    """Runs context operations: in-process (inline) or as Temporal activities (durable)."""
-
-    mode: Literal["inline", "durable"]
-
-    async def call(self, op: Operation[In, Out], arg: In) -> Out: ...
-
-    def now(self) -> datetime: ...
-
-    def uuid(self) -> str: ...
 
 
 class Context(Generic[P]):

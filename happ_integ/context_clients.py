@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from pydantic import BaseModel
 
+import happ_integ.ops.models as m
 from happ_integ.errors import Forbidden
 from happ_integ.ops import crm, http, keycrm, store
-from happ_integ.ops import models as m
 from happ_integ.secrets import SecretRef, Secrets
 
 if TYPE_CHECKING:
-    from happ_integ.context import Executor
+    from happ_integ.executor import Executor
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)

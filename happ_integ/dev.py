@@ -158,12 +158,12 @@ def run_dev(settings: Settings, simulate: bool = False) -> None:
 
 async def _serve(settings: Settings, temporal: EmbeddedTemporal | None, simulate: bool) -> None:
     from api.app import KEEP_ALIVE_SECONDS, create_app
+    from control.schedules import setup_integration
     from happ_integ.integration import discover_integrations
     from happ_integ.ops.resources import close_resources, open_resources
     from happ_integ.temporal import connect_settings
     from simulator.app import SimulatorStates, create_simulator_app
     from worker import run_workers
-    from workflows.schedules import setup_integration
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -21,6 +21,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel
 
+from happ_integ.context import Context
 from happ_integ.errors import HandlerDefinitionError
 
 _NAME = re.compile(r"^[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*$")
@@ -284,8 +285,6 @@ def _parse_openapi(name: str, options: OpenAPIOptions | Mapping[str, Any] | None
 
 
 def _models_of(name: str, fn: Callable[..., Any]) -> tuple[type[BaseModel], type[BaseModel]]:
-    from happ_integ.context import Context
-
     params = list(inspect.signature(fn).parameters.values())
     if len(params) != 1:
         raise HandlerDefinitionError(

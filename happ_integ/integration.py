@@ -29,6 +29,7 @@ from happ_integ.calls.models import LookupPayload, LookupResult, PostcallPayload
 from happ_integ.errors import HandlerDefinitionError
 from happ_integ.handler import HandlerDefinition, handler_definition, is_handler
 from happ_integ.stores.calls import CALL_FLOW_MIGRATIONS
+from happ_integ.stores.campaigns import CAMPAIGN_MIGRATIONS
 from happ_integ.stores.db import INTEGRATION_NAME
 from happ_integ.stores.migrations import Migration
 from happ_integ.stores.retention import CONFIG_KEY as RETENTION_CONFIG_KEY
@@ -175,7 +176,7 @@ class Integration:
             self.handlers[definition.name] = definition
         # The call flow's own tables come first, so the integration's migrations may refer to them.
         self.migrations = (
-            *((*CALL_FLOW_MIGRATIONS, *RETENTION_MIGRATIONS) if call_flow else ()),
+            *((*CALL_FLOW_MIGRATIONS, *RETENTION_MIGRATIONS, *CAMPAIGN_MIGRATIONS) if call_flow else ()),
             *migrations,
         )
         ids = [mig.id for mig in self.migrations]

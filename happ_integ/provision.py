@@ -3,7 +3,7 @@ is not Temporal's: migrations, placeholder secrets, default configs. Idempotent.
 
     report = await prepare_integration(resources, integration)
 
-The schedules are the rest of `setup` (`workflows.schedules.setup_integration` does both).
+The schedules are the rest of `setup` (`control.schedules.setup_integration` does both).
 """
 
 from __future__ import annotations

@@ -90,6 +90,10 @@ class Settings(BaseSettings):
         default=None, validation_alias="HAPP_INTEGRATIONS"
     )
     max_body_bytes: int = Field(default=1024 * 1024, validation_alias="HAPP_MAX_BODY_BYTES", ge=1024)
+    # A campaign's recipients come in one request: up to 10,000 of them, with their variables.
+    max_campaign_body_bytes: int = Field(
+        default=16 * 1024 * 1024, validation_alias="HAPP_MAX_CAMPAIGN_BODY_BYTES", ge=1024
+    )
     # The longest one database step may take (waiting for a connection, opening one, a statement)
     # before it fails as "PostgreSQL is unavailable" (503 + Retry-After, an activity retried).
     db_timeout_seconds: float = Field(default=5.0, validation_alias="HAPP_DB_TIMEOUT_SECONDS", gt=0, le=600)

@@ -6,7 +6,7 @@
 The custom search attributes below are what an operator filters on in the Web UI; `happ dev` and
 the compose setup register exactly these. The workflow ids are here too, so workflow code can name
 its children and peers without importing client code; every call that starts, signals, updates
-or queries one of our workflows lives in `workflows.control`.
+or queries one of our workflows lives in `control.client`.
 """
 
 from __future__ import annotations
@@ -30,11 +30,14 @@ INTEGRATION_KEY = SearchAttributeKey.for_keyword("Integration")
 HANDLER_KEY = SearchAttributeKey.for_keyword("HandlerName")
 CALL_STATUS_KEY = SearchAttributeKey.for_keyword("CallStatus")
 CALL_ATTEMPT_KEY = SearchAttributeKey.for_int("CallAttempt")
+# On a campaign's calls and on the Campaign workflow itself: `CampaignId="cmp_…"` finds them.
+CAMPAIGN_ID_KEY = SearchAttributeKey.for_keyword("CampaignId")
 SEARCH_ATTRIBUTE_KEYS: tuple[SearchAttributeKey[Any], ...] = (
     INTEGRATION_KEY,
     HANDLER_KEY,
     CALL_STATUS_KEY,
     CALL_ATTEMPT_KEY,
+    CAMPAIGN_ID_KEY,
 )
 
 
@@ -88,6 +91,10 @@ def call_workflow_id(integration: str, call_id: str) -> str:
 
 def queue_workflow_id(integration: str) -> str:
     return f"{integration}:call-queue"
+
+
+def campaign_workflow_id(integration: str, campaign_id: str) -> str:
+    return f"{integration}:campaign:{campaign_id}"
 
 
 def schedule_id(integration: str, handler: str) -> str:

@@ -51,6 +51,7 @@ SEARCH_ATTRIBUTES = {
     "HandlerName": "Keyword",
     "CallStatus": "Keyword",
     "CallAttempt": "Int",
+    "CampaignId": "Keyword",
 }
 REQUIRED = ("HAPP_ADMIN_TOKEN", "HAPP_SECRET_KEY")
 # Host ports, exactly: the proxy for webhooks on every interface; the UI and the frontend on

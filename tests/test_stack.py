@@ -17,7 +17,9 @@ async def test_dev_server_registers_search_attributes(temporal_client: Client) -
     resp = await temporal_client.operator_service.list_search_attributes(
         ListSearchAttributesRequest(namespace="default")
     )
-    assert {"Integration", "HandlerName", "CallStatus", "CallAttempt"} <= set(resp.custom_attributes)
+    assert {"Integration", "HandlerName", "CallStatus", "CallAttempt", "CampaignId"} <= set(
+        resp.custom_attributes
+    )
 
 
 async def test_time_skipping_server_skips(time_skipping_env: WorkflowEnvironment) -> None:

@@ -9,8 +9,8 @@ from temporalio.client import WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from control.client import _patient_update, temporal_error
 from happ_integ.errors import WorkflowFinished
-from workflows.control import _patient_update, temporal_error
 
 
 @pytest.mark.parametrize(

@@ -1,9 +1,25 @@
-"""`CallQueue`: the semaphore of one integration's calls, id `{integration}:call-queue`.
+"""`CallQueue`: the one semaphore of all an integration's calls, id `{integration}:call-queue`.
 
-An `OutboundCall` holds a slot around each attempt through its client, `workflows.slots`: it
-signals `acquire`, waits for `slot_granted`, and signals `release` when the attempt ends, however
-it ends. At most `call_handling.concurrency_limit` attempts hold a slot at once, whichever
-workers or API replicas their calls run on, and waiting calls are served first come, first served.
+    signal acquire(SlotRequest)      → signal slot_granted(SlotGrant) to the holder, when its turn comes
+    signal release(SlotRelease)      # the attempt ended (or gave up waiting)
+    signal campaign_gate(CampaignGate)   # pause / resume a campaign's waiting calls
+    query snapshot() -> QueueState   # holders, waiters, paused campaigns, whose turn was last
+
+Workflows reach it through `workflows.slots` (`Slots.hold`, `gate_campaign`); `control` queries it.
+
+An `OutboundCall` holds a slot around each attempt: it signals `acquire`, waits for
+`slot_granted`, and signals `release` when the attempt ends, however it ends. At most
+`call_handling.concurrency_limit` attempts hold a slot at once, whichever workers or API replicas
+their calls run on, and whatever they are: a person's single call, a retry, a campaign's
+recipient. Whom the free slots go to is `happ_integ.calls.queue_order`'s pure decision: calls a
+person asked for before retries before a campaign's fresh recipients; within a priority the
+campaigns take turns (`last_campaign` remembers whose was last); first come, first served within
+a campaign; a campaign never holds more than its `share` and gets nothing while paused, and a
+waiter held back so blocks nobody behind it. Calls with the defaults (a person's, no campaign)
+are served first come, first served, as before campaigns, so running queues replay unchanged.
+`campaign_gate` pauses or resumes a campaign: its waiters stay queued, the slots it holds stay
+held.
+
 The limit is read again before slots are handed out (a change applies to the next acquisition). A
 holder that stopped without releasing (terminated, timed out) is found every 30 seconds and its
 slot reclaimed. The history stays small: the queue continues as new, carrying its state, whenever
@@ -20,8 +36,17 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import FailureError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.calls import CallActivities, QueueRef, WorkflowIds
-    from happ_integ.calls.models import QueueState, SlotGrant, SlotRelease, SlotRequest
+    from activities.calls import CallActivities
+    from happ_integ.calls.contracts import (
+        CampaignGate,
+        QueueRef,
+        QueueState,
+        SlotGrant,
+        SlotRelease,
+        SlotRequest,
+        WorkflowIds,
+    )
+    from happ_integ.calls.queue_order import any_grantable, pick_grants
 
 from workflows import timers
 
@@ -84,11 +109,21 @@ class CallQueue:
     def release(self, release: SlotRelease) -> None:
         state = self._state
         if state.holders.get(release.holder) == release.attempt:
-            del state.holders[release.holder]
+            self._drop_holder(release.holder)
         state.waiters = [
             w for w in state.waiters if not (w.holder == release.holder and w.attempt == release.attempt)
         ]
         self._changed = True
+
+    @workflow.signal
+    def campaign_gate(self, gate: CampaignGate) -> None:
+        """Pause a campaign (its waiters stay queued, get no slot and block nobody) or resume it."""
+        paused = self._state.paused_campaigns
+        if gate.paused and gate.campaign_id not in paused:
+            paused.append(gate.campaign_id)
+        elif not gate.paused and gate.campaign_id in paused:
+            paused.remove(gate.campaign_id)
+            self._changed = True  # its waiters may take the free slots now
 
     @workflow.query
     def snapshot(self) -> QueueState:
@@ -96,7 +131,8 @@ class CallQueue:
 
     async def _grant(self) -> None:
         state = self._state
-        if not state.waiters or len(state.holders) >= state.capacity:
+        # With the defaults (no campaign), any waiter is grantable: the check of the runs before.
+        if len(state.holders) >= state.capacity or not any_grantable(state):
             return
         now = workflow.now()
         if self._capacity_read_at is None or now - self._capacity_read_at > CAPACITY_FRESH_FOR:
@@ -107,11 +143,7 @@ class CallQueue:
                 retry_policy=_QUICK,
             )
             self._capacity_read_at = workflow.now()
-        granted: list[SlotRequest] = []
-        while state.waiters and len(state.holders) < state.capacity:
-            request = state.waiters.pop(0)
-            state.holders[request.holder] = request.attempt
-            granted.append(request)
+        granted = self._hand_out()
         results = await asyncio.gather(
             *(
                 workflow.get_external_workflow_handle(r.holder).signal(
@@ -124,12 +156,31 @@ class CallQueue:
         for request, result in zip(granted, results, strict=True):
             if isinstance(result, FailureError):
                 # The call is gone (it could not be signalled): its slot is free again.
-                state.holders.pop(request.holder, None)
+                self._drop_holder(request.holder)
                 self._changed = True
             elif isinstance(result, BaseException):
                 raise result
             else:
                 state.granted_total += 1
+
+    def _hand_out(self) -> list[SlotRequest]:
+        """Make holders of the waiters `queue_order` picks for the free slots, in its order."""
+        state = self._state
+        picked = pick_grants(state, state.capacity)
+        chosen = {id(r) for r in picked.requests}  # the very waiter objects, one each
+        state.waiters = [w for w in state.waiters if id(w) not in chosen]
+        for request in picked.requests:
+            state.holders[request.holder] = request.attempt
+            if request.campaign_id is None:
+                state.holder_campaigns.pop(request.holder, None)
+            else:
+                state.holder_campaigns[request.holder] = request.campaign_id
+        state.last_campaign = picked.last_campaign
+        return picked.requests
+
+    def _drop_holder(self, holder: str) -> None:
+        self._state.holders.pop(holder, None)
+        self._state.holder_campaigns.pop(holder, None)
 
     async def _reclaim(self) -> None:
         state = self._state
@@ -146,6 +197,7 @@ class CallQueue:
         )
         if closed:
             state.holders = {k: v for k, v in state.holders.items() if k not in closed}
+            state.holder_campaigns = {k: v for k, v in state.holder_campaigns.items() if k in state.holders}
             state.waiters = [w for w in state.waiters if w.holder not in closed]
             self._changed = True
 

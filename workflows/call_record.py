@@ -14,14 +14,23 @@ from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import FailureError
 
 with workflow.unsafe.imports_passed_through():
     from activities.calls import CallActivities
-    from happ_integ.calls.models import CallRecord, CallRequest, CallState, CallStatus, Outcome
-    from happ_integ.temporal import CALL_ATTEMPT_KEY, CALL_STATUS_KEY
+    from happ_integ.calls.contracts import CallRecord, CallRequest
+    from happ_integ.calls.models import FINAL_STATUSES, CallState, CallStatus, Outcome
+    from happ_integ.campaigns.models import CallProgress
+    from happ_integ.temporal import CALL_ATTEMPT_KEY, CALL_STATUS_KEY, campaign_workflow_id
 
 from workflows import call_metrics
 
+# A campaign counts its calls that want a slot: it hears when one queues, waits (for the calling
+# window or a retry), waits for its post-call, or ends. Dialing, talking, analysing change nothing.
+_CAMPAIGN_FOLLOWS = frozenset(
+    {CallStatus.QUEUED, CallStatus.SCHEDULED, CallStatus.WAITING_POSTCALL, *FINAL_STATUSES}
+)
+CAMPAIGN_PROGRESS = "call_progress"
 # Database writes retry until PostgreSQL answers again: a status change is never dropped.
 STORE = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
 
@@ -63,11 +72,30 @@ class CallRecorder:
                 reason=state.reason,
                 variables=state.variables if self.looked_up else None,
                 result=state.result,
+                campaign_id=self._request.campaign_id,
+                analysis_outcome=state.analysis.outcome if state.analysis else None,
+                summary=state.analysis.summary if state.analysis else None,
             ),
             start_to_close_timeout=timedelta(seconds=10),
             retry_policy=STORE,
             summary=status.value,
         )
+        if self._request.campaign_id is not None and status in _CAMPAIGN_FOLLOWS:
+            await self._tell_campaign(self._request.campaign_id, status)
+
+    async def _tell_campaign(self, campaign_id: str, status: CallStatus) -> None:
+        """The `call_progress` signal to the call's `Campaign`, which starts the next recipients'
+        calls as its own leave the queue."""
+        campaign = workflow.get_external_workflow_handle(
+            campaign_workflow_id(self._request.integration, campaign_id)
+        )
+        try:
+            await campaign.signal(
+                CAMPAIGN_PROGRESS,
+                CallProgress(call_id=self._request.call_id, status=status, attempt=self._state.attempt),
+            )
+        except FailureError:
+            pass  # the campaign has ended (cancelled, or terminated by an operator): nobody to tell
 
     async def finish(self, status: CallStatus, reason: str | None) -> None:
         """A final status, and why (None: the reason already noted, if any)."""

@@ -22,18 +22,18 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.analysis import AnalysisActivities, AnalysisRequest
-    from activities.calls import CallActivities, OriginateCall, Originated
+    from activities.analysis import AnalysisActivities
+    from activities.calls import CallActivities
     from happ_integ.calls.analysis import from_elevenlabs
     from happ_integ.calls.config import CallHandling
-    from happ_integ.calls.models import (
-        CallAnalysis,
+    from happ_integ.calls.contracts import (
+        AnalysisRequest,
         CallFlowHandlers,
         CallRequest,
-        LookupResult,
-        PostcallInfo,
-        PostcallPayload,
+        OriginateCall,
+        Originated,
     )
+    from happ_integ.calls.models import CallAnalysis, LookupResult, PostcallInfo, PostcallPayload
     from happ_integ.calls.payloads import lookup_payload
     from happ_integ.temporal import HandlerRunInput, HandlerRunResult, handler_workflow_id
 

@@ -23,8 +23,9 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.calls import CallActivities, ConversationRequest, ConversationStatus
+    from activities.calls import CallActivities
     from happ_integ.calls.config import CallHandling
+    from happ_integ.calls.contracts import ConversationRequest, ConversationStatus
     from happ_integ.calls.models import Attempt, Outcome, PostcallInfo
     from happ_integ.calls.rules import status_outcome
 

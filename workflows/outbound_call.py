@@ -27,12 +27,11 @@ with workflow.unsafe.imports_passed_through():
     from happ_integ.calls import attempts
     from happ_integ.calls.clock import next_window_start
     from happ_integ.calls.config import CallHandling
+    from happ_integ.calls.contracts import CallFlowHandlers, CallRequest, SlotPriority
     from happ_integ.calls.models import (
         Attempt,
         CallEvent,
         CallEventAnswer,
-        CallFlowHandlers,
-        CallRequest,
         CallState,
         CallStatus,
         Outcome,
@@ -66,6 +65,10 @@ class OutboundCall:
             integration=request.integration,
             phone_masked=mask_phone(request.phone_number),
             previous_call_id=request.previous_call_id,
+            campaign_id=request.campaign_id,
+            recipient_id=request.recipient_id,
+            metadata=request.metadata,
+            variables=dict(request.variables),
         )
         self._handling = CallHandling()
         self._steps = CallSteps(request, CallFlowHandlers())  # with the handlers call.begin names
@@ -83,6 +86,11 @@ class OutboundCall:
             CallActivities.begin, request, start_to_close_timeout=timedelta(seconds=30), retry_policy=STORE
         )
         self._handling = begin.handling
+        if request.handling_overrides:
+            # A campaign's calling hours, attempts and retry delays replace the integration's.
+            self._handling = CallHandling.model_validate(
+                {**begin.handling.model_dump(), **request.handling_overrides}
+            )
         # Histories recorded before call.begin returned the handlers read them from the registry.
         self._steps = CallSteps(request, begin.call_flow or registered_handlers(request.integration))
         if await self._attempts():
@@ -106,7 +114,13 @@ class OutboundCall:
             if not self._record.looked_up:
                 await self._lookup()
             await self._record.status(CallStatus.QUEUED)
-            slot = self._slots.hold(self._state.attempt + 1, unless=lambda: self._state.cancel_requested)
+            slot = self._slots.hold(
+                self._state.attempt + 1,
+                unless=lambda: self._state.cancel_requested,
+                priority=self._priority(),
+                campaign_id=self._request.campaign_id,
+                share=self._request.max_concurrency,
+            )
             async with slot as held:
                 if not held:
                     continue
@@ -127,6 +141,12 @@ class OutboundCall:
             self._record.retried(self._state.attempts[-1].outcome)
             await self._record.status(CallStatus.SCHEDULED, next_attempt_at=decision.retry_at)
             await self._sleep_until(decision.retry_at, "retry delay")
+
+    def _priority(self) -> SlotPriority:
+        """Retries before a campaign's fresh recipients; a call a person asked for before both."""
+        if self._state.attempt > 0:
+            return SlotPriority.RETRY
+        return SlotPriority.CAMPAIGN if self._request.campaign_id else SlotPriority.PERSON
 
     async def _dial(self) -> Decision | None:
         """One attempt, from originate to its end; None when the call failed for good."""
@@ -225,7 +245,8 @@ class OutboundCall:
             return
         if found is not None:
             if not again:
-                self._state.variables = dict(found.variables)
+                # The recipient's own variables win; the lookup fills in what they did not give.
+                self._state.variables = {**found.variables, **self._request.variables}
             self._state.record_id = found.record_id
 
     # After the call ---------------------------------------------------------------------------

@@ -17,10 +17,10 @@ from api.body import GuardedRoute
 from api.deps import AdminDep, RuntimeDep, require_admin
 from api.responses import error_responses
 from api.runtime import ApiRuntime
+from control.schedules import setup_integration, trigger_schedules
 from happ_integ.health import HealthReport, check_health
 from happ_integ.integration import Integration
 from happ_integ.provision import SetupReport
-from workflows.schedules import setup_integration, trigger_schedules
 
 
 class CronTrigger(BaseModel):

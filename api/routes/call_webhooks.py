@@ -38,6 +38,7 @@ from api.deps import RuntimeDep
 from api.openapi import ELEVENLABS_SCHEME, SENDER_SECURITY, WEBHOOK_TOKEN_SCHEME
 from api.responses import error_responses
 from api.runtime import ApiRuntime
+from control.client import OUR_CALL_ID, originate_call, send_call_event, send_postcall
 from happ_integ.calls.clock import spoken_date
 from happ_integ.calls.config import DEFAULT_TIMEZONE, CallHandling
 from happ_integ.calls.models import CallEventAnswer, CallStatus, LookupPayload, LookupResult
@@ -55,7 +56,6 @@ from happ_integ.inline import run_inline
 from happ_integ.integration import Integration
 from happ_integ.logs import HandlerLogger
 from happ_integ.stores.calls import UNMATCHED_PREFIX
-from workflows.control import OUR_CALL_ID, originate_call, send_call_event, send_postcall
 
 # The agent waits for agent-init before it speaks: past this, whatever was not read yet (a silent
 # database, a slow CRM) is left out and the agent still gets the date and time.

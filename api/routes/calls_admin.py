@@ -15,11 +15,11 @@ from pydantic import BaseModel, Field
 from api.body import GuardedRoute
 from api.deps import AdminDep, RuntimeDep
 from api.responses import error_responses
+from control.client import call_state, cancel_call
 from happ_integ.calls.models import CallState, CallStatus
 from happ_integ.calls.phones import mask_phone
 from happ_integ.errors import Conflict, NotFound
 from happ_integ.integration import Integration
-from workflows.control import call_state, cancel_call
 
 CallId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.:-]{1,128}$")]
 

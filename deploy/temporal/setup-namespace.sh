@@ -8,7 +8,7 @@ set -eu
 address="${TEMPORAL_ADDRESS:-temporal:7233}"
 ns="${TEMPORAL_NAMESPACE:-default}"
 retention="${TEMPORAL_RETENTION:-720h}"
-want="Integration:Keyword HandlerName:Keyword CallStatus:Keyword CallAttempt:Int"
+want="Integration:Keyword HandlerName:Keyword CallStatus:Keyword CallAttempt:Int CampaignId:Keyword"
 
 tries=0
 until temporal operator cluster health --address "$address" >/dev/null 2>&1; do
@@ -57,4 +57,4 @@ for pair in $want; do
     exit 1
   fi
 done
-echo "namespace $ns ready: search attributes Integration, HandlerName, CallStatus, CallAttempt"
+echo "namespace $ns ready: search attributes Integration, HandlerName, CallStatus, CallAttempt, CampaignId"

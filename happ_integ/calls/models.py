@@ -17,8 +17,6 @@ from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, Field
 
-from happ_integ.calls.config import CallHandling
-
 
 class CallStatus(StrEnum):
     SCHEDULED = "scheduled"  # waiting for the calling window or a retry delay
@@ -117,19 +115,9 @@ class CallState(BaseModel):
     previous_call_id: str | None = Field(default=None, description="the call whose callback this one is")
     reason: str | None = Field(default=None, description="why the call ended as it did")
     cancel_requested: bool = False
-
-
-class CallRequest(BaseModel):
-    """The input of an `OutboundCall` workflow."""
-
-    integration: str
-    call_id: str
-    phone_number: str = Field(description="E.164")
-    metadata: dict[str, Any] = Field(default_factory=dict)
-    not_before: datetime | None = Field(
-        default=None, description="no attempt before this (a callback's time)"
-    )
-    previous_call_id: str | None = Field(default=None, description="the call that asked for this one")
+    campaign_id: str | None = Field(default=None, description="the campaign this call belongs to")
+    recipient_id: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict, description="what the call was started with")
 
 
 class CallEvent(BaseModel):
@@ -175,52 +163,6 @@ class PostcallAnswer(BaseModel):
     message: str = ""
 
 
-class SlotGrant(BaseModel):
-    attempt: int
-
-
-class SlotRequest(BaseModel):
-    holder: str = Field(description="the OutboundCall's workflow id")
-    attempt: int
-
-
-class SlotRelease(BaseModel):
-    holder: str
-    attempt: int
-
-
-class CallFlowHandlers(BaseModel):
-    """The names of the handlers a call runs, from the integration's `call_flow` (None: none)."""
-
-    lookup: str | None = None
-    postcall: str | None = None
-
-
-class CallBegin(BaseModel):
-    """What the first activity of a call returns: the options it runs with."""
-
-    handling: CallHandling
-    call_flow: CallFlowHandlers | None = Field(
-        default=None, description="None in histories recorded before it was returned: read from the registry"
-    )
-
-
-class CallRecord(BaseModel):
-    """One status change, as written to `{integration}_calls`."""
-
-    integration: str
-    call_id: str
-    status: CallStatus
-    attempt: int = 0
-    next_attempt_at: datetime | None = None
-    provider_call_id: str | None = None
-    conversation_id: str | None = None
-    outcome: Outcome | None = None
-    reason: str | None = None
-    variables: dict[str, Any] | None = None
-    result: dict[str, Any] | None = None
-
-
 # The integration's handlers --------------------------------------------------------------------
 
 
@@ -259,19 +201,4 @@ class PostcallPayload(BaseModel):
     data_collection_results: dict[str, Any] = Field(default_factory=dict)
     analysis: CallAnalysis | None = Field(
         default=None, description="what the call came to: outcome, summary …"
-    )
-
-
-class QueueState(BaseModel):
-    """A `CallQueue`'s whole state, carried over each continue-as-new."""
-
-    integration: str
-    capacity: int = 3
-    holders: dict[str, int] = Field(
-        default_factory=dict, description="workflow id → the attempt holding a slot"
-    )
-    waiters: list[SlotRequest] = Field(default_factory=list, description="first come, first served")
-    granted_total: int = 0
-    continue_after_events: int | None = Field(
-        default=None, description="continue-as-new past this many events (default: when Temporal suggests)"
     )

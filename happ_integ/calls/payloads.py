@@ -6,7 +6,8 @@ postcall_payload(request, state)   # PostcallPayload: the answered attempt, its 
 
 from __future__ import annotations
 
-from happ_integ.calls.models import CallRequest, CallState, LookupPayload, PostcallInfo, PostcallPayload
+from happ_integ.calls.contracts import CallRequest
+from happ_integ.calls.models import CallState, LookupPayload, PostcallInfo, PostcallPayload
 
 
 def lookup_payload(request: CallRequest) -> LookupPayload:

@@ -219,8 +219,8 @@ def cmd_config_set(args: argparse.Namespace) -> int:
 
 
 def cmd_setup(args: argparse.Namespace) -> int:
+    from control.schedules import setup_integration
     from happ_integ.integration import discover_integrations
-    from workflows.schedules import setup_integration
 
     names = [*(args.names or []), *(args.integration or [])]
     for name in names:
@@ -247,9 +247,9 @@ def cmd_setup(args: argparse.Namespace) -> int:
 
 
 def cmd_trigger(args: argparse.Namespace) -> int:
+    from control.client import temporal_errors
+    from control.schedules import FiredRun, fire_schedules
     from happ_integ.errors import NotFound
-    from workflows.control import temporal_errors
-    from workflows.schedules import FiredRun, fire_schedules
 
     settings = load_settings()
     integration = load_integration(args.integration)

@@ -1,6 +1,6 @@
 """`happ call`, `happ calls`, `happ call-status`, `happ cancel`.
 
-`call` starts a call straight through PostgreSQL and Temporal (`workflows.control.originate_call`,
+`call` starts a call straight through PostgreSQL and Temporal (`control.client.originate_call`,
 with the integration's stored `call_handling`); the others ask the API's admin routes.
 """
 
@@ -32,9 +32,9 @@ def workflow_id(integration: str, call_id: str) -> str:
 
 
 def cmd_call(args: argparse.Namespace) -> int:
+    from control.client import originate_call
     from happ_integ.calls.config import CallHandling
     from happ_integ.calls.phones import mask_phone, normalize_phone
-    from workflows.control import originate_call
 
     metadata = parse_json_object(args.metadata, "--metadata") if args.metadata else {}
     settings = load_settings()

@@ -195,10 +195,10 @@ async def _poll(resources: Resources, integration: str, batch: Batch) -> None:
 
 
 def cmd_originate(args: argparse.Namespace) -> int:
+    from control.client import originate_call
     from happ_integ.calls.config import CallHandling
     from happ_integ.calls.phones import mask_phone, normalize_phone
     from happ_integ.errors import HappError, ValidationFailed
-    from workflows.control import originate_call
 
     if args.interval < 0.2:
         raise CliError("--interval must be at least 0.2 seconds")

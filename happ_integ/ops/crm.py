@@ -15,9 +15,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
+import happ_integ.ops.models as m
 from happ_integ.clients.nethunt import NetHuntApi
-from happ_integ.ops import models as m
-from happ_integ.ops import operation
+from happ_integ.ops.operation import operation
 from happ_integ.ops.resources import Resources
 from happ_integ.ops.secrets import SecretResolver
 

@@ -20,10 +20,10 @@ import json
 
 import httpx
 
+import happ_integ.ops.models as m
 from happ_integ.errors import Forbidden, UpstreamError, UpstreamRejected, ValidationFailed
-from happ_integ.ops import models as m
-from happ_integ.ops import operation
 from happ_integ.ops.egress import EgressPolicy, egress_client
+from happ_integ.ops.operation import operation
 from happ_integ.ops.resources import Resources
 from happ_integ.ops.secrets import SecretResolver
 

@@ -24,10 +24,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
+import happ_integ.ops.models as m
 from happ_integ.clients.keycrm import KeyCrmApi, KeyCrmCard
 from happ_integ.errors import ValidationFailed
-from happ_integ.ops import models as m
-from happ_integ.ops import operation
+from happ_integ.ops.operation import operation
 from happ_integ.ops.resources import Resources
 from happ_integ.ops.secrets import SecretResolver
 from happ_integ.stores.pacing import Pacer, pacing_key

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from happ_integ.integration import Integration
     from happ_integ.stores.cache import Cache
     from happ_integ.stores.calls import CallStore
+    from happ_integ.stores.campaigns import CampaignStore
     from happ_integ.stores.config import ConfigStore
     from happ_integ.stores.db import Db
     from happ_integ.stores.dedup import DedupStore
@@ -93,6 +94,11 @@ class Resources:
         from happ_integ.stores.calls import CallStore
 
         return CallStore(self.pool, integration)
+
+    def campaigns(self, integration: str) -> CampaignStore:
+        from happ_integ.stores.campaigns import CampaignStore
+
+        return CampaignStore(self.pool, integration)
 
     def dedup(self, integration: str, handler: str) -> DedupStore:
         from happ_integ.stores.dedup import DedupStore

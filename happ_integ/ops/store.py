@@ -5,8 +5,8 @@ Each is a local activity in a durable run (`local=True`): quick, and in the work
 
 from __future__ import annotations
 
-from happ_integ.ops import models as m
-from happ_integ.ops import operation
+import happ_integ.ops.models as m
+from happ_integ.ops.operation import operation
 from happ_integ.ops.resources import Resources
 from happ_integ.ops.secrets import issue_tags
 

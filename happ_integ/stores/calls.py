@@ -23,7 +23,8 @@ from typing import Any
 
 import asyncpg
 
-from happ_integ.calls.models import FINAL_STATUSES, CallRecord, CallStatus, PostcallEvent, PostcallInfo
+from happ_integ.calls.contracts import CallRecord
+from happ_integ.calls.models import FINAL_STATUSES, CallStatus, PostcallEvent, PostcallInfo
 from happ_integ.clients.elevenlabs import Conversation
 from happ_integ.errors import ValidationFailed
 from happ_integ.stores.db import quote_ident, table_name

@@ -21,6 +21,7 @@ from temporalio.client import Client
 
 from api.app import create_app
 from api.runtime import ApiRuntime
+from control.client import handler_result, start_handler_run
 from happ_integ.errors import HandlerTimedOut
 from happ_integ.inline import run_inline
 from happ_integ.integration import Integration
@@ -34,7 +35,6 @@ from happ_integ.testing.peers import peer_settings
 from happ_integ.testing.servers import own_database, postgres_server, served, temporal
 from simulator.app import SimulatorStates, create_simulator_app
 from worker import build_workers
-from workflows.control import handler_result, start_handler_run
 
 R = TypeVar("R", bound=BaseModel)
 

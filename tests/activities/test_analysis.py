@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 from temporalio.testing import ActivityEnvironment
 
-from activities.analysis import AnalysisActivities, AnalysisRequest
+from activities.analysis import AnalysisActivities
+from happ_integ.calls.contracts import AnalysisRequest
 from happ_integ.calls.models import PostcallInfo
 from happ_integ.embedded.process import free_port
 from happ_integ.integration import discover_integrations

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from happ_integ.calls.models import Attempt, CallAnalysis, CallRequest, CallState, Outcome, PostcallInfo
+from happ_integ.calls.contracts import CallRequest
+from happ_integ.calls.models import Attempt, CallAnalysis, CallState, Outcome, PostcallInfo
 from happ_integ.calls.payloads import lookup_payload, postcall_payload
 
 REQUEST = CallRequest(

@@ -20,6 +20,7 @@ import asyncpg
 import httpx
 
 from api.app import create_app
+from control.schedules import setup_integration
 from happ_integ.dev import EmbeddedServer
 from happ_integ.embedded import EmbeddedTemporal
 from happ_integ.embedded.process import free_port, wait_for_port
@@ -33,7 +34,6 @@ from simulator.app import SimulatorStates, create_simulator_app
 from simulator.calls import Play, SimCall
 from tests.e2e.conftest import serve
 from tests.e2e.history_text import PAYLOAD_KEY
-from workflows.schedules import setup_integration
 
 HOOK_TOKEN = "hook-" + uuid.uuid4().hex
 ADMIN = "admin-" + uuid.uuid4().hex
@@ -205,8 +205,8 @@ class CallStack:
 
     async def slots_match_the_calls_on_the_line(self) -> None:
         """No CallQueue slot leaked: its holders are exactly the calls dialing or talking."""
+        from control.client import queue_state
         from happ_integ.temporal import connect_settings
-        from workflows.control import queue_state
 
         queue = await queue_state(await connect_settings(self.settings), self.integration)
         rows = await self.resources.pool.fetch(

@@ -15,6 +15,7 @@ from temporalio.client import Client, ScheduleHandle
 from temporalio.worker import Worker
 
 from activities.retention import RetentionActivities
+from control.schedules import setup_integration
 from happ_integ.integration import Integration
 from happ_integ.ops import Resources
 from happ_integ.ops.resources import close_resources, open_resources
@@ -23,7 +24,6 @@ from happ_integ.stores.calls import CallStore
 from happ_integ.stores.retention import RetentionReport, retention_schedule_id
 from tests.workflows.harness import call_flow_integration
 from workflows.retention import DocumentRetention
-from workflows.schedules import setup_integration
 
 
 @dataclass

@@ -8,11 +8,11 @@ import time
 import pytest
 from temporalio.client import Client, ScheduleActionResult, ScheduleHandle
 
+from control.schedules import ensure_schedules, trigger_schedules
 from happ_integ.integration import Integration, Scheduled
 from happ_integ.temporal import INTEGRATION_KEY, HandlerRunResult, schedule_id
 from integrations.example.handlers.retry import retry
 from tests.e2e.conftest import Stack
-from workflows.schedules import ensure_schedules, trigger_schedules
 
 
 async def test_setup_creates_the_schedule_idempotently(stack: Stack) -> None:

@@ -18,12 +18,12 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from control.client import call_state, send_call_event, send_postcall, start_call
 from happ_integ import CallFlow, Context, Integration, define_handler, registry
 from happ_integ.calls.config import CallHandling
+from happ_integ.calls.contracts import CallFlowHandlers, CallRequest
 from happ_integ.calls.models import (
     CallEvent,
-    CallFlowHandlers,
-    CallRequest,
     CallState,
     CallStatus,
     LookupPayload,
@@ -38,7 +38,6 @@ from happ_integ.temporal import queue_workflow_id
 from tests.workflows.fakes import CallScript, FakeHandlerRun
 from worker import workflow_runner
 from workflows import CallQueue, OutboundCall
-from workflows.control import call_state, send_call_event, send_postcall, start_call
 
 T = TypeVar("T")
 

@@ -15,8 +15,10 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.analysis import AnalysisActivities
+from control.client import call_state, send_call_event, send_postcall, start_call
 from happ_integ import CallFlow, Integration, registry
-from happ_integ.calls.models import CallEvent, CallRequest, CallState, CallStatus, PostcallEvent, PostcallInfo
+from happ_integ.calls.contracts import CallRequest
+from happ_integ.calls.models import CallEvent, CallState, CallStatus, PostcallEvent, PostcallInfo
 from happ_integ.embedded.process import free_port
 from happ_integ.keys import generate_key
 from happ_integ.logs import CaptureSink
@@ -31,7 +33,6 @@ from tests.workflows.fakes import CallScript, FakeHandlerRun
 from tests.workflows.harness import lookup, postcall
 from worker import workflow_runner
 from workflows import CallQueue, OutboundCall
-from workflows.control import call_state, send_call_event, send_postcall, start_call
 
 TRANSCRIPT = [{"role": "user", "message": "Так, цікаво, хочу на вебінар.", "time_in_call_secs": 2}]
 

@@ -20,7 +20,8 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
 from happ_integ import registry
-from happ_integ.calls.models import CallAnalysis, CallRequest, CallState, CallStatus, PostcallInfo
+from happ_integ.calls.contracts import CallRequest
+from happ_integ.calls.models import CallAnalysis, CallState, CallStatus, PostcallInfo
 from happ_integ.logs import CaptureSink
 from happ_integ.settings import Settings
 from tests.workflows.harness import Call, call_flow_integration, calls_fixture, handling

@@ -10,18 +10,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
+from control.client import cancel_call, queue_state, send_postcall
 from happ_integ.calls.config import CallHandling, CallingHours
-from happ_integ.calls.models import (
-    CallAnalysis,
-    CallFlowHandlers,
-    CallStatus,
-    Outcome,
-    PostcallEvent,
-    PostcallInfo,
-)
+from happ_integ.calls.contracts import CallFlowHandlers
+from happ_integ.calls.models import CallAnalysis, CallStatus, Outcome, PostcallEvent, PostcallInfo
 from happ_integ.errors import Conflict, UpstreamError, UpstreamRejected
 from tests.workflows.harness import Call, eventually, handling
-from workflows.control import cancel_call, queue_state, send_postcall
 
 
 async def test_a_normal_call_completes_with_the_crm_postcall(calls: Callable[..., object]) -> None:

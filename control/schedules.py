@@ -31,6 +31,7 @@ from temporalio.client import (
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError, RPCStatusCode
 
+from control.client import handler_search_attributes, temporal_errors
 from happ_integ.errors import NotFound
 from happ_integ.integration import Integration, Scheduled
 from happ_integ.ops import Resources
@@ -38,7 +39,6 @@ from happ_integ.provision import SetupReport, prepare_integration
 from happ_integ.stores.retention import CRON as RETENTION_CRON
 from happ_integ.stores.retention import RetentionRun, retention_schedule_id
 from happ_integ.temporal import INTEGRATION_KEY, HandlerRunInput, handler_workflow_id, schedule_id
-from workflows.control import handler_search_attributes, temporal_errors
 from workflows.handler_run import HandlerRun
 from workflows.retention import DocumentRetention
 

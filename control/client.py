@@ -41,15 +41,14 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from happ_integ.calls.config import CallHandling
+from happ_integ.calls.contracts import CallRequest, QueueState
 from happ_integ.calls.models import (
     CallEvent,
     CallEventAnswer,
-    CallRequest,
     CallState,
     CallStatus,
     PostcallAnswer,
     PostcallEvent,
-    QueueState,
 )
 from happ_integ.calls.phones import mask_phone, normalize_phone
 from happ_integ.durable import error_from_failure
@@ -66,6 +65,7 @@ from happ_integ.ops import Resources
 from happ_integ.temporal import (
     CALL_ATTEMPT_KEY,
     CALL_STATUS_KEY,
+    CAMPAIGN_ID_KEY,
     HANDLER_KEY,
     INTEGRATION_KEY,
     HandlerRunInput,
@@ -198,14 +198,17 @@ async def handler_result(
 # The call ---------------------------------------------------------------------------------------
 
 
-def call_search_attributes(integration: str, status: CallStatus, attempt: int) -> TypedSearchAttributes:
-    return TypedSearchAttributes(
-        [
-            SearchAttributePair(INTEGRATION_KEY, integration),
-            SearchAttributePair(CALL_STATUS_KEY, status.value),
-            SearchAttributePair(CALL_ATTEMPT_KEY, attempt),
-        ]
-    )
+def call_search_attributes(
+    integration: str, status: CallStatus, attempt: int, campaign_id: str | None = None
+) -> TypedSearchAttributes:
+    pairs: list[SearchAttributePair[Any]] = [
+        SearchAttributePair(INTEGRATION_KEY, integration),
+        SearchAttributePair(CALL_STATUS_KEY, status.value),
+        SearchAttributePair(CALL_ATTEMPT_KEY, attempt),
+    ]
+    if campaign_id is not None:
+        pairs.append(SearchAttributePair(CAMPAIGN_ID_KEY, campaign_id))
+    return TypedSearchAttributes(pairs)
 
 
 async def start_call(client: Client, request: CallRequest) -> WorkflowHandle[Any, CallState]:
@@ -223,7 +226,9 @@ async def start_call(client: Client, request: CallRequest) -> WorkflowHandle[Any
             task_queue=task_queue_for(request.integration),
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
-            search_attributes=call_search_attributes(request.integration, CallStatus.SCHEDULED, 0),
+            search_attributes=call_search_attributes(
+                request.integration, CallStatus.SCHEDULED, 0, request.campaign_id
+            ),
             memo={"phone": masked},
             static_summary=f"{request.integration} call {masked}",
         )
@@ -385,3 +390,30 @@ async def queue_state(client: Client, integration: str) -> QueueState:
     handle = client.get_workflow_handle_for(CallQueue.run, queue_workflow_id(integration))
     with temporal_errors(queue_workflow_id(integration)):
         return await handle.query(CallQueue.snapshot)
+
+
+class TemporalCallControl:
+    """`happ_integ.calls.contracts.CallControl` on a Temporal client: what the call's activities
+    ask of the client side (the worker builds one and hands it to `worker_activities`)."""
+
+    def __init__(self, resources: Resources, client: Client) -> None:
+        self._resources = resources
+        self._client = client
+
+    async def start_call(self, request: CallRequest) -> None:
+        await start_call(self._client, request)
+
+    async def start_call_queue(self, integration: str) -> None:
+        await start_call_queue(self._client, integration)
+
+    async def apply_stored_webhooks(self, integration: str, call_id: str, conversation_id: str) -> int:
+        return await apply_stored_webhooks(
+            self._resources, self._client, integration, call_id, conversation_id
+        )
+
+    async def cancel_call(self, integration: str, call_id: str) -> bool:
+        try:
+            await cancel_call(self._client, integration, call_id)
+        except (NotFound, WorkflowFinished):
+            return False  # it has ended already
+        return True

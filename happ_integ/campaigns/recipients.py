@@ -1,0 +1,91 @@
+"""Checking a campaign's recipients before any is stored: numbers normalised as call-originate
+normalises them, ids unique within the campaign.
+
+    accepted, rejected = check_recipients(items, default_region="UA", taken={"lead-1"})
+    accepted[0].recipient_id, accepted[0].phone          # "lead-2", "+380994829573"
+    rejected[0]                                          # Rejected(index=3, id="x", error="…")
+
+A recipient's id is the one it was given, else its number (E.164). A repeated id is rejected at
+its later occurrence; an invalid number by its index; the rest are accepted.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from happ_integ.calls.phones import normalize_phone
+from happ_integ.errors import ValidationFailed
+
+RECIPIENT_ID = re.compile(r"^[A-Za-z0-9_.:@+-]{1,128}$")
+
+
+class RecipientIn(BaseModel):
+    """One recipient as a request names it."""
+
+    phone_number: str = Field(min_length=1, max_length=64, examples=["+380994829573"])
+    id: str | None = Field(
+        default=None, min_length=1, max_length=128, description="unique in the campaign; default: the number"
+    )
+    variables: dict[str, Any] = Field(
+        default_factory=dict, max_length=100, description="the agent's dynamic variables for this recipient"
+    )
+    metadata: dict[str, Any] = Field(
+        default_factory=dict, max_length=100, description="kept with the recipient, given to the postcall"
+    )
+
+
+class Recipient(BaseModel):
+    """A checked recipient, as it is stored."""
+
+    recipient_id: str
+    phone: str = Field(description="E.164")
+    index: int = Field(default=-1, exclude=True, description="its place in the request")
+    variables: dict[str, Any] = Field(default_factory=dict)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class Rejected(BaseModel):
+    index: int = Field(description="0-based, in the request")
+    id: str | None = None
+    error: str
+
+
+def check_recipients(
+    items: list[RecipientIn], default_region: str, taken: set[str] | None = None
+) -> tuple[list[Recipient], list[Rejected]]:
+    """The recipients to store and those refused; `taken` are ids the campaign already has."""
+    seen = set(taken or ())
+    accepted: list[Recipient] = []
+    rejected: list[Rejected] = []
+    for index, item in enumerate(items):
+        try:
+            phone = normalize_phone(item.phone_number, default_region)
+        except ValidationFailed:
+            # Not echoed: a number is never written back in full.
+            rejected.append(
+                Rejected(index=index, id=item.id, error="phone_number is not a valid phone number")
+            )
+            continue
+        recipient_id = item.id or phone
+        if not RECIPIENT_ID.match(recipient_id):
+            error = "id: use 1 to 128 letters, digits or _.:@+-"
+            rejected.append(Rejected(index=index, id=item.id, error=error))
+            continue
+        if recipient_id in seen:
+            error = f"recipient {recipient_id!r} is already in the campaign"
+            rejected.append(Rejected(index=index, id=item.id, error=error))
+            continue
+        seen.add(recipient_id)
+        accepted.append(
+            Recipient(
+                recipient_id=recipient_id,
+                phone=phone,
+                variables=item.variables,
+                metadata=item.metadata,
+                index=index,
+            )
+        )
+    return accepted, rejected

@@ -57,7 +57,7 @@ class CampaignActivities:
         """Start the calls of up to `limit` pending recipients, in the order they were added."""
         with activity_failures():
             store = self._res.campaigns(arg.integration)
-            rows = await store.next_pending(arg.campaign_id, arg.limit)
+            rows = await store.next_pending(arg.campaign_id, arg.limit, skip=arg.started)
             share = arg.settings.max_concurrency or (await self._handling(arg.integration)).concurrency_limit
             gate = asyncio.Semaphore(_AT_ONCE)
 
@@ -104,11 +104,12 @@ class CampaignActivities:
     @activity.defn(name="campaign.stop_calls")
     async def stop_calls(self, arg: StopCalls) -> int:
         """Pending recipients end `cancelled` (or `expired`), and every call named gets no further
-        attempt: those not yet dialled end, those on the line finish. Returns the calls cancelled."""
+        attempt: those not yet dialled end, those on the line finish. Returns how many pending
+        recipients were ended."""
         with activity_failures():
             store = self._res.campaigns(arg.integration)
             why = RecipientStatus.EXPIRED if arg.expired else RecipientStatus.CANCELLED
-            await store.stop_pending(arg.campaign_id, why)
+            stopped = await store.stop_pending(arg.campaign_id, why)
             if arg.expired:
                 await store.expire_calls(arg.campaign_id, arg.call_ids)
             gate = asyncio.Semaphore(_AT_ONCE)
@@ -117,7 +118,8 @@ class CampaignActivities:
                 async with gate:
                     return await self._control.cancel_call(arg.integration, call_id)
 
-            return sum(await asyncio.gather(*(one(c) for c in arg.call_ids)))
+            await asyncio.gather(*(one(c) for c in arg.call_ids))
+            return stopped
 
     @activity.defn(name="campaign.set_status")
     async def set_status(self, arg: CampaignStatusChange) -> None:

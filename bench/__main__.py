@@ -22,6 +22,7 @@ from pathlib import Path
 from bench import (
     agent_init,
     call_throughput,
+    campaigns,
     context_overhead,
     durable_inline,
     durable_overhead,
@@ -53,6 +54,7 @@ BENCHMARKS: dict[str, Callable[[], Awaitable[Benchmark]]] = {
     "ingest": ingest.run,
     "agent_init": agent_init.run,
     "call_throughput": call_throughput.run,
+    "campaigns": campaigns.run,
     "durable_inline": durable_inline.run,
     "scale": scale.run,
     "context_overhead": _micro(context_overhead.run),

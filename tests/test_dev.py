@@ -415,7 +415,67 @@ def test_dev_simulate_wires_the_example_to_the_loopback_peers(dev: DevProcess) -
     history = asyncio.run(_history(dev.temporal_address, f"sofa:call:{call_id}"))
     assert_no_phone(history_text(history, decrypt=False))
     assert "Іван Петренко" not in history_text(history, decrypt=False), "nor what the CRM said"
+    _run_the_readme_campaign(dev)
     assert dev.stop() == 0
+
+
+def _readme_campaign_commands() -> list[str]:
+    """The shell commands of the README's "Run a campaign" block: a command goes on while a line
+    ends with a backslash or a quote is open."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = readme.split("## Run a campaign", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    commands: list[str] = []
+    current = ""
+    for line in block.splitlines():
+        current += line + "\n"
+        if line.endswith("\\") or current.count("'") % 2:
+            continue
+        if not current.lstrip().startswith("#"):
+            commands.append(current)
+        current = ""
+    return commands
+
+
+def _run_the_readme_campaign(dev: DevProcess) -> None:
+    """Every curl of "Run a campaign", run by the shell as the README writes it (the API's port
+    aside): the campaign is created, read, paused, resumed, listed, reported, and retried once done."""
+    commands = _readme_campaign_commands()
+    token = 'TOKEN=$(python3 -c \'import json;print(json.load(open(".happ/dev-secrets.json"))["HAPP_ADMIN_TOKEN"])\')'
+
+    def shell(command: str, campaign_id: str = "") -> str:
+        command = command.replace("localhost:3001", f"127.0.0.1:{dev.api_port}")
+        command = command.replace("<campaign_id>", campaign_id)
+        done = subprocess.run(
+            ["bash", "-c", f"{token}; {command}"], cwd=dev.folder, capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, (command, done.stderr)
+        return done.stdout
+
+    assert len(commands) == 7, commands
+    created = json.loads(shell(commands[0]))
+    assert created["accepted"] == 2 and created["rejected"] == [], created
+    campaign_id = created["campaign_id"]
+    assert json.loads(shell(commands[0]))["campaign_id"] == campaign_id, "the Idempotency-Key holds"
+    assert json.loads(shell(commands[1], campaign_id))["total"] == 2
+    assert json.loads(shell(commands[2], campaign_id))["status"] == "paused"
+    assert json.loads(shell(commands[3], campaign_id))["status"] == "running"
+    admin = {"Authorization": f"Bearer {dev.admin_token()}"}
+    deadline = time.monotonic() + 120
+    while (view := httpx.get(f"{dev.api}/sofa/campaigns/{campaign_id}", headers=admin, timeout=10).json())[
+        "status"
+    ] != "finished":
+        assert time.monotonic() < deadline, view
+        time.sleep(0.5)
+    assert view["counts"]["completed"] == 2, (
+        view,
+        shell(commands[4].replace("?status=completed", ""), campaign_id),
+    )
+    listed = json.loads(shell(commands[4], campaign_id))
+    assert {r["recipient_id"] for r in listed["recipients"]} == {"lead-1", "lead-2"}
+    report = shell(commands[5], campaign_id).strip().splitlines()
+    assert report[0].startswith("id,number,status") and len(report) == 3, report
+    retried = json.loads(shell(commands[6], campaign_id))
+    assert retried["retried"] == 0, retried  # both completed: nothing to call again
 
 
 def test_dev_generates_a_long_admin_token_and_a_payload_key_once(tmp_path: Path) -> None:

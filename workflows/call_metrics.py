@@ -14,6 +14,9 @@ before these metrics existed replay unchanged.
 - `happ_call_attempts{integration, status}`: attempts per call, recorded when it ends (histogram)
 - `happ_call_status_seconds{integration, status}`: time spent in each status, recorded when the
   call leaves it (histogram, seconds)
+- `happ_campaign_recipients_total{integration, status}`: a campaign's recipients entering each
+  status (their call's, or `cancelled`/`expired` when stopped before it started; the `Campaign`
+  workflow counts those). No campaign id label: their number has no bound.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ ENDED = {
 RETRIES = "happ_call_retries_total"
 ATTEMPTS = "happ_call_attempts"
 STATUS_SECONDS = "happ_call_status_seconds"
+CAMPAIGN_RECIPIENTS = "happ_campaign_recipients_total"
 
 # Bucket bounds for the worker's Prometheus exporter (the SDK's defaults suit milliseconds).
 HISTOGRAM_BUCKETS: dict[str, list[float]] = {
@@ -77,6 +81,11 @@ class CallMetrics:
             seconds = max((now - self._since).total_seconds(), 0.0)
             self._instruments[STATUS_SECONDS].record(seconds, {"status": previous.value})
         self._since = now
+
+    def recipient_entered(self, status: str, count: int = 1) -> None:
+        """A campaign's recipients moved into `status`."""
+        counter = self._counter(CAMPAIGN_RECIPIENTS, "Campaign recipients entering a status")
+        counter.add(count, {"status": status})
 
     def retried(self, outcome: Outcome | None) -> None:
         """Another attempt is scheduled after one that ended as `outcome` (`short`: a short call)."""

@@ -52,6 +52,8 @@ class CallRecorder:
     async def status(self, status: CallStatus, *, next_attempt_at: datetime | None = None) -> None:
         state = self._state
         self._metrics.status_changed(state.status, status)
+        if self._request.campaign_id is not None and status != state.status:
+            self._metrics.recipient_entered(status.value)
         state.status = status
         state.next_attempt_at = next_attempt_at
         workflow.upsert_search_attributes(

@@ -19,6 +19,7 @@ The history stays small: the run continues as new, carrying only the calls in fl
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from temporalio import workflow
@@ -46,6 +47,7 @@ with workflow.unsafe.imports_passed_through():
     from happ_integ.temporal import call_workflow_id
 
 from workflows import slots, timers
+from workflows.call_metrics import CallMetrics
 
 # Database writes and starts retry until PostgreSQL and Temporal answer again.
 _STORE = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
@@ -65,7 +67,10 @@ class Campaign:
         self._run = run
         self._ref = CampaignRef(integration=run.integration, campaign_id=run.campaign_id)
         self._handling = CallHandling()
-        self._status = CampaignStatus.PAUSED if run.paused else CampaignStatus.RUNNING
+        self._ended: CampaignStatus | None = None  # finished or cancelled
+        # One status write at a time, each writing the status as it is when it runs: a pause
+        # answered while the run writes `running` never ends up shown as `running`.
+        self._writing = asyncio.Lock()
         self._more = True  # pending recipients may be left
         self._changed = True
         # Progress of calls the running `start_calls` started but has not reported yet.
@@ -80,26 +85,22 @@ class Campaign:
             retry_policy=_STORE,
         )
         self._handling = run.settings.handling(base)
+        await self._write_status()
         await self._until_start_at()
-        if not run.cancel_requested:
-            await self._set_status(self._status)
         while True:
             if run.cancel_requested:
                 await self._stop(RecipientStatus.CANCELLED)
-                await self._set_status(CampaignStatus.CANCELLED)
-                await self._ungate()
-                return CampaignStatus.CANCELLED
+                return await self._end(CampaignStatus.CANCELLED)
             if self._past_end():
                 await self._stop(RecipientStatus.EXPIRED)
                 if await self._finish():
-                    await self._ungate()
-                    return CampaignStatus.FINISHED
+                    return await self._end(CampaignStatus.FINISHED)
                 continue  # recipients appended while stopping: they expire too
             if await self._start_more():
                 continue
             if not self._more and not run.live:
                 if await self._finish():
-                    return CampaignStatus.FINISHED
+                    return await self._end(CampaignStatus.FINISHED)
                 self._more = True  # a recipient was appended meanwhile
                 continue
             if self._should_continue_as_new() and workflow.all_handlers_finished():
@@ -115,10 +116,8 @@ class Campaign:
     async def _until_start_at(self) -> None:
         start_at = self._run.settings.start_at
         if start_at is not None and start_at > workflow.now() and not self._run.cancel_requested:
-            self._status = CampaignStatus.SCHEDULED
             await timers.wait(lambda: self._run.cancel_requested, start_at - workflow.now(), "start_at")
-            if self._status == CampaignStatus.SCHEDULED:
-                self._status = CampaignStatus.PAUSED if self._run.paused else CampaignStatus.RUNNING
+            await self._write_status()
 
     async def _start_more(self) -> bool:
         """Start calls for the next pending recipients while the window has room: True when some
@@ -139,18 +138,28 @@ class Campaign:
         result = await workflow.execute_activity_method(
             CampaignActivities.start_calls,
             StartCalls(
-                integration=run.integration, campaign_id=run.campaign_id, limit=room, settings=run.settings
+                integration=run.integration,
+                campaign_id=run.campaign_id,
+                limit=room,
+                settings=run.settings,
+                started=sorted(c for c, call in run.live.items() if call.status == RecipientStatus.PENDING),
             ),
             start_to_close_timeout=timedelta(minutes=2),
             retry_policy=_STORE,
         )
-        for call_id, recipient_id in result.started.items():
+        # A recipient stays pending until its call writes its first status, so a call started
+        # before comes back (attached to): only the calls not followed yet are new. Asking again
+        # before such a call's first status arrives would get it back again, at once.
+        again = [c for c in result.started if c in run.live]
+        fresh = {c: r for c, r in result.started.items() if c not in run.live}
+        for call_id, recipient_id in fresh.items():
             run.live[call_id] = LiveCall(recipient_id=recipient_id)
             early = self._early.pop(call_id, None)
             if early is not None:
                 self._progress(early)
         self._more = result.more
-        return bool(result.started)
+        moved = any(c not in run.live or run.live[c].status != RecipientStatus.PENDING for c in again)
+        return bool(fresh) or moved
 
     def _window(self) -> int:
         """Calls that may want or hold a slot at once: two shares, so that the next ones are
@@ -174,7 +183,7 @@ class Campaign:
         Returns once every call has ended."""
         run = self._run
         await slots.gate_campaign(run.integration, run.campaign_id, paused=True)
-        await workflow.execute_activity_method(
+        stopped = await workflow.execute_activity_method(
             CampaignActivities.stop_calls,
             StopCalls(
                 integration=run.integration,
@@ -185,6 +194,8 @@ class Campaign:
             start_to_close_timeout=timedelta(minutes=5),
             retry_policy=_STORE,
         )
+        if stopped:
+            CallMetrics(run.integration).recipient_entered(why.value, stopped)
         self._more = False
         while run.live:
             if not await timers.wait(lambda: not run.live, _RECONCILE_EVERY, "calls finishing"):
@@ -203,10 +214,6 @@ class Campaign:
         for workflow_id in closed:
             self._run.live.pop(workflow_id.split(":call:", 1)[-1], None)
 
-    async def _ungate(self) -> None:
-        """The campaign has no call left: the queue forgets it was held back."""
-        await slots.gate_campaign(self._run.integration, self._run.campaign_id, paused=False)
-
     def _past_end(self) -> bool:
         end_at = self._run.settings.end_at
         return end_at is not None and workflow.now() >= end_at
@@ -220,29 +227,50 @@ class Campaign:
         return _RECONCILE_EVERY
 
     async def _finish(self) -> bool:
-        finished = await workflow.execute_activity_method(
-            CampaignActivities.finish,
-            self._ref,
-            start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=_STORE,
-        )
-        if finished:
-            self._status = CampaignStatus.FINISHED
-        return finished
+        """`finished` in the table, unless a recipient was appended meanwhile (False)."""
+        async with self._writing:
+            finished = await workflow.execute_activity_method(
+                CampaignActivities.finish,
+                self._ref,
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=_STORE,
+            )
+            if finished:
+                self._ended = CampaignStatus.FINISHED
+            return finished
 
-    async def _set_status(self, status: CampaignStatus) -> None:
-        self._status = status
-        await workflow.execute_activity_method(
-            CampaignActivities.set_status,
-            CampaignStatusChange(
-                integration=self._run.integration,
-                campaign_id=self._run.campaign_id,
-                status=status,
-                cancel_requested=self._run.cancel_requested,
-            ),
-            start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=_STORE,
-        )
+    async def _end(self, status: CampaignStatus) -> CampaignStatus:
+        """The run's last steps: the status written, the queue told, the updates answered."""
+        self._ended = status
+        await self._write_status()
+        await slots.gate_campaign(self._run.integration, self._run.campaign_id, paused=False)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return status
+
+    def status(self) -> CampaignStatus:
+        """The status as the operator sees it."""
+        if self._ended is not None:
+            return self._ended
+        if self._run.paused:
+            return CampaignStatus.PAUSED
+        start_at = self._run.settings.start_at
+        if start_at is not None and start_at > workflow.now():
+            return CampaignStatus.SCHEDULED
+        return CampaignStatus.RUNNING
+
+    async def _write_status(self) -> None:
+        async with self._writing:
+            await workflow.execute_activity_method(
+                CampaignActivities.set_status,
+                CampaignStatusChange(
+                    integration=self._run.integration,
+                    campaign_id=self._run.campaign_id,
+                    status=self.status(),
+                    cancel_requested=self._run.cancel_requested,
+                ),
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=_STORE,
+            )
 
     def _should_continue_as_new(self) -> bool:
         limit = self._run.continue_after_events
@@ -276,43 +304,40 @@ class Campaign:
 
     @workflow.update
     async def pause(self) -> CampaignAnswer:
-        if not self._closed() and not self._run.paused:
+        """Answered once the queue holds the campaign's calls back and `paused` is written."""
+        if self._ended is None and not self._run.paused:
             self._run.paused = True
             self._changed = True
             await slots.gate_campaign(self._run.integration, self._run.campaign_id, paused=True)
-            if self._status != CampaignStatus.SCHEDULED:
-                await self._set_status(CampaignStatus.PAUSED)
+            await self._write_status()
         return self._answer()
 
     @workflow.update
     async def resume(self) -> CampaignAnswer:
-        if not self._closed() and self._run.paused:
+        if self._ended is None and self._run.paused and not self._run.cancel_requested:
             self._run.paused = False
             self._changed = True
             await slots.gate_campaign(self._run.integration, self._run.campaign_id, paused=False)
-            if self._status != CampaignStatus.SCHEDULED:
-                await self._set_status(CampaignStatus.RUNNING)
+            await self._write_status()
         return self._answer()
 
     @workflow.update
     async def cancel(self) -> CampaignAnswer:
-        if not self._closed() and not self._run.cancel_requested:
+        """Answered once nothing new dials; the run then ends the calls not yet dialled."""
+        if self._ended is None and not self._run.cancel_requested:
             self._run.cancel_requested = True
             self._changed = True
             await slots.gate_campaign(self._run.integration, self._run.campaign_id, paused=True)
-            await self._set_status(self._status)
+            await self._write_status()
         return self._answer()
 
     @workflow.query
     def live_calls(self) -> dict[str, LiveCall]:
         return self._run.live
 
-    def _closed(self) -> bool:
-        return self._status in (CampaignStatus.FINISHED, CampaignStatus.CANCELLED)
-
     def _answer(self) -> CampaignAnswer:
         return CampaignAnswer(
             campaign_id=self._run.campaign_id,
-            status=self._status,
+            status=self.status(),
             cancel_requested=self._run.cancel_requested,
         )

@@ -125,6 +125,11 @@ class StartCalls(BaseModel):
     campaign_id: str
     limit: int
     settings: CampaignSettings = Field(default_factory=CampaignSettings)
+    started: list[str] = Field(
+        default_factory=list,
+        description="calls the campaign started whose recipient is still pending (their first status not "
+        "written yet): not started again",
+    )
 
 
 class CampaignRef(BaseModel):

@@ -123,7 +123,8 @@ class CampaignStore:
                         VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING campaign_id""",
                     campaign_id,
                     name,
-                    CampaignStatus.SCHEDULED.value,
+                    # What the workflow will write first: `scheduled` until start_at.
+                    (CampaignStatus.SCHEDULED if settings.start_at else CampaignStatus.RUNNING).value,
                     settings.model_dump(mode="json"),
                     request_hash,
                 )
@@ -301,14 +302,22 @@ class CampaignStore:
 
     # The workflow's writes ---------------------------------------------------------------------------
 
-    async def next_pending(self, campaign_id: str, limit: int) -> builtins.list[dict[str, Any]]:
-        """The first `limit` recipients whose call has not started, in the order they were added."""
+    async def next_pending(
+        self, campaign_id: str, limit: int, skip: builtins.list[str] | None = None
+    ) -> builtins.list[dict[str, Any]]:
+        """The first `limit` recipients whose call has not started, in the order they were added;
+        `skip`: call ids started already (their recipient stays pending until the call's first
+        status). A recipient linked to a call that was never started (the start was cut short)
+        comes back, and its call is started then."""
         with pg_errors():
             rows = await self.pool.fetch(
                 f"""SELECT recipient_id, seq, phone, variables, metadata, round FROM {self.recipients}
-                    WHERE campaign_id = $1 AND status = 'pending' ORDER BY seq LIMIT $2""",
+                    WHERE campaign_id = $1 AND status = 'pending'
+                      AND (call_id IS NULL OR NOT call_id = ANY($3::text[]))
+                    ORDER BY seq LIMIT $2""",
                 campaign_id,
                 limit,
+                skip or [],
             )
         return [dict(r) for r in rows]
 

@@ -63,7 +63,11 @@ class CampaignActivities:
 
             async def one(row: dict[str, Any]) -> tuple[str, str] | None:
                 async with gate:
-                    return await self._start_one(arg, row, share)
+                    started = await self._start_one(arg, row, share)
+                    # A worker killed mid-batch is noticed within the heartbeat timeout, not the
+                    # start-to-close one; what was started is found again (derived call ids).
+                    activity.heartbeat()
+                    return started
 
             started = [s for s in await asyncio.gather(*(one(r) for r in rows)) if s is not None]
             return StartedCalls(started=dict(started), more=len(rows) == arg.limit)

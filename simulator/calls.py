@@ -15,6 +15,7 @@ workflow records it).
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -69,6 +70,7 @@ class SimCall:
 
     `requested_call_id` is originate's top-level `call_id`; it wins over `metadata.call_id`, then
     `dynamic_variables.call_id`, because it is the one field that exists only to name our call.
+    `originated_at` is when the simulator accepted the originate (`time.monotonic()`).
     """
 
     provider_call_id: str
@@ -79,6 +81,7 @@ class SimCall:
     metadata: dict[str, Any]
     conversation_id: str = field(default_factory=lambda: f"conv_{uuid.uuid4().hex[:20]}")
     requested_call_id: str | None = None
+    originated_at: float = field(default_factory=time.monotonic)
 
     @property
     def call_id(self) -> str:

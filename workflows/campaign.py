@@ -145,6 +145,7 @@ class Campaign:
                 started=sorted(c for c, call in run.live.items() if call.status == RecipientStatus.PENDING),
             ),
             start_to_close_timeout=timedelta(minutes=2),
+            heartbeat_timeout=timedelta(seconds=20),
             retry_policy=_STORE,
         )
         # A recipient stays pending until its call writes its first status, so a call started

@@ -214,6 +214,14 @@ class CallStack:
         )
         assert set(queue.holders) == {r["workflow_id"] for r in rows}, (queue.holders, rows)
 
+    def crm_writes(self, number: str) -> dict[str, int]:
+        """The NetHunt writes of each kind a number's lead got: one each is a call's post-call."""
+        record = self.records[number]
+        return {
+            kind: self.writes_to(record, kind)
+            for kind in ("update-record", "create-call-log", "create-comment")
+        }
+
     def writes_to(self, record_id: str, kind: str) -> int:
         """How many requests of one kind (create-comment, create-call-log, update-record) the CRM got for a record."""
         return len(self.sims.nethunt.requests_to("POST", f"/api/v1/zapier/actions/{kind}/{record_id}"))

@@ -30,13 +30,9 @@ async def calls(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncI
 
 def assert_written_once(stack: CallStack, numbers: list[str]) -> None:
     for number in numbers:
-        record = stack.records[number]
-        writes = {
-            kind: stack.writes_to(record, kind)
-            for kind in ("update-record", "create-call-log", "create-comment")
-        }
+        writes = stack.crm_writes(number)
         assert writes == {"update-record": 1, "create-call-log": 1, "create-comment": 1}, (number, writes)
-        assert stack.sims.nethunt.records[record].fields["Status"] == "Interested"
+        assert stack.sims.nethunt.records[stack.records[number]].fields["Status"] == "Interested"
 
 
 async def test_forty_calls_two_workers_never_more_than_three_at_once(calls: CallStack) -> None:

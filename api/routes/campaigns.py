@@ -99,9 +99,9 @@ def campaigns_router(integration: Integration) -> APIRouter:
         handling = await _handling(runtime, name)
         accepted, rejected = check_recipients(body.recipients, handling.default_region)
         if not accepted:
-            raise ValidationFailed(
-                "no recipient was accepted", rejected=[r.model_dump() for r in rejected[:20]]
-            )
+            first = "; ".join(f"index {r.index}: {r.error}" for r in rejected[:5])
+            more = f" (and {len(rejected) - 5} more)" if len(rejected) > 5 else ""
+            raise ValidationFailed(f"no recipient was accepted: {first}{more}")
         digest = body_digest(body)
         campaign_id = _campaign_id(name, idempotency_key)
         settings = body.settings()
@@ -137,10 +137,14 @@ def campaigns_router(integration: Integration) -> APIRouter:
         handling = await _handling(runtime, name)
         accepted, rejected = check_recipients(body.recipients, handling.default_region)
         stored, row = await store.append(campaign_id, accepted)
-        for recipient in accepted:
+        for recipient, item in ((r, body.recipients[r.index]) for r in accepted):
             if recipient.recipient_id not in stored:
-                error = f"recipient {recipient.recipient_id!r} is already in the campaign"
-                rejected.append(Rejected(index=recipient.index, id=recipient.recipient_id, error=error))
+                error = (
+                    "this id is already in the campaign"
+                    if item.id
+                    else "this number is already in the campaign"
+                )
+                rejected.append(Rejected(index=recipient.index, id=item.id, error=error))
         rejected.sort(key=lambda r: r.index)
         if stored:
             await _wake(runtime, name, row)

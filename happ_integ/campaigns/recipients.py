@@ -20,20 +20,25 @@ from happ_integ.calls.phones import normalize_phone
 from happ_integ.errors import ValidationFailed
 
 RECIPIENT_ID = re.compile(r"^[A-Za-z0-9_.:@+-]{1,128}$")
+MAX_FIELDS = 100
 
 
 class RecipientIn(BaseModel):
     """One recipient as a request names it."""
 
-    phone_number: str = Field(min_length=1, max_length=64, examples=["+380994829573"])
+    # Limits beyond a type are checked by `check_recipients`, so one odd row is rejected by its
+    # index instead of sinking a 10,000-row request.
+    phone_number: str = Field(max_length=1024, examples=["+380994829573"])
     id: str | None = Field(
-        default=None, min_length=1, max_length=128, description="unique in the campaign; default: the number"
+        default=None,
+        max_length=1024,
+        description="unique in the campaign, 1 to 128 letters, digits or _.:@+-; default: the number",
     )
     variables: dict[str, Any] = Field(
-        default_factory=dict, max_length=100, description="the agent's dynamic variables for this recipient"
+        default_factory=dict, description="the agent's dynamic variables for this recipient (at most 100)"
     )
     metadata: dict[str, Any] = Field(
-        default_factory=dict, max_length=100, description="kept with the recipient, given to the postcall"
+        default_factory=dict, description="kept with the recipient, given to the postcall (at most 100)"
     )
 
 
@@ -56,27 +61,32 @@ class Rejected(BaseModel):
 def check_recipients(
     items: list[RecipientIn], default_region: str, taken: set[str] | None = None
 ) -> tuple[list[Recipient], list[Rejected]]:
-    """The recipients to store and those refused; `taken` are ids the campaign already has."""
+    """The recipients to store and those refused; `taken` are ids the campaign already has. An
+    error never repeats a number (an id defaulted from one is named "this number")."""
     seen = set(taken or ())
     accepted: list[Recipient] = []
     rejected: list[Rejected] = []
     for index, item in enumerate(items):
+        given = item.id[:128] if item.id else None
         try:
-            phone = normalize_phone(item.phone_number, default_region)
+            phone = normalize_phone(item.phone_number[:64], default_region)
         except ValidationFailed:
-            # Not echoed: a number is never written back in full.
-            rejected.append(
-                Rejected(index=index, id=item.id, error="phone_number is not a valid phone number")
-            )
+            rejected.append(Rejected(index=index, id=given, error="phone_number is not a valid phone number"))
             continue
         recipient_id = item.id or phone
-        if not RECIPIENT_ID.match(recipient_id):
+        error = None
+        if len(item.variables) > MAX_FIELDS or len(item.metadata) > MAX_FIELDS:
+            error = f"variables and metadata: at most {MAX_FIELDS} each"
+        elif not RECIPIENT_ID.match(recipient_id):
             error = "id: use 1 to 128 letters, digits or _.:@+-"
-            rejected.append(Rejected(index=index, id=item.id, error=error))
-            continue
-        if recipient_id in seen:
-            error = f"recipient {recipient_id!r} is already in the campaign"
-            rejected.append(Rejected(index=index, id=item.id, error=error))
+        elif recipient_id in seen:
+            error = (
+                "this number is already in the campaign"
+                if item.id is None
+                else "this id is already in the campaign"
+            )
+        if error is not None:
+            rejected.append(Rejected(index=index, id=given, error=error))
             continue
         seen.add(recipient_id)
         accepted.append(

@@ -9,7 +9,9 @@ Processes:
 Operating (each with --help and --json; a failure is one line on stderr naming the fix):
   happ setup [integration…]              migrations, placeholder secrets, default configs, Schedules
   happ call <integration> <phone>        start one call (PostgreSQL + Temporal)
-  happ originate <integration> leads.csv a batch from a CSV file, watched until every call has ended
+  happ originate <integration> leads.csv a campaign from a CSV file, watched to its end (API)
+  happ campaign create|append|list|status|watch|pause|resume|cancel|retry|report <integration> …
+                                         campaigns of many recipients from CSV files (API)
   happ calls <integration>               the latest calls (API)
   happ call-status <integration> <id>    one call's state, attempts and Web UI link (API)
   happ cancel <integration> <id>         no further attempt (API)
@@ -81,7 +83,7 @@ def _interval(text: str) -> float:
 
 
 def build_parser() -> Parser:
-    from happ_integ.cli import admin, calls, new_integration, originate, serve
+    from happ_integ.cli import admin, calls, campaign_args, new_integration, originate, serve
 
     parser = Parser(
         prog="happ",
@@ -215,21 +217,21 @@ def build_parser() -> Parser:
     batch = command(
         "originate",
         originate.cmd_originate,
-        "start a batch of calls from a CSV file and watch them to the end",
-        description="Start a call for each row of a CSV file (a phone_number column; every other column "
-        "becomes the call's metadata), then show how many are scheduled, queued, dialing, in progress, "
-        "completed, exhausted, failed and cancelled, refreshed from the calls table, until every call "
-        "has ended. Rows that cannot be called are reported with their line number and skipped. "
-        "Ctrl-C stops the watching only: the calls go on.",
+        "start a campaign from a CSV file and watch it to the end (campaign create --watch)",
+        api=True,
+        description="The same as `happ campaign create … --watch`: a campaign of a call for each row of "
+        "a CSV file (a phone_number column, an optional id column, var.NAME columns as the agent's "
+        "variables, every other column as metadata), named after the file and the time unless --name "
+        "is given, then a live count of its recipients by status and outcome until it is finished or "
+        "cancelled. Rows that cannot be called are reported with their line number and skipped. "
+        "Ctrl-C stops the watching only: the campaign goes on.",
         epilog="example:\n  printf 'phone_number,name\\n+380994829573,Ivan\\n' > leads.csv\n"
         "  happ originate sofa leads.csv\n\n" + SETTINGS_NOTE,
     )
-    batch.add_argument("integration")
-    batch.add_argument("file", help="the CSV file (UTF-8; comma, semicolon or tab separated)")
-    batch.add_argument("--no-wait", action="store_true", help="start the calls and return")
-    batch.add_argument(
-        "--interval", type=_interval, default=1.0, metavar="SECONDS", help="how often to refresh (default 1)"
-    )
+    originate.add_arguments(batch)
+
+    # Campaigns.
+    campaign_args.register(commands, command)
 
     # Secrets and config.
     secrets = commands.add_parser(

@@ -1,21 +1,19 @@
-"""`happ call`, `calls`, `call-status`, `cancel` and `originate` against the stack, as processes."""
+"""`happ call`, `calls`, `call-status` and `cancel` against the stack, as processes (`happ originate`,
+an alias of `happ campaign create --watch`: tests/cli/test_campaign_cli.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import signal
-import subprocess
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from happ_integ.embedded.process import free_port
 from simulator.app import DEMO_PHONE
-from tests.cli.conftest import HAPP, WEB_UI, Cli, happ
+from tests.cli.conftest import WEB_UI, Cli, happ
 from tests.e2e.call_stack import phone
 
 pytestmark = pytest.mark.timeout(300)
@@ -125,133 +123,6 @@ async def test_cancel_stops_a_call_waiting_for_its_calling_hours(cli: Cli) -> No
         assert "has already ended" in ended.error_line()
     finally:
         await set_hours(cli, None)
-
-
-async def test_originate_starts_a_batch_from_csv_and_shows_its_progress(cli: Cli, tmp_path: Path) -> None:
-    numbers = [phone(9100 + n) for n in range(3)]
-    cli.stack.add_leads(numbers)
-    leads = tmp_path / "leads.csv"
-    leads.write_text(
-        "phone_number,name,segment\n"
-        f"{numbers[0]},Олена,warm\n"
-        ",Nobody,cold\n"  # line 3: no number
-        f"{numbers[1]},Петро,hot\n"
-        "not-a-number,Typo,cold\n"  # line 5
-        f"{numbers[2]},Ірина,warm,extra\n"  # line 6: a cell too many
-        f"{numbers[2]},Ірина,warm\n"
-        f"{numbers[0]},Олена again,warm\n",  # line 8: the same number as line 2
-        encoding="utf-8",
-    )
-    result = (await cli("originate", "sofa", str(leads), "--interval", "0.3")).ok()
-    lines = result.out.splitlines()
-    assert lines[3] == "starting 4 calls of sofa from leads.csv …"
-    assert "line 3: skipped: no phone_number" in lines
-    assert "line 5: skipped: 'not-a-number' is not a phone number" in lines
-    assert "line 6: skipped: 4 cells, but the header names 3 columns" in lines
-    assert "started 3 calls, 1 number already had a call in flight (watched too)" in lines
-    progress = [line for line in lines if line.startswith("progress: ")]
-    assert progress, result.out
-    assert all(
-        all(
-            label in line
-            for label in ("queued", "dialing", "in progress", "completed", "exhausted", "failed", "cancelled")
-        )
-        for line in progress
-    )
-    assert progress[-1].startswith("progress: 3/3 ended")
-    assert "all 3 calls ended: completed 3 · exhausted 0 · failed 0 · cancelled 0" in lines
-    assert lines[-1] == "3 rows skipped (lines 3, 5, 6)"
-    assert not any(n in result.out for n in numbers), "numbers are shown masked only"
-
-    rows = await cli.stack.resources.pool.fetch(
-        "SELECT phone, status, metadata FROM sofa_calls WHERE phone = ANY($1)", numbers
-    )
-    by_phone = {r["phone"]: r for r in rows}
-    assert by_phone[numbers[1]]["metadata"] == {"name": "Петро", "segment": "hot"}
-    assert by_phone[numbers[2]]["metadata"] == {"name": "Ірина", "segment": "warm"}
-    assert {r["status"] for r in rows} == {"completed"}
-
-    # The same as a JSON document, from a semicolon-separated file with a BOM.
-    more = [phone(9200 + n) for n in range(2)]
-    cli.stack.add_leads(more)
-    semicolons = tmp_path / "more.csv"
-    semicolons.write_text(
-        "\ufeffname;phone_number\nA;" + more[0] + "\nB;" + more[1] + "\nC;+1\n", encoding="utf-8"
-    )
-    document = (await cli("originate", "sofa", str(semicolons), "--json", "--interval", "0.3")).ok().json()
-    assert document["all_ended"] is True and document["interrupted"] is False
-    assert document["total"] == 2 and document["counts"]["completed"] == 2
-    assert [c["line"] for c in document["calls"]] == [2, 3]
-    assert all(c["status"] == "completed" and c["created"] for c in document["calls"])
-    assert document["skipped"] == [{"line": 4, "error": "'+1' is not a phone number"}]
-
-
-async def test_originate_ctrl_c_leaves_the_calls_running(cli: Cli, tmp_path: Path) -> None:
-    numbers = [phone(9300 + n) for n in range(2)]
-    leads = tmp_path / "waiting.csv"
-    leads.write_text("phone_number\n" + "\n".join(numbers) + "\n", encoding="utf-8")
-    await set_hours(cli, closed_hours())
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            HAPP,
-            "originate",
-            "sofa",
-            str(leads),
-            "--interval",
-            "0.3",
-            env=cli.env,
-            cwd=cli.cwd,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        assert proc.stdout is not None and proc.stderr is not None
-        seen: list[str] = []
-        while not any(line.startswith("progress: ") and "scheduled 2" in line for line in seen):
-            line = await asyncio.wait_for(proc.stdout.readline(), 60)
-            assert line, seen
-            seen.append(line.decode().rstrip("\n"))
-        proc.send_signal(signal.SIGINT)
-        rest, err = await asyncio.wait_for(proc.communicate(), 30)
-        assert proc.returncode == 130, (seen, rest, err)
-        [message] = err.decode().splitlines()
-        assert message == (
-            "happ originate: stopped watching (Ctrl-C): 2 of 2 calls are still running and go on on their "
-            "own; follow them with `happ calls sofa`"
-        )
-        rows = await cli.stack.resources.pool.fetch(
-            "SELECT call_id, status FROM sofa_calls WHERE phone = ANY($1)", numbers
-        )
-        assert {r["status"] for r in rows} == {"scheduled"}, "the calls go on"
-        waiting = (await cli("calls", "sofa", "--status", "scheduled", "--json")).ok().json()["calls"]
-        assert {r["call_id"] for r in rows} <= {c["call_id"] for c in waiting}
-        more = tmp_path / "no-wait.csv"
-        more.write_text("phone_number\n" + phone(9310) + "\n", encoding="utf-8")
-        quick = (await cli("originate", "sofa", str(more), "--no-wait")).ok().out.splitlines()
-        assert quick[-1] == "1 of 1 calls still running: follow them with `happ calls sofa`"
-        rows += await cli.stack.resources.pool.fetch(
-            "SELECT call_id, status FROM sofa_calls WHERE phone = $1", phone(9310)
-        )
-        for row in rows:
-            (await cli("cancel", "sofa", row["call_id"])).ok()
-    finally:
-        await set_hours(cli, None)
-
-
-async def test_originate_refuses_a_file_it_cannot_use(cli: Cli, tmp_path: Path) -> None:
-    missing = await cli("originate", "sofa", str(tmp_path / "nope.csv"))
-    assert "nope.csv does not exist" in missing.error_line() and missing.out == ""
-    wrong = tmp_path / "wrong.csv"
-    wrong.write_text("phone,name\n+380994829573,Ivan\n")
-    line = (await cli("originate", "sofa", str(wrong))).error_line()
-    assert "has no phone_number column (its columns: phone, name)" in line
-    bad = tmp_path / "bad.csv"
-    bad.write_text("phone_number\nnope\n")
-    result = await cli("originate", "sofa", str(bad), "--json")
-    assert result.out == ""
-    assert "has no row that can be called: all 1 were skipped (line 2: 'nope' is not a phone number)" in (
-        result.error_line()
-    )
 
 
 async def test_errors_are_one_line_that_names_the_fix(cli: Cli) -> None:

@@ -7,6 +7,7 @@ answer goes into history, only the validated `CallAnalysis`. An answer that does
 schema is asked for once more, with what was wrong; a second bad answer, or no model configured
 (`HAPP_LLM_BASE_URL` unset), gives ElevenLabs' own analysis in the same shape. Keys the schema does
 not ask for are dropped and their names (never their values) logged: they do not make an answer bad.
+The outcome `do_not_call` also puts the number on the integration's do-not-call list.
 """
 
 from __future__ import annotations
@@ -36,6 +37,28 @@ class AnalysisActivities:
 
     @activity.defn(name="analysis.analyze")
     async def analyze(self, req: AnalysisRequest) -> CallAnalysis:
+        analysis = await self._analyze(req)
+        if analysis.outcome == "do_not_call":
+            await self._suppress(req)
+        return analysis
+
+    async def _suppress(self, req: AnalysisRequest) -> None:
+        """The callee asked not to be called again: the number goes on the integration's
+        do-not-call list (source `analysis`, the call as evidence). The call itself completes; its
+        other calls and campaign recipients end `suppressed` when their turn comes."""
+        with activity_failures():
+            row = await self._res.calls(req.integration).get(req.call_id)
+            if row is None:
+                return
+            await self._res.suppressions().add(
+                row["phone"],
+                req.integration,
+                reason="asked not to be called again (call analysis)",
+                source="analysis",
+                evidence=req.call_id,
+            )
+
+    async def _analyze(self, req: AnalysisRequest) -> CallAnalysis:
         with activity_failures():
             settings = self._res.settings
             if not settings.llm_base_url or not settings.llm_model:

@@ -17,6 +17,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from happ_integ import registry
+from happ_integ.calls.clock import ZonesUsed, zones_for
 from happ_integ.calls.config import CallHandling
 from happ_integ.calls.contracts import (
     CallBegin,
@@ -26,6 +27,8 @@ from happ_integ.calls.contracts import (
     CallRequest,
     ConversationRequest,
     ConversationStatus,
+    DialCheck,
+    DialPermit,
     OriginateCall,
     Originated,
     QueueRef,
@@ -40,6 +43,19 @@ from happ_integ.ops import Resources
 from happ_integ.ops.secrets import SecretResolver
 from happ_integ.stores.writes import WriteLedger
 from happ_integ.temporal import call_workflow_id
+
+
+def call_zones(handling: CallHandling, req: CallRequest) -> ZonesUsed:
+    """The zones the call's window is read in: its campaign's calling hours when it has them, the
+    recipient's own `timezone` variable over the number's zones (an unknown zone name is ignored)."""
+    hours = handling.calling_hours
+    if "calling_hours" in req.handling_overrides:
+        hours = CallHandling.model_validate({**handling.model_dump(), **req.handling_overrides}).calling_hours
+    given = req.variables.get("timezone")
+    try:
+        return zones_for(hours, req.phone_number, given if isinstance(given, str) else None)
+    except ValueError:
+        return zones_for(hours, req.phone_number)
 
 
 def registered_handlers(integration: str) -> CallFlowHandlers:
@@ -65,7 +81,23 @@ class CallActivities:
                 req.call_id, req.phone_number, call_workflow_id(req.integration, req.call_id), req.metadata
             )
             handling = await self._handling(req.integration)
-            return CallBegin(handling=handling, call_flow=registered_handlers(req.integration))
+            return CallBegin(
+                handling=handling,
+                call_flow=registered_handlers(req.integration),
+                zones=call_zones(handling, req),
+            )
+
+    @activity.defn(name="call.may_dial")
+    async def may_dial(self, check: DialCheck) -> DialPermit:
+        """Right before a dial: is the number on the do-not-call list (the call ends `suppressed`)?
+        Read here, at each attempt, so an entry added after the call was created still holds."""
+        with activity_failures():
+            entry = await self._res.suppressions().is_suppressed(check.phone_number, check.integration)
+            if entry is not None:
+                why = f": {entry.reason}" if entry.reason else ""
+                reason = f"the number is on the do-not-call list of {entry.scope}{why}"
+                return DialPermit(allowed=False, suppressed=True, reason=reason)
+            return DialPermit()
 
     @activity.defn(name="call.record")
     async def record(self, rec: CallRecord) -> None:
@@ -250,6 +282,7 @@ class CallActivities:
     def all(self) -> list[Any]:
         return [
             self.begin,
+            self.may_dial,
             self.record,
             self.originate,
             self.fetch_conversation,

@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 
 from api.auth import SenderTokenQuery
 from api.errors import install_error_handlers
-from api.limits import CAMPAIGN_UPLOADS, BodySizeLimit
+from api.limits import CAMPAIGN_UPLOADS, SUPPRESSION_IMPORTS, BodySizeLimit
 from api.metrics import GatewayMetrics, MetricsMiddleware
 from api.openapi import install_openapi
 from api.routes.admin import admin_router
@@ -29,6 +29,7 @@ from api.routes.calls_admin import calls_admin_router
 from api.routes.campaigns import campaigns_router
 from api.routes.codec import router as codec_router
 from api.routes.handlers import handler_router
+from api.routes.suppressions import router as suppressions_router
 from api.runtime import ApiRuntime
 from happ_integ.integration import Integration, discover_integrations
 from happ_integ.logs import LogSink
@@ -115,12 +116,16 @@ def create_app(
     app.add_api_route("/metrics", metrics.endpoint, methods=["GET"], include_in_schema=False)
 
     app.include_router(codec_router)
+    app.include_router(suppressions_router)
     for name, integration in integrations.items():
         app.mount(f"/{name}", integration_app(integration, runtime))
     app.add_middleware(
         BodySizeLimit,
         max_bytes=settings.max_body_bytes,
-        larger=((CAMPAIGN_UPLOADS, max(settings.max_campaign_body_bytes, settings.max_body_bytes)),),
+        larger=(
+            (CAMPAIGN_UPLOADS, max(settings.max_campaign_body_bytes, settings.max_body_bytes)),
+            (SUPPRESSION_IMPORTS, max(settings.max_campaign_body_bytes, settings.max_body_bytes)),
+        ),
     )
     # The Web UI calls the codec from its own origin, with the sign-in cookie.
     app.add_middleware(

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, Field, model_validator
 
-from happ_integ.calls.config import CallingHours
+from happ_integ.calls.config import CallHandling, CallingHours
 from happ_integ.campaigns.models import (
     MAX_RECIPIENTS_PER_REQUEST,
     CampaignSettings,
@@ -38,17 +38,20 @@ class CampaignCreate(BaseModel):
         "concurrency_limit, which still holds for all its calls together)",
     )
     calling_hours: CallingHours | None = Field(default=None, description="replaces call_handling's")
-    max_attempts: int | None = Field(default=None, ge=1, le=20, description="replaces call_handling's")
-    retry_delays_seconds: list[int] | None = Field(
-        default=None, min_length=1, max_length=20, description="replaces call_handling's"
+    max_attempts: int | dict[str, int] | None = Field(
+        default=None, description="replaces call_handling's (a number, or one per outcome)"
+    )
+    retry_delays_seconds: list[int] | dict[str, list[int]] | None = Field(
+        default=None, description="replaces call_handling's (a list, or one per outcome)"
     )
 
     @model_validator(mode="after")
     def _ordered(self) -> CampaignCreate:
         if self.start_at and self.end_at and self.end_at <= self.start_at:
             raise ValueError("end_at must be after start_at")
-        if self.retry_delays_seconds and any(d < 0 or d > 7 * 24 * 3600 for d in self.retry_delays_seconds):
-            raise ValueError("retry_delays_seconds: each between 0 and 604800")
+        # Checked as call_handling checks them: the same limits and the same messages.
+        chosen = {"max_attempts": self.max_attempts, "retry_delays_seconds": self.retry_delays_seconds}
+        CallHandling.model_validate({k: v for k, v in chosen.items() if v is not None})
         return self
 
     def settings(self) -> CampaignSettings:

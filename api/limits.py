@@ -20,6 +20,8 @@ class BodyTooLarge(Exception):
 
 # A campaign created or appended to: `POST /{integration}/campaigns`, `…/campaigns/{id}/recipients`.
 CAMPAIGN_UPLOADS = re.compile(r"/[^/]+/campaigns(/[^/]+/recipients)?")
+# A do-not-call list imported as CSV: `POST /suppressions/import`.
+SUPPRESSION_IMPORTS = re.compile(r"/suppressions/import")
 
 
 class BodySizeLimit:

@@ -588,8 +588,9 @@ DEMO_STATUSES = {
     "wrong_number": (105, "Wrong number"),
     "voicemail": (106, "Voicemail"),
     "no_conversation": (107, "No conversation"),
+    "do_not_call": (108, "Do not call"),
 }
-DEMO_FINAL = ("Not interested", "Wrong number")
+DEMO_FINAL = ("Not interested", "Wrong number", "Do not call")
 
 
 def seed_demo(state: KeyCrmState) -> dict[str, int]:

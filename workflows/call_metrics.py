@@ -8,7 +8,7 @@ before these metrics existed replay unchanged.
 
 - `happ_calls_started_total{integration}`, and one counter per way a call ends:
   `happ_calls_completed_total`, `happ_calls_exhausted_total`, `happ_calls_failed_total`,
-  `happ_calls_cancelled_total`
+  `happ_calls_cancelled_total`, `happ_calls_suppressed_total`
 - `happ_call_retries_total{integration, outcome}`: attempts retried, by how the attempt ended
   (`outcome="short"`: the short-call retries; `no_answer`, `busy`, `ring_timeout`, …)
 - `happ_call_attempts{integration, status}`: attempts per call, recorded when it ends (histogram)
@@ -35,6 +35,7 @@ ENDED = {
     CallStatus.EXHAUSTED: "happ_calls_exhausted_total",
     CallStatus.FAILED: "happ_calls_failed_total",
     CallStatus.CANCELLED: "happ_calls_cancelled_total",
+    CallStatus.SUPPRESSED: "happ_calls_suppressed_total",
 }
 RETRIES = "happ_call_retries_total"
 ATTEMPTS = "happ_call_attempts"

@@ -25,10 +25,11 @@ from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflow
 with workflow.unsafe.imports_passed_through():
     from activities.calls import CallActivities, registered_handlers
     from happ_integ.calls import attempts
-    from happ_integ.calls.clock import next_window_start
+    from happ_integ.calls.clock import next_window_start, next_window_start_in
     from happ_integ.calls.config import CallHandling
-    from happ_integ.calls.contracts import CallFlowHandlers, CallRequest, SlotPriority
+    from happ_integ.calls.contracts import CallFlowHandlers, CallRequest, DialCheck, DialPermit, SlotPriority
     from happ_integ.calls.models import (
+        FINAL_STATUSES,
         Attempt,
         CallEvent,
         CallEventAnswer,
@@ -49,6 +50,9 @@ from workflows.call_record import STORE, CallRecorder
 from workflows.call_steps import CallSteps
 from workflows.conversation import Conversations
 from workflows.slots import Slots
+
+# Each dial is preceded by `call.may_dial` (the do-not-call list); runs from before dial as they did.
+DIAL_CHECK_PATCH = "dial-checked-against-do-not-call"
 
 
 # The framework's own code, no integration's: it runs outside the sandbox, which would rebuild this
@@ -86,6 +90,9 @@ class OutboundCall:
             CallActivities.begin, request, start_to_close_timeout=timedelta(seconds=30), retry_policy=STORE
         )
         self._handling = begin.handling
+        self._zones = begin.zones
+        if begin.zones is not None:
+            self._state.timezones = list(begin.zones.zones)
         if request.handling_overrides:
             # A campaign's calling hours, attempts and retry delays replace the integration's.
             self._handling = CallHandling.model_validate(
@@ -106,7 +113,10 @@ class OutboundCall:
                 await self._record.finish(CallStatus.CANCELLED, "cancelled before it was answered")
                 return False
             earliest = max(workflow.now(), self._request.not_before or workflow.now())
-            opens = next_window_start(earliest, self._handling.calling_hours)
+            opens = self._window_opens(earliest)
+            if opens is None:
+                await self._record.finish(CallStatus.FAILED, "its calling hours never open in its time zones")
+                return False
             if opens > workflow.now():
                 await self._record.status(CallStatus.SCHEDULED, next_attempt_at=opens)
                 await self._sleep_until(opens, "calling window")
@@ -124,7 +134,12 @@ class OutboundCall:
             async with slot as held:
                 if not held:
                     continue
-                decision = await self._dial()
+                permit = await self._may_dial()
+                decision = await self._dial() if permit.allowed else None
+            if permit.suppressed:
+                # The number went on the do-not-call list: the call ends without a dial.
+                await self._record.finish(CallStatus.SUPPRESSED, permit.reason)
+                return False
             if decision is None:
                 return False
             if decision.kind == "postcall":
@@ -132,15 +147,48 @@ class OutboundCall:
                 return True
             if decision.kind == "exhausted":
                 reason = f"no answered call in {self._state.attempt} attempts"
-                await self._record.finish(CallStatus.EXHAUSTED, reason)
+                await self._record.finish(
+                    CallStatus.EXHAUSTED, f"{reason} ({decision.reason})" if decision.reason else reason
+                )
                 return False
             if decision.kind == "cancelled":
                 await self._record.finish(CallStatus.CANCELLED, "cancelled: no further attempt")
                 return False
             assert decision.retry_at is not None
+            self._state.attempts[-1].reason = decision.reason or None  # which retry rule applied
             self._record.retried(self._state.attempts[-1].outcome)
             await self._record.status(CallStatus.SCHEDULED, next_attempt_at=decision.retry_at)
             await self._sleep_until(decision.retry_at, "retry delay")
+
+    def _window_opens(self, earliest: datetime) -> datetime | None:
+        """The calling window's next opening at or after `earliest`: in the zones call.begin named
+        (the callee's own, for calling_hours.timezone "recipient"), else in calling_hours.timezone
+        (runs recorded before call.begin named them). None when it never opens."""
+        if self._zones is None:
+            return next_window_start(earliest, self._handling.calling_hours)
+        try:
+            return next_window_start_in(earliest, self._handling.calling_hours, self._zones)
+        except ValueError:
+            return None
+
+    async def _may_dial(self) -> DialPermit:
+        """Right before each dial, with the slot held: the number may not be on the do-not-call
+        list. Runs recorded before this check dial as they did."""
+        if not workflow.patched(DIAL_CHECK_PATCH):
+            return DialPermit()
+        request = self._request
+        return await workflow.execute_local_activity_method(
+            CallActivities.may_dial,
+            DialCheck(
+                integration=request.integration,
+                call_id=request.call_id,
+                phone_number=request.phone_number,
+                attempt=self._state.attempt + 1,
+            ),
+            start_to_close_timeout=timedelta(seconds=10),
+            retry_policy=STORE,
+            summary=f"may attempt {self._state.attempt + 1} dial?",
+        )
 
     def _priority(self) -> SlotPriority:
         """Retries before a campaign's fresh recipients; a call a person asked for before both."""
@@ -316,7 +364,7 @@ class OutboundCall:
 
     @workflow.update
     def cancel(self) -> CallState:
-        if self._state.status not in (CallStatus.COMPLETED, CallStatus.EXHAUSTED, CallStatus.FAILED):
+        if self._state.status not in FINAL_STATUSES:
             self._state.cancel_requested = True
         return self._state
 

@@ -40,7 +40,8 @@ DEFAULT_PROMPT = (
     "You analyse the transcript of an outbound sales call made by a voice agent. Decide the outcome: "
     "interested (the client wants what was offered), not_interested (they refused), callback (they asked "
     "to be called again; give callback_at when they named a time), wrong_number (not the person or not a "
-    "client), voicemail (an answering machine), no_conversation (nobody really talked). Write `summary` "
+    "client), voicemail (an answering machine), no_conversation (nobody really talked), do_not_call (they "
+    "asked not to be called again: their number goes on the do-not-call list). Write `summary` "
     "in the language of the transcript (Ukrainian or Russian), two sentences at most, and `next_action` "
     "for the sales team. Fill `extracted` with the fields asked for, null when the call did not say."
 )

@@ -43,7 +43,8 @@ def end_attempt(
     handling: CallHandling,
     now: datetime,
 ) -> Decision:
-    """End `attempt` as `outcome`; what the call does next (`after_attempt`)."""
+    """End `attempt` as `outcome`; what the call does next (`after_attempt`: the retry rules of
+    that outcome, `CallHandling.max_attempts_for` and `retry_delay`; `Decision.reason` names them)."""
     attempt.outcome = outcome
     attempt.duration_seconds = duration
     attempt.ended_at = now

@@ -21,6 +21,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, Field
 
+from happ_integ.calls.clock import ZonesUsed
 from happ_integ.calls.config import CallHandling
 from happ_integ.calls.models import CallStatus, Outcome, PostcallInfo
 
@@ -63,6 +64,30 @@ class CallBegin(BaseModel):
     call_flow: CallFlowHandlers | None = Field(
         default=None, description="None in histories recorded before it was returned: read from the registry"
     )
+    zones: ZonesUsed | None = Field(
+        default=None,
+        description="the zones its calling hours are read in (None in histories recorded before: "
+        "calling_hours.timezone)",
+    )
+
+
+class DialCheck(BaseModel):
+    """`call.may_dial`: asked right before each dial, with a slot held."""
+
+    integration: str
+    call_id: str
+    phone_number: str
+    attempt: int
+
+
+class DialPermit(BaseModel):
+    """Whether the attempt may dial now: not when the number is on the do-not-call list
+    (`suppressed`, the call ends), nor when a contact cap holds it back (`next_allowed_at`)."""
+
+    allowed: bool = True
+    suppressed: bool = False
+    next_allowed_at: datetime | None = None
+    reason: str | None = None
 
 
 class CallRecord(BaseModel):

@@ -29,10 +29,17 @@ class CallStatus(StrEnum):
     EXHAUSTED = "exhausted"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    SUPPRESSED = "suppressed"  # its number was on the do-not-call list when its turn came: never dialled
 
 
 FINAL_STATUSES = frozenset(
-    {CallStatus.COMPLETED, CallStatus.EXHAUSTED, CallStatus.FAILED, CallStatus.CANCELLED}
+    {
+        CallStatus.COMPLETED,
+        CallStatus.EXHAUSTED,
+        CallStatus.FAILED,
+        CallStatus.CANCELLED,
+        CallStatus.SUPPRESSED,
+    }
 )
 
 
@@ -58,10 +65,11 @@ class Attempt(BaseModel):
     provider_call_id: str | None = None
     conversation_id: str | None = None
     error: str | None = None
+    reason: str | None = Field(default=None, description="the rule that decided what came after it")
 
 
 AnalysisOutcome = Literal[
-    "interested", "not_interested", "callback", "wrong_number", "voicemail", "no_conversation"
+    "interested", "not_interested", "callback", "wrong_number", "voicemail", "no_conversation", "do_not_call"
 ]
 OUTCOMES: tuple[str, ...] = typing.get_args(AnalysisOutcome)
 
@@ -118,6 +126,9 @@ class CallState(BaseModel):
     campaign_id: str | None = Field(default=None, description="the campaign this call belongs to")
     recipient_id: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict, description="what the call was started with")
+    timezones: list[str] = Field(
+        default_factory=list, description="the zones its calling hours are read in (all must be open)"
+    )
 
 
 class CallEvent(BaseModel):

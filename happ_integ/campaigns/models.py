@@ -64,8 +64,8 @@ class CampaignSettings(BaseModel):
     end_at: datetime | None = None
     max_concurrency: int | None = Field(default=None, ge=1, le=1000)
     calling_hours: CallingHours | None = None
-    max_attempts: int | None = Field(default=None, ge=1, le=20)
-    retry_delays_seconds: list[int] | None = Field(default=None, min_length=1, max_length=20)
+    max_attempts: int | dict[str, int] | None = None
+    retry_delays_seconds: list[int] | dict[str, list[int]] | None = None
 
     def overrides(self) -> dict[str, Any]:
         """The `call_handling` fields this campaign replaces, as its calls take them."""

@@ -12,6 +12,7 @@ Operating (each with --help and --json; a failure is one line on stderr naming t
   happ originate <integration> leads.csv a campaign from a CSV file, watched to its end (API)
   happ campaign create|append|list|status|watch|pause|resume|cancel|retry|report <integration> …
                                          campaigns of many recipients from CSV files (API)
+  happ dnc add|remove|list|import …     the do-not-call list every integration shares (API)
   happ calls <integration>               the latest calls (API)
   happ call-status <integration> <id>    one call's state, attempts and Web UI link (API)
   happ cancel <integration> <id>         no further attempt (API)
@@ -83,7 +84,7 @@ def _interval(text: str) -> float:
 
 
 def build_parser() -> Parser:
-    from happ_integ.cli import admin, calls, campaign_args, new_integration, originate, serve
+    from happ_integ.cli import admin, calls, campaign_args, dnc, new_integration, originate, serve
 
     parser = Parser(
         prog="happ",
@@ -232,6 +233,9 @@ def build_parser() -> Parser:
 
     # Campaigns.
     campaign_args.register(commands, command)
+
+    # The do-not-call list.
+    dnc.register(commands, command)
 
     # Secrets and config.
     secrets = commands.add_parser(

@@ -27,10 +27,12 @@ if TYPE_CHECKING:
     from happ_integ.stores.calls import CallStore
     from happ_integ.stores.campaigns import CampaignStore
     from happ_integ.stores.config import ConfigStore
+    from happ_integ.stores.contact_attempts import ContactAttempts
     from happ_integ.stores.db import Db
     from happ_integ.stores.dedup import DedupStore
     from happ_integ.stores.query_roles import QueryRoles
     from happ_integ.stores.rate_limits import RateLimiter
+    from happ_integ.stores.suppressions import SuppressionStore
 
 
 @dataclass
@@ -94,6 +96,18 @@ class Resources:
         from happ_integ.stores.calls import CallStore
 
         return CallStore(self.pool, integration)
+
+    def suppressions(self) -> SuppressionStore:
+        """The do-not-call list every integration shares (`happ_suppressions`)."""
+        from happ_integ.stores.suppressions import SuppressionStore
+
+        return SuppressionStore(self.pool)
+
+    def contact_attempts(self) -> ContactAttempts:
+        """The dials of every number by every integration: `contact_policy`'s caps."""
+        from happ_integ.stores.contact_attempts import ContactAttempts
+
+        return ContactAttempts(self.pool)
 
     def campaigns(self, integration: str) -> CampaignStore:
         from happ_integ.stores.campaigns import CampaignStore

@@ -78,6 +78,23 @@ CALL_FLOW_MIGRATIONS = (
         # conversation id they name.
         "CREATE INDEX ON {{call_documents}} (conversation_id) WHERE call_id IS NULL",
     ),
+    Migration(
+        "happ_calls_003",
+        # `suppressed` became a final status: the one-call-per-number index is rebuilt with it, so
+        # a number whose call was suppressed can be called again once it is off the list.
+        f"""
+        DO $$
+        DECLARE idx regclass;
+        BEGIN
+            FOR idx IN SELECT indexrelid::regclass FROM pg_index
+                       WHERE indrelid = '{{{{calls}}}}'::regclass AND indisunique AND NOT indisprimary
+            LOOP
+                EXECUTE 'DROP INDEX ' || idx;
+            END LOOP;
+        END $$;
+        CREATE UNIQUE INDEX ON {{{{calls}}}} (phone) WHERE {IN_FLIGHT};
+        """,
+    ),
 )
 # The kinds under which a verified post-call webhook that matched no call is stored.
 UNMATCHED_PREFIX = "unmatched_"

@@ -120,6 +120,33 @@ CREATE TABLE IF NOT EXISTS happ_auth_failures (
     count        int NOT NULL DEFAULT 0,
     PRIMARY KEY (scope, window_start)
 );
+-- Every dial of a number by any integration, for the per-number caps of `contact_policy`
+-- (happ_integ.stores.contact_attempts); one row per (integration, call_id, attempt), so a retried
+-- activity counts once.
+CREATE TABLE IF NOT EXISTS happ_contact_attempts (
+    phone       text NOT NULL,
+    at          timestamptz NOT NULL,
+    integration text NOT NULL,
+    call_id     text NOT NULL,
+    attempt     int NOT NULL,
+    PRIMARY KEY (integration, call_id, attempt)
+);
+CREATE INDEX IF NOT EXISTS happ_contact_attempts_phone_at_idx ON happ_contact_attempts (phone, at);
+-- The do-not-call list every integration shares (happ_integ.stores.suppressions): numbers in
+-- E.164, each entry for every integration (integration NULL) or for one; one entry per number and
+-- scope; entries never expire.
+CREATE TABLE IF NOT EXISTS happ_suppressions (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    phone       text NOT NULL,
+    integration text NULL,
+    reason      text NULL,
+    source      text NOT NULL DEFAULT 'manual',
+    evidence    text NULL,
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE UNIQUE INDEX IF NOT EXISTS happ_suppressions_phone_idx
+    ON happ_suppressions (phone, COALESCE(integration, ''));
+CREATE INDEX IF NOT EXISTS happ_suppressions_created_idx ON happ_suppressions (created_at DESC, id DESC);
 -- Every committed change of an integration's config or secrets is announced to every process
 -- (NOTIFY happ_changes '<table>:<integration>'), whose in-memory copies it ends
 -- (happ_integ.stores.changes).
@@ -149,6 +176,8 @@ CORE_TABLES = (
     "happ_pacing",
     "happ_sessions",
     "happ_auth_failures",
+    "happ_suppressions",
+    "happ_contact_attempts",
 )
 
 

@@ -49,6 +49,7 @@ class StatusMap(BaseModel):
     wrong_number: int | None = 105
     voicemail: int | None = 106
     no_conversation: int | None = 107
+    do_not_call: int | None = 108
 
     def value_for(self, outcome: str | None, call_successful: str | None = None) -> int | None:
         """`value_for("callback", None)` → the callback status. Without an outcome (no analysis),

@@ -37,6 +37,7 @@ class StatusMap(BaseModel):
     wrong_number: str = "Wrong number"
     voicemail: str = "Voicemail"
     no_conversation: str = "Called"
+    do_not_call: str = "Do not call"
     success: str = "Interested"
     failure: str = "Not interested"
     unknown: str = "Called"

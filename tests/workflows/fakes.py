@@ -19,6 +19,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.calls import call_zones
     from happ_integ.calls.analysis import from_elevenlabs
     from happ_integ.calls.config import CallHandling
     from happ_integ.calls.contracts import (
@@ -29,6 +30,8 @@ with workflow.unsafe.imports_passed_through():
         CallRequest,
         ConversationRequest,
         ConversationStatus,
+        DialCheck,
+        DialPermit,
         OriginateCall,
         Originated,
         QueueRef,
@@ -79,10 +82,22 @@ class CallScript:
     analysis: CallAnalysis | None = None  # what the analysis model answers (None: ElevenLabs' own)
     analysis_fails: bool = False
     callbacks: list[CallRequest] = field(default_factory=list)
+    suppressed: set[str] = field(default_factory=set)  # numbers on the do-not-call list
+    dial_checks: list[DialCheck] = field(default_factory=list)
 
     @activity.defn(name="call.begin")
     async def begin(self, req: CallRequest) -> CallBegin:
-        return CallBegin(handling=self.handling, call_flow=self.call_flow)
+        # The zones as the real call.begin names them (the callee's, for timezone "recipient").
+        return CallBegin(
+            handling=self.handling, call_flow=self.call_flow, zones=call_zones(self.handling, req)
+        )
+
+    @activity.defn(name="call.may_dial")
+    async def may_dial(self, check: DialCheck) -> DialPermit:
+        self.dial_checks.append(check)
+        if check.phone_number in self.suppressed:
+            return DialPermit(allowed=False, suppressed=True, reason="the number is on the do-not-call list")
+        return DialPermit()
 
     @activity.defn(name="call.record")
     async def record(self, rec: CallRecord) -> None:
@@ -146,6 +161,7 @@ class CallScript:
     def activities(self) -> list[Any]:
         return [
             self.begin,
+            self.may_dial,
             self.record,
             self.originate,
             self.fetch_conversation,

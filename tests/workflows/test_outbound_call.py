@@ -394,3 +394,65 @@ async def test_the_handlers_call_begin_names_are_the_ones_the_call_runs(calls: C
     state = await call.result()
     assert state.status is CallStatus.COMPLETED and state.result is not None  # the postcall ran
     assert state.result["payload"]["record_id"] is None
+
+
+async def test_a_number_put_on_the_do_not_call_list_between_attempts_is_never_dialled_again(
+    calls: Callable[..., object],
+) -> None:
+    call: Call = await calls(handling(max_attempts=3, retry_delays_seconds=[60]))  # type: ignore[misc]
+    await call.dialing(1)
+    await call.event("call_end", 0, provider_status="no_answer")
+    await call.until(lambda s: s.status is CallStatus.SCHEDULED)
+    call.script.suppressed.add("+380994829573")  # e.g. another call's analysis said do_not_call
+    await call.env.sleep(timedelta(seconds=61))
+    state = await call.result()
+    assert state.status is CallStatus.SUPPRESSED and state.attempt == 1
+    assert state.reason == "the number is on the do-not-call list"
+    assert len(call.script.originates) == 1  # the second attempt never dialled
+    assert [c.attempt for c in call.script.dial_checks] == [1, 2]
+    assert not (await queue_state(call.env.client, call.integration)).holders, "its slot went back"
+
+
+async def test_a_call_in_the_callees_own_time_zone_waits_for_their_window(
+    calls: Callable[..., object], time_skipping_env: WorkflowEnvironment
+) -> None:
+    """`calling_hours.timezone: "recipient"`: a Ukrainian number's window is read in Kyiv."""
+    now = await time_skipping_env.get_current_time()  # the server's clock: earlier tests moved it
+    # A window that is closed now in Kyiv and opens within the day.
+    kyiv = now.astimezone(ZoneInfo("Europe/Kyiv"))
+    opens = kyiv + timedelta(hours=2)
+    if opens.date() != kyiv.date() or opens.hour >= 22:
+        pytest.skip("the two hours ahead in Kyiv cross midnight: the window cannot be drawn today")
+    hours = CallingHours(
+        timezone="recipient", start=f"{opens.hour:02d}:00", end="23:59", weekdays=list(range(1, 8))
+    )
+    call: Call = await calls(CallHandling(calling_hours=hours))  # type: ignore[misc]
+    state = await call.until(lambda s: s.status is CallStatus.SCHEDULED)
+    assert state.timezones == ["Europe/Kyiv"]
+    assert state.next_attempt_at is not None
+    local = state.next_attempt_at.astimezone(ZoneInfo("Europe/Kyiv"))
+    assert (local.hour, local.minute) == (opens.hour, 0)
+    assert call.script.originates == []
+
+
+async def test_retries_follow_the_rule_of_the_attempts_outcome_and_say_which(
+    calls: Callable[..., object],
+) -> None:
+    call: Call = await calls(  # type: ignore[misc]
+        handling(
+            retry_delays_seconds={"busy": [120], "default": [3600]}, max_attempts={"busy": 2, "default": 5}
+        )
+    )
+    await call.dialing(1)
+    answer = await call.event("call_end", 0, provider_status="busy")
+    assert answer.scheduled_retry  # type: ignore[attr-defined]
+    state = await call.until(lambda s: s.status is CallStatus.SCHEDULED)
+    assert state.next_attempt_at is not None and state.attempts[0].started_at is not None
+    assert state.next_attempt_at - state.attempts[0].ended_at == timedelta(seconds=120)  # type: ignore[operator]
+    assert state.attempts[0].reason is not None and "retry_delays_seconds.busy" in state.attempts[0].reason
+    await call.env.sleep(timedelta(seconds=121))
+    await call.dialing(2)
+    await call.event("call_end", 0, provider_status="busy")
+    state = await call.result()
+    assert state.status is CallStatus.EXHAUSTED and state.attempt == 2  # max_attempts.busy, not default's 5
+    assert state.reason is not None and "max_attempts.busy" in state.reason

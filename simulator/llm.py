@@ -46,6 +46,8 @@ KYIV = ZoneInfo("Europe/Kyiv")
 # Stems match inside words ("передзвоніть"); short words and "не …" only from a word's start
 # ("да" is not in "когда", "не интересно" not in "мне интересно").
 OUTCOME_KEYWORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    # First: "не дзвоніть мені більше" must not read as a callback ("дзвон") or plain refusal.
+    ("do_not_call", (r"\bне дзвоніть", r"\bне телефонуйте", r"\bне звоните", r"\bdo not call\b")),
     ("callback", (r"передзвон", r"перезвон", r"\bзавтра", r"\bcall back\b")),
     ("not_interested", (r"\bне цікаво", r"\bне интересно", r"\bне потрібно", r"\bno thanks\b")),
     ("voicemail", (r"автовідповідач", r"\bvoicemail", r"залиште повідомлення")),
@@ -60,6 +62,7 @@ SUMMARIES = {
         "wrong_number": ("Номер помилковий: це не клієнт.", "Виправити номер у CRM."),
         "voicemail": ("Дзвінок потрапив на автовідповідач.", "Зателефонувати пізніше."),
         "no_conversation": ("Розмови не відбулося.", None),
+        "do_not_call": ("Клієнт просить більше не телефонувати.", "Не телефонувати цьому клієнту."),
     },
     "ru": {
         "interested": ("Клиент заинтересован в предложении.", "Отправить клиенту предложение."),
@@ -68,6 +71,7 @@ SUMMARIES = {
         "wrong_number": ("Номер ошибочный: это не клиент.", "Исправить номер в CRM."),
         "voicemail": ("Звонок попал на автоответчик.", "Позвонить позже."),
         "no_conversation": ("Разговора не было.", None),
+        "do_not_call": ("Клиент просит больше не звонить.", "Не звонить этому клиенту."),
     },
 }
 

@@ -149,10 +149,12 @@ def test_a_call_flow_brings_its_tables_config_and_routes() -> None:
         migrations=[Migration("001_mine", "SELECT 1")],
         call_flow=CallFlow(lookup="crm-lookup", postcall="crm-postcall"),
     )
-    # The call flow's own migrations first (happ_calls_001, …), then the integration's.
+    # The call flow's own migrations first (happ_calls_001, …, its retention and campaign tables),
+    # then the integration's.
     ids = [m.id for m in integration.migrations]
     assert ids[0] == "happ_calls_001" and ids[-1] == "001_mine"
-    assert all(i.startswith("happ_calls_") for i in ids[:-1])
+    assert all(i.startswith("happ_") for i in ids[:-1])
+    assert "happ_campaigns_001" in ids
     assert isinstance(integration.default_configs["call_handling"], CallHandling)
     # The call flow runs its handlers itself: they get no route of their own.
     assert set(integration.handlers) == {"crm-lookup", "crm-postcall"}

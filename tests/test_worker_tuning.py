@@ -52,5 +52,6 @@ def test_only_handler_runs_are_sandboxed() -> None:
         "OutboundCall": False,
         "CallQueue": False,
         "DocumentRetention": False,
+        "Campaign": False,
     }
     assert HandlerRun in WORKFLOWS

@@ -72,6 +72,9 @@ async def ask(http: httpx.AsyncClient, transcript: str, **kw: Any) -> httpx.Resp
 
 
 CASES = [
+    ("do_not_call", "user: Не дзвоніть мені більше"),
+    ("do_not_call", "user: Больше не звоните сюда"),
+    ("do_not_call", "user: Please do not call me again"),
     ("callback", "user: Передзвоніть мені пізніше"),
     ("callback", "user: Перезвоните через час"),
     ("callback", "user: Давайте завтра"),

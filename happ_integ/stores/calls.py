@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import binascii
 import builtins
-import json
 from datetime import datetime
 from typing import Any
 
@@ -29,6 +28,7 @@ from happ_integ.clients.elevenlabs import Conversation
 from happ_integ.errors import ValidationFailed
 from happ_integ.stores.db import quote_ident, table_name
 from happ_integ.stores.migrations import Migration
+from happ_integ.stores.paging import one_page, read_cursor
 from happ_integ.stores.schema import pg_errors, to_json
 
 _FINAL = ", ".join(f"'{status.value}'" for status in sorted(FINAL_STATUSES))
@@ -218,7 +218,7 @@ class CallStore:
             params.append(status.value)
             where.append(f"status = ${len(params)}")
         if cursor is not None:
-            created_at, call_id = _read_cursor(cursor)
+            created_at, call_id = read_cursor(cursor, datetime, str)
             params += [created_at, call_id]
             where.append(f"(created_at, call_id) < (${len(params) - 1}, ${len(params)})")
         params.append(limit + 1)
@@ -229,10 +229,8 @@ class CallStore:
         )
         with pg_errors():
             rows = [dict(r) for r in await self.pool.fetch(sql, *params)]
-        more = len(rows) > limit
-        rows = rows[:limit]
-        next_cursor = _make_cursor(rows[-1]["created_at"], rows[-1]["call_id"]) if more and rows else None
-        return [to_json(r) for r in rows], next_cursor
+        page, next_cursor = one_page(rows, limit, lambda r: (r["created_at"], r["call_id"]))
+        return [to_json(r) for r in page], next_cursor
 
     async def store_document(
         self,
@@ -359,17 +357,3 @@ class CallStore:
 def _collected_values(results: dict[str, Any]) -> dict[str, Any]:
     """`{"webinar": {"value": "yes", "rationale": …}}` → `{"webinar": "yes"}`: the values travel, the rest stays stored."""
     return {k: v.get("value") if isinstance(v, dict) else v for k, v in results.items()}
-
-
-def _make_cursor(created_at: datetime, call_id: str) -> str:
-    raw = json.dumps([created_at.isoformat(), call_id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _read_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created_at, call_id = json.loads(raw)
-        return datetime.fromisoformat(created_at), str(call_id)
-    except (ValueError, TypeError):
-        raise ValidationFailed("cursor is not one this API handed out", field="cursor") from None

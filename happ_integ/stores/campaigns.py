@@ -16,8 +16,6 @@ in workflow history. A recipient's status is its current call's, written by the 
 
 from __future__ import annotations
 
-import base64
-import binascii
 import builtins
 import json
 from collections.abc import AsyncIterator
@@ -35,9 +33,10 @@ from happ_integ.campaigns.models import (
     RecipientStatus,
 )
 from happ_integ.campaigns.recipients import Recipient
-from happ_integ.errors import Conflict, NotFound, ValidationFailed
+from happ_integ.errors import Conflict, NotFound
 from happ_integ.stores.db import quote_ident, table_name
 from happ_integ.stores.migrations import Migration
+from happ_integ.stores.paging import one_page, read_cursor
 from happ_integ.stores.schema import pg_errors, to_json
 
 CAMPAIGN_MIGRATIONS = (
@@ -217,7 +216,7 @@ class CampaignStore:
             params.append(status.value)
             where.append(f"status = ${len(params)}")
         if cursor is not None:
-            created_at, campaign_id = _read_cursor(cursor)
+            created_at, campaign_id = read_cursor(cursor, datetime, str)
             params += [created_at, campaign_id]
             where.append(f"(created_at, campaign_id) < (${len(params) - 1}, ${len(params)})")
         params.append(limit + 1)
@@ -228,14 +227,7 @@ class CampaignStore:
         )
         with pg_errors():
             rows = [dict(r) for r in await self.pool.fetch(sql, *params)]
-        more = len(rows) > limit
-        rows = rows[:limit]
-        next_cursor = (
-            _make_cursor(rows[-1]["created_at"].isoformat(), rows[-1]["campaign_id"])
-            if more and rows
-            else None
-        )
-        return rows, next_cursor
+        return one_page(rows, limit, lambda r: (r["created_at"], r["campaign_id"]))
 
     async def counts(self, campaign_id: str) -> tuple[dict[str, int], dict[str, int], int]:
         """Recipients by status, by outcome, and in all."""
@@ -267,7 +259,7 @@ class CampaignStore:
             params.append(status.value)
             where.append(f"status = ${len(params)}")
         if cursor is not None:
-            params.append(_read_seq(cursor))
+            params.append(read_cursor(cursor, int)[0])
             where.append(f"seq > ${len(params)}")
         params.append(limit + 1)
         sql = (
@@ -276,10 +268,8 @@ class CampaignStore:
         )
         with pg_errors():
             rows = [dict(r) for r in await self.pool.fetch(sql, *params)]
-        more = len(rows) > limit
-        rows = rows[:limit]
-        next_cursor = _make_cursor(str(rows[-1]["seq"])) if more and rows else None
-        return [to_json(r) for r in rows], next_cursor
+        page, next_cursor = one_page(rows, limit, lambda r: (r["seq"],))
+        return [to_json(r) for r in page], next_cursor
 
     async def report_rows(self, campaign_id: str, batch: int = 500) -> AsyncIterator[dict[str, Any]]:
         """Every recipient in order, read `batch` rows at a time: a report of 10,000 rows holds
@@ -452,33 +442,3 @@ class CampaignStore:
                         campaign_id,
                     )
         return count
-
-
-def _make_cursor(*parts: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps(parts).encode()).decode()
-
-
-def _read_parts(cursor: str) -> builtins.list[str]:
-    try:
-        parts = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        raise ValidationFailed("cursor: not one this API gave", field="cursor") from None
-    if not isinstance(parts, list) or not all(isinstance(p, str) for p in parts):
-        raise ValidationFailed("cursor: not one this API gave", field="cursor")
-    return parts
-
-
-def _read_cursor(cursor: str) -> tuple[datetime, str]:
-    parts = _read_parts(cursor)
-    try:
-        return datetime.fromisoformat(parts[0]), parts[1]
-    except (IndexError, ValueError):
-        raise ValidationFailed("cursor: not one this API gave", field="cursor") from None
-
-
-def _read_seq(cursor: str) -> int:
-    parts = _read_parts(cursor)
-    try:
-        return int(parts[0])
-    except (IndexError, ValueError):
-        raise ValidationFailed("cursor: not one this API gave", field="cursor") from None

@@ -21,10 +21,7 @@ number is not echoed back into answers or logs).
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import builtins
-import json
 import logging
 import re
 from collections.abc import Iterable, Mapping
@@ -38,6 +35,7 @@ from pydantic import BaseModel, ConfigDict
 from happ_integ.calls.phones import mask_phone, normalize_phone
 from happ_integ.errors import Conflict, ValidationFailed
 from happ_integ.stores.db import INTEGRATION_NAME
+from happ_integ.stores.paging import one_page, read_cursor
 from happ_integ.stores.schema import with_core_schema
 
 __all__ = [
@@ -220,7 +218,7 @@ class SuppressionStore:
             params.append(_integration(integration))
             where.append(f"(integration = ${len(params)} OR integration IS NULL)")
         if cursor is not None:
-            params += _read_cursor(cursor)
+            params += read_cursor(cursor, datetime, int)
             where.append(f"(created_at, id) < (${len(params) - 1}, ${len(params)})")
         params.append(limit + 1)
         sql = (
@@ -229,9 +227,7 @@ class SuppressionStore:
             + f" ORDER BY created_at DESC, id DESC LIMIT ${len(params)}"
         )
         rows = await with_core_schema(self.pool, lambda: self.pool.fetch(sql, *params))
-        entries = [_entry(r) for r in rows[:limit]]
-        more = len(rows) > limit
-        return entries, (_make_cursor(entries[-1]) if more and entries else None)
+        return one_page([_entry(r) for r in rows], limit, lambda e: (e.created_at, e.id))
 
     async def import_rows(
         self,
@@ -340,19 +336,3 @@ def _one_line(text: str) -> str:
 
 def _entry(row: asyncpg.Record) -> Suppression:
     return Suppression.model_validate(dict(row))
-
-
-def _make_cursor(entry: Suppression) -> str:
-    parts = [entry.created_at.isoformat(), str(entry.id)]
-    return base64.urlsafe_b64encode(json.dumps(parts).encode()).decode()
-
-
-def _read_cursor(cursor: str) -> builtins.list[Any]:
-    try:
-        parts = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        created_at, entry_id = datetime.fromisoformat(parts[0]), int(parts[1])
-    except (binascii.Error, ValueError, UnicodeDecodeError, TypeError, IndexError, KeyError):
-        raise ValidationFailed("cursor: not one this API gave", field="cursor") from None
-    if created_at.tzinfo is None:
-        raise ValidationFailed("cursor: not one this API gave", field="cursor")
-    return [created_at, entry_id]

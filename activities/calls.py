@@ -17,7 +17,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from happ_integ import registry
-from happ_integ.calls.clock import ZonesUsed, zones_for
+from happ_integ.calls.clock import ZonesUsed, callee_zones
 from happ_integ.calls.config import CallHandling
 from happ_integ.calls.contracts import (
     CallBegin,
@@ -51,11 +51,7 @@ def call_zones(handling: CallHandling, req: CallRequest) -> ZonesUsed:
     hours = handling.calling_hours
     if "calling_hours" in req.handling_overrides:
         hours = CallHandling.model_validate({**handling.model_dump(), **req.handling_overrides}).calling_hours
-    given = req.variables.get("timezone")
-    try:
-        return zones_for(hours, req.phone_number, given if isinstance(given, str) else None)
-    except ValueError:
-        return zones_for(hours, req.phone_number)
+    return callee_zones(hours, req.phone_number, req.variables)
 
 
 def registered_handlers(integration: str) -> CallFlowHandlers:

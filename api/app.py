@@ -26,6 +26,7 @@ from api.routes.admin import admin_router
 from api.routes.builtins import HEALTH_RESPONSES, builtins_router, health_answer
 from api.routes.call_webhooks import call_webhooks_router
 from api.routes.calls_admin import calls_admin_router
+from api.routes.campaign_preflight import campaign_preflight_router
 from api.routes.campaigns import campaigns_router
 from api.routes.codec import router as codec_router
 from api.routes.handlers import handler_router
@@ -58,6 +59,7 @@ def integration_app(integration: Integration, runtime: ApiRuntime) -> FastAPI:
     if integration.call_flow is not None:
         app.include_router(call_webhooks_router(integration))
         app.include_router(calls_admin_router(integration))
+        app.include_router(campaign_preflight_router(integration))
         app.include_router(campaigns_router(integration))
     install_openapi(app)
     return app

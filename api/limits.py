@@ -19,7 +19,7 @@ class BodyTooLarge(Exception):
 
 
 # A campaign created or appended to: `POST /{integration}/campaigns`, `…/campaigns/{id}/recipients`.
-CAMPAIGN_UPLOADS = re.compile(r"/[^/]+/campaigns(/[^/]+/recipients)?")
+CAMPAIGN_UPLOADS = re.compile(r"/[^/]+/campaigns(/[^/]+/recipients|/preflight)?")
 # A do-not-call list imported as CSV: `POST /suppressions/import`.
 SUPPRESSION_IMPORTS = re.compile(r"/suppressions/import")
 

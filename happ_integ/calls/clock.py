@@ -29,9 +29,9 @@ a window that never opens in all of them at once is a ValueError naming the zone
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict
@@ -93,6 +93,17 @@ def zones_for(
     if found:
         return ZonesUsed(zones=found, source="number", ambiguous=len(found) > 1)
     return ZonesUsed(zones=[hours.fallback_timezone], source="fallback")
+
+
+def callee_zones(hours: CallingHours | None, phone: str, variables: Mapping[str, Any]) -> ZonesUsed:
+    """The zones a call to `phone` reads its window in, as the call and a campaign's dry run both
+    read them: the recipient's own `timezone` variable over the number's zones; a variable that
+    names no zone is ignored."""
+    given = variables.get("timezone")
+    try:
+        return zones_for(hours, phone, given if isinstance(given, str) else None)
+    except ValueError:
+        return zones_for(hours, phone)
 
 
 def next_window_start(now: datetime, hours: CallingHours | None) -> datetime:

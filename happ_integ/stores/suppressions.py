@@ -3,6 +3,7 @@
     store = SuppressionStore(pool)                          # resources.suppressions()
     entry, created = await store.add("+380994829573", None, "asked not to be called")
     await store.is_suppressed("+380994829573", "sofa")      # the entry that stops sofa, or None
+    await store.suppressed_among(["+380994829573"], "sofa") # {"+380994829573"}: the ones stopped
     await store.remove("+380994829573", by="admin API", why="added by mistake")
     rows, next_cursor = await store.list(integration="sofa", limit=50)
     added, skipped, rejected = await store.import_rows([ImportRow("099 482 95 73", "sofa")])
@@ -64,6 +65,9 @@ _SCOPE = "COALESCE(integration, '')"
 MATCH_SQL = f"""SELECT {_COLUMNS} FROM happ_suppressions
 WHERE phone = $1 AND {_SCOPE} = ANY (ARRAY['', $2::text])
 ORDER BY integration NULLS LAST LIMIT 1"""
+# The numbers of $1 that $2 may not call (a global entry or one scoped to $2): one index read each.
+_AMONG_SQL = f"""SELECT DISTINCT phone FROM happ_suppressions
+WHERE phone = ANY ($1::text[]) AND {_SCOPE} = ANY (ARRAY['', $2::text])"""
 _INSERT = f"""INSERT INTO happ_suppressions (phone, integration, reason, source, evidence)
 VALUES ($1, $2, $3, $4, $5)
 ON CONFLICT (phone, ({_SCOPE})) DO NOTHING
@@ -195,6 +199,16 @@ class SuppressionStore:
             MATCH_SQL, normalized_phone(phone, default_region), _integration(integration)
         )
         return _entry(row) if row is not None else None
+
+    async def suppressed_among(self, phones: Iterable[str], integration: str | None) -> set[str]:
+        """Which of `phones` (E.164, as stored) `integration` may not call: its own entries and the
+        global ones; `integration` None checks the global entries only. One query."""
+        numbers = sorted(set(phones))
+        if not numbers:
+            return set()
+        scope = _integration(integration)
+        rows = await with_core_schema(self.pool, lambda: self.pool.fetch(_AMONG_SQL, numbers, scope))
+        return {row["phone"] for row in rows}
 
     async def list(
         self,

@@ -49,6 +49,7 @@ from happ_integ.cli.common import (
 )
 from happ_integ.cli.leads import (
     PHONE_COLUMN,
+    Leads,
     Skipped,
     read_leads,
     rejected_rows,
@@ -186,6 +187,8 @@ def cmd_create(args: argparse.Namespace) -> int:
     body.update({k: v for k, v in optional.items() if v is not None})
     if getattr(args, "watch", False) and args.interval < 0.2:
         raise CliError("--interval must be at least 0.2 seconds")
+    if getattr(args, "dry_run", False):
+        return _dry_run(args, body, leads)
     headers = {"Idempotency-Key": args.idempotency_key} if args.idempotency_key else {}
     with _api(args) as api:
         try:
@@ -220,6 +223,35 @@ def cmd_create(args: argparse.Namespace) -> int:
     else:
         print(f"  status   happ campaign status {name} {campaign_id}")
         print(f"  watch    happ campaign watch {name} {campaign_id}")
+    return 0
+
+
+def _dry_run(args: argparse.Namespace, body: dict[str, Any], leads: Leads) -> int:
+    """`create --dry-run`: the gateway's preflight of the same body; nothing stored or dialled."""
+    with _api(args) as api:
+        answer = api.send("POST", "/preflight", json=body)
+    if args.json:
+        emit_json({"integration": args.integration, "file": str(args.file), "preflight": answer})
+        return 0
+    counts = answer["counts"]
+    print(
+        f"dry run of {args.name!r} on {args.integration}: {counts['valid']} of {counts['total']} "
+        f"recipients callable, {counts['invalid']} invalid, {counts['suppressed']} on the do-not-call "
+        f"list, {counts['ambiguous_timezone']} in several time zones, {counts['missing_variables']} "
+        "missing variables; nothing was stored or dialled"
+    )
+    for row in answer["recipients"]:
+        problems = [
+            row["error"] or "",
+            "on the do-not-call list" if row["suppressed"] else "",
+            f"{len(row['timezones'])} time zones" if row["ambiguous_timezone"] else "",
+            f"missing {', '.join(row['missing_variables'])}" if row["missing_variables"] else "",
+        ]
+        if any(problems):
+            line = leads.rows[row["index"]].line if row["index"] < len(leads.rows) else row["index"]
+            print(f"  line {line}: {'; '.join(p for p in problems if p)}")
+    if answer.get("projected_end_at"):
+        print(f"  projected end  {answer['projected_end_at']}")
     return 0
 
 

@@ -144,6 +144,12 @@ def register(commands: Any, command: Callable[..., argparse.ArgumentParser]) -> 
     )
     add_create_options(create)
     create.add_argument("--watch", action="store_true", help="follow it live until it has ended")
+    create.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="store and dial nothing: show per row what would happen (invalid, do-not-call, several "
+        "time zones, missing variables, first dial) and when the campaign would end",
+    )
     add_interval(create)
 
     append = action(

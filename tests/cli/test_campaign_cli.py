@@ -879,3 +879,21 @@ async def test_originate_refuses_a_file_it_cannot_use_before_any_request(
         "not UTF-8": f"happ originate: {latin} is not UTF-8 text: save it as CSV UTF-8",
     }
     assert api.seen == [], "not one request"
+
+
+async def test_a_dry_run_shows_what_would_happen_and_stores_nothing(
+    cli: Cli, api: Recorder, tmp_path: Path
+) -> None:
+    leads = tmp_path / "dry.csv"
+    leads.write_text(f"phone_number,id\n{phone(7300)},a\nnot-a-number,b\n{phone(7301)},c\n")
+    listed_before = (await happ(cli, api, "campaign", "list", "sofa", "--json")).ok().json()
+    result = (
+        await happ(cli, api, "campaign", "create", "sofa", str(leads), "--name", "Dry", "--dry-run")
+    ).ok()
+    assert result.out.startswith("dry run of 'Dry' on sofa: 2 of 3 recipients callable, 1 invalid, ")
+    assert "nothing was stored or dialled" in result.out
+    assert "  line 3: phone_number is not a valid phone number" in result.out
+    assert phone(7300) not in result.out, "numbers are never printed whole"
+    assert [(s.method, s.path) for s in api.seen][-1] == ("POST", "/sofa/campaigns/preflight")
+    listed_after = (await happ(cli, api, "campaign", "list", "sofa", "--json")).ok().json()
+    assert listed_after == listed_before, "no campaign was created"

@@ -48,9 +48,7 @@ from happ_integ.temporal import call_workflow_id
 def call_zones(handling: CallHandling, req: CallRequest) -> ZonesUsed:
     """The zones the call's window is read in: its campaign's calling hours when it has them, the
     recipient's own `timezone` variable over the number's zones (an unknown zone name is ignored)."""
-    hours = handling.calling_hours
-    if "calling_hours" in req.handling_overrides:
-        hours = CallHandling.model_validate({**handling.model_dump(), **req.handling_overrides}).calling_hours
+    hours = handling.with_overrides(req.handling_overrides).calling_hours
     return callee_zones(hours, req.phone_number, req.variables)
 
 
@@ -76,7 +74,7 @@ class CallActivities:
             await self._res.calls(req.integration).ensure(
                 req.call_id, req.phone_number, call_workflow_id(req.integration, req.call_id), req.metadata
             )
-            handling = await self._handling(req.integration)
+            handling = await self._res.call_handling(req.integration)
             return CallBegin(
                 handling=handling,
                 call_flow=registered_handlers(req.integration),
@@ -252,7 +250,7 @@ class CallActivities:
     async def queue_capacity(self, ref: QueueRef) -> int:
         """`call_handling.concurrency_limit`, read now (a change applies to the next acquisition)."""
         with activity_failures():
-            return (await self._handling(ref.integration)).concurrency_limit
+            return (await self._res.call_handling(ref.integration)).concurrency_limit
 
     @activity.defn(name="queue.closed_holders")
     async def closed_workflows(self, arg: WorkflowIds) -> list[str]:
@@ -269,11 +267,6 @@ class CallActivities:
             if description.status != WorkflowExecutionStatus.RUNNING:
                 closed.append(workflow_id)
         return closed
-
-    async def _handling(self, integration: str) -> CallHandling:
-        handling = await self._res.config(integration).get("call_handling", CallHandling)
-        assert handling is not None
-        return handling
 
     def all(self) -> list[Any]:
         return [

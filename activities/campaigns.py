@@ -50,7 +50,7 @@ class CampaignActivities:
     async def begin(self, ref: CampaignRef) -> CallHandling:
         """The integration's `call_handling`, which the campaign's own settings override."""
         with activity_failures():
-            return await self._handling(ref.integration)
+            return await self._res.call_handling(ref.integration)
 
     @activity.defn(name="campaign.start_calls")
     async def start_calls(self, arg: StartCalls) -> StartedCalls:
@@ -58,7 +58,10 @@ class CampaignActivities:
         with activity_failures():
             store = self._res.campaigns(arg.integration)
             rows = await store.next_pending(arg.campaign_id, arg.limit, skip=arg.started)
-            share = arg.settings.max_concurrency or (await self._handling(arg.integration)).concurrency_limit
+            share = (
+                arg.settings.max_concurrency
+                or (await self._res.call_handling(arg.integration)).concurrency_limit
+            )
             gate = asyncio.Semaphore(_AT_ONCE)
 
             async def one(row: dict[str, Any]) -> tuple[str, str] | None:
@@ -137,11 +140,6 @@ class CampaignActivities:
         """Finished, unless a recipient was appended meanwhile (False: go on)."""
         with activity_failures():
             return await self._res.campaigns(ref.integration).finish(ref.campaign_id)
-
-    async def _handling(self, integration: str) -> CallHandling:
-        handling = await self._res.config(integration).get("call_handling", CallHandling)
-        assert handling is not None
-        return handling
 
     def all(self) -> list[Any]:
         return [self.begin, self.start_calls, self.stop_calls, self.set_status, self.finish]

@@ -89,15 +89,11 @@ class OutboundCall:
         begin = await workflow.execute_local_activity_method(
             CallActivities.begin, request, start_to_close_timeout=timedelta(seconds=30), retry_policy=STORE
         )
-        self._handling = begin.handling
+        # A campaign's calling hours, attempts and retry delays replace the integration's.
+        self._handling = begin.handling.with_overrides(request.handling_overrides)
         self._zones = begin.zones
         if begin.zones is not None:
             self._state.timezones = list(begin.zones.zones)
-        if request.handling_overrides:
-            # A campaign's calling hours, attempts and retry delays replace the integration's.
-            self._handling = CallHandling.model_validate(
-                {**begin.handling.model_dump(), **request.handling_overrides}
-            )
         # Histories recorded before call.begin returned the handlers read them from the registry.
         self._steps = CallSteps(request, begin.call_flow or registered_handlers(request.integration))
         if await self._attempts():

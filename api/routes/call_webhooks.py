@@ -79,7 +79,7 @@ def call_webhooks_router(integration: Integration) -> APIRouter:
     async def call_originate(body: OriginateRequest, runtime: RuntimeDep) -> Any:
         """Start an outbound call, or a batch; a number with a call in flight gets that call's id."""
         client = await runtime.temporal()
-        handling = await _handling(runtime, name)
+        handling = await runtime.resources.call_handling(name)
         if body.phone_number is not None:
             return await _originate(runtime, client, name, body.phone_number, body.metadata, handling)
         semaphore = asyncio.Semaphore(BATCH_CONCURRENCY)
@@ -154,7 +154,7 @@ def call_webhooks_router(integration: Integration) -> APIRouter:
                     authenticated = False
                 else:
                     authenticated = True
-                handling = await _handling(runtime, name)
+                handling = await runtime.resources.call_handling(name)
                 timezone = handling.timezone
                 if authenticated:
                     variables = await _agent_variables(runtime, integration, body, handling)
@@ -213,12 +213,6 @@ def call_webhooks_router(integration: Integration) -> APIRouter:
     return router
 
 
-async def _handling(runtime: ApiRuntime, integration: str) -> CallHandling:
-    handling = await runtime.resources.config(integration).get("call_handling", CallHandling)
-    assert handling is not None
-    return handling
-
-
 async def _originate(
     runtime: ApiRuntime,
     client: Any,
@@ -275,7 +269,7 @@ async def _postcall_call(
     if not isinstance(raw, str) or not raw:
         return None
     try:
-        phone = normalize_phone(raw, (await _handling(runtime, integration)).default_region)
+        phone = normalize_phone(raw, (await runtime.resources.call_handling(integration)).default_region)
     except ValidationFailed:
         return None
     if body.type == "post_call_transcription":

@@ -20,7 +20,6 @@ from api.campaign_models import CampaignCreate
 from api.deps import AdminDep, RuntimeDep
 from api.responses import error_responses
 from api.runtime import ApiRuntime
-from happ_integ.calls.config import CallHandling
 from happ_integ.campaigns.preflight import DEFAULT_CALL_SECONDS, Preflight, preflight, required_names
 from happ_integ.campaigns.recipients import check_recipients
 from happ_integ.integration import Integration
@@ -44,8 +43,7 @@ def campaign_preflight_router(integration: Integration) -> APIRouter:
         (number, do-not-call list, time zones, required variables, first dial) and the projected
         end. Nothing is stored and nothing dialled."""
         config = runtime.resources.config(name)
-        handling = await config.get("call_handling", CallHandling)
-        assert handling is not None
+        handling = await runtime.resources.call_handling(name)
         accepted, rejected = check_recipients(body.recipients, handling.default_region)
         suppressed = await runtime.resources.suppressions().suppressed_among(
             [r.phone for r in accepted], name

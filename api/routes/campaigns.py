@@ -49,7 +49,6 @@ from control.campaigns import (
     resume_campaign,
     start_campaign,
 )
-from happ_integ.calls.config import CallHandling
 from happ_integ.calls.phones import mask_phone
 from happ_integ.campaigns.models import (
     CLOSED_CAMPAIGN,
@@ -96,7 +95,7 @@ def campaigns_router(integration: Integration) -> APIRouter:
         """Store the campaign and its recipients, then start it. Invalid numbers and repeated ids
         are rejected by index; the rest are accepted."""
         store = runtime.resources.campaigns(name)
-        handling = await _handling(runtime, name)
+        handling = await runtime.resources.call_handling(name)
         accepted, rejected = check_recipients(body.recipients, handling.default_region)
         if not accepted:
             first = "; ".join(f"index {r.index}: {r.error}" for r in rejected[:5])
@@ -134,7 +133,7 @@ def campaigns_router(integration: Integration) -> APIRouter:
     ) -> CampaignCreated:
         """Add recipients (same rules as creating); 409 once the campaign is finished or cancelled."""
         store = runtime.resources.campaigns(name)
-        handling = await _handling(runtime, name)
+        handling = await runtime.resources.call_handling(name)
         accepted, rejected = check_recipients(body.recipients, handling.default_region)
         stored, row = await store.append(campaign_id, accepted)
         for recipient, item in ((r, body.recipients[r.index]) for r in accepted):
@@ -268,12 +267,6 @@ def _campaign_id(integration: str, idempotency_key: str | None) -> str:
         return f"cmp_{uuid.uuid4().hex[:20]}"
     digest = hashlib.sha256(f"campaign\0{integration}\0{idempotency_key}".encode()).hexdigest()
     return f"cmp_{digest[:20]}"
-
-
-async def _handling(runtime: ApiRuntime, integration: str) -> CallHandling:
-    handling = await runtime.resources.config(integration).get("call_handling", CallHandling)
-    assert handling is not None
-    return handling
 
 
 async def _wake(runtime: ApiRuntime, integration: str, row: dict[str, Any]) -> None:

@@ -31,7 +31,6 @@ from api.body import GuardedRoute
 from api.deps import AdminDep, RuntimeDep
 from api.responses import error_responses
 from api.runtime import ApiRuntime
-from happ_integ.calls.config import CallHandling
 from happ_integ.calls.phones import mask_phone
 from happ_integ.errors import NotFound, ValidationFailed
 from happ_integ.stores.suppressions import (
@@ -273,8 +272,7 @@ async def _region(runtime: ApiRuntime, integration: str | None) -> str:
     """The scoped integration's call_handling.default_region; "UA" for a global entry."""
     if integration is None or runtime.integrations[integration].call_flow is None:
         return DEFAULT_REGION
-    handling = await runtime.resources.config(integration).get("call_handling", CallHandling)
-    return handling.default_region if handling is not None else DEFAULT_REGION
+    return (await runtime.resources.call_handling(integration)).default_region
 
 
 def _row(entry: Suppression) -> SuppressionRow:

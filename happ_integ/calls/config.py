@@ -227,6 +227,13 @@ class CallHandling(BaseModel):
 
     # Retry rules ------------------------------------------------------------------------------
 
+    def with_overrides(self, overrides: Mapping[str, Any]) -> CallHandling:
+        """These options with some replaced (a campaign's calling hours, attempts, delays),
+        validated as `call_handling` is."""
+        if not overrides:
+            return self
+        return CallHandling.model_validate({**self.model_dump(), **overrides})
+
     def retry_delays_for(self, outcome: str | None = None) -> tuple[list[int], str]:
         """The delays that apply after an attempt that ended as `outcome`, and the rule they come
         from: "retry_delays_seconds" (one list for every outcome), "retry_delays_seconds.busy",

@@ -80,7 +80,7 @@ class CampaignSettings(BaseModel):
 
     def handling(self, base: CallHandling) -> CallHandling:
         """`base` with this campaign's overrides applied (validated as `call_handling` is)."""
-        return CallHandling.model_validate({**base.model_dump(), **self.overrides()})
+        return base.with_overrides(self.overrides())
 
 
 class LiveCall(BaseModel):

@@ -33,7 +33,6 @@ def workflow_id(integration: str, call_id: str) -> str:
 
 def cmd_call(args: argparse.Namespace) -> int:
     from control.client import originate_call
-    from happ_integ.calls.config import CallHandling
     from happ_integ.calls.phones import mask_phone, normalize_phone
 
     metadata = parse_json_object(args.metadata, "--metadata") if args.metadata else {}
@@ -45,7 +44,7 @@ def cmd_call(args: argparse.Namespace) -> int:
         async with direct(settings, {name: integration}) as (resources, client):
             assert client is not None
             await require_calls_table(resources, name)
-            handling = await resources.config(name).get("call_handling", CallHandling) or CallHandling()
+            handling = await resources.call_handling(name)
             phone = normalize_phone(args.phone, handling.default_region)
             call_id, created = await originate_call(resources, client, name, phone, metadata, handling)
             return call_id, created, phone

@@ -22,6 +22,7 @@ from happ_integ.stores.creds import CredsStore, SecretBox
 from happ_integ.stores.pool import create_pool
 
 if TYPE_CHECKING:
+    from happ_integ.calls.config import CallHandling
     from happ_integ.integration import Integration
     from happ_integ.stores.cache import Cache
     from happ_integ.stores.calls import CallStore
@@ -91,6 +92,13 @@ class Resources:
             self.integrations[integration].default_configs if integration in self.integrations else {}
         )
         return ConfigStore(self.pool, integration, defaults, changes=self.changes)
+
+    async def call_handling(self, integration: str) -> CallHandling:
+        """The integration's `call_handling` config: what is stored over the defaults."""
+        from happ_integ.calls.config import CallHandling
+
+        handling = await self.config(integration).get("call_handling", CallHandling)
+        return handling or CallHandling()
 
     def calls(self, integration: str) -> CallStore:
         from happ_integ.stores.calls import CallStore

@@ -49,6 +49,7 @@ with workflow.unsafe.imports_passed_through():
     from happ_integ.calls.queue_order import any_grantable, pick_grants
 
 from workflows import timers
+from workflows.history import continue_as_new_due
 
 SLOT_GRANTED = "slot_granted"
 RECLAIM_EVERY = timedelta(seconds=30)
@@ -205,8 +206,4 @@ class CallQueue:
         return self._reclaim_timer is not None and self._reclaim_timer.done()
 
     def _should_continue_as_new(self) -> bool:
-        info = workflow.info()
-        limit = self._state.continue_after_events
-        if limit is not None:
-            return info.get_current_history_length() > limit
-        return info.is_continue_as_new_suggested()
+        return continue_as_new_due(self._state.continue_after_events)

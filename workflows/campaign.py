@@ -48,6 +48,7 @@ with workflow.unsafe.imports_passed_through():
 
 from workflows import slots, timers
 from workflows.call_metrics import CallMetrics
+from workflows.history import continue_as_new_due
 
 # Database writes and starts retry until PostgreSQL and Temporal answer again.
 _STORE = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
@@ -274,11 +275,7 @@ class Campaign:
             )
 
     def _should_continue_as_new(self) -> bool:
-        limit = self._run.continue_after_events
-        info = workflow.info()
-        if limit is not None:
-            return info.get_current_history_length() > limit
-        return info.is_continue_as_new_suggested()
+        return continue_as_new_due(self._run.continue_after_events)
 
     # Signals, updates, query --------------------------------------------------------------------
 

@@ -336,13 +336,11 @@ def _change(args: argparse.Namespace, action: str) -> dict[str, Any]:
 def cmd_pause(args: argparse.Namespace) -> int:
     answer = _change(args, "pause")
     if not args.json:
-        if answer["status"] == CampaignStatus.SCHEDULED:
-            print(f"campaign {args.campaign_id} is paused: it dials nothing at its start_at until resumed")
-        else:
-            print(
-                f"campaign {args.campaign_id} is {answer['status']}: nothing new is dialled; calls on the "
-                "line finish"
-            )
+        # A campaign paused before its start_at answers `paused` too: it dials nothing until resumed.
+        print(
+            f"campaign {args.campaign_id} is {answer['status']}: nothing new is dialled; calls on the "
+            "line finish"
+        )
     return 0
 
 

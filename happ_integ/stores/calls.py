@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import binascii
 import builtins
-from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -28,7 +27,7 @@ from happ_integ.clients.elevenlabs import Conversation
 from happ_integ.errors import ValidationFailed
 from happ_integ.stores.db import quote_ident, table_name
 from happ_integ.stores.migrations import Migration
-from happ_integ.stores.paging import one_page, read_cursor
+from happ_integ.stores.paging import newest_first, one_page
 from happ_integ.stores.schema import pg_errors, to_json
 
 _FINAL = ", ".join(f"'{status.value}'" for status in sorted(FINAL_STATUSES))
@@ -212,20 +211,9 @@ class CallStore:
         self, status: CallStatus | None = None, limit: int = 50, cursor: str | None = None
     ) -> tuple[list[dict[str, Any]], str | None]:
         """Newest first; pass the returned cursor back for the next page (None: no more)."""
-        params: list[Any] = []
-        where = []
-        if status is not None:
-            params.append(status.value)
-            where.append(f"status = ${len(params)}")
-        if cursor is not None:
-            created_at, call_id = read_cursor(cursor, datetime, str)
-            params += [created_at, call_id]
-            where.append(f"(created_at, call_id) < (${len(params) - 1}, ${len(params)})")
-        params.append(limit + 1)
-        sql = (
-            f"SELECT {_COLUMNS} FROM {self.calls}"
-            + (f" WHERE {' AND '.join(where)}" if where else "")
-            + f" ORDER BY created_at DESC, call_id DESC LIMIT ${len(params)}"
+        filters = [("status = {}", status.value)] if status is not None else []
+        sql, params = newest_first(
+            f"SELECT {_COLUMNS} FROM {self.calls}", "call_id", str, filters, limit, cursor
         )
         with pg_errors():
             rows = [dict(r) for r in await self.pool.fetch(sql, *params)]

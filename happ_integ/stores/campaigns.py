@@ -19,7 +19,6 @@ from __future__ import annotations
 import builtins
 import json
 from collections.abc import AsyncIterator
-from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -36,7 +35,7 @@ from happ_integ.campaigns.recipients import Recipient
 from happ_integ.errors import Conflict, NotFound
 from happ_integ.stores.db import quote_ident, table_name
 from happ_integ.stores.migrations import Migration
-from happ_integ.stores.paging import one_page, read_cursor
+from happ_integ.stores.paging import newest_first, one_page, read_cursor
 from happ_integ.stores.schema import pg_errors, to_json
 
 CAMPAIGN_MIGRATIONS = (
@@ -210,21 +209,9 @@ class CampaignStore:
         self, status: CampaignStatus | None = None, limit: int = 50, cursor: str | None = None
     ) -> tuple[builtins.list[dict[str, Any]], str | None]:
         """Newest first; pass the returned cursor back for the next page (None: no more)."""
-        params: builtins.list[Any] = []
-        where = []
-        if status is not None:
-            params.append(status.value)
-            where.append(f"status = ${len(params)}")
-        if cursor is not None:
-            created_at, campaign_id = read_cursor(cursor, datetime, str)
-            params += [created_at, campaign_id]
-            where.append(f"(created_at, campaign_id) < (${len(params) - 1}, ${len(params)})")
-        params.append(limit + 1)
-        sql = (
-            f"SELECT {_CAMPAIGN} FROM {self.campaigns}"
-            + (f" WHERE {' AND '.join(where)}" if where else "")
-            + f" ORDER BY created_at DESC, campaign_id DESC LIMIT ${len(params)}"
-        )
+        filters = [("status = {}", status.value)] if status is not None else []
+        select = f"SELECT {_CAMPAIGN} FROM {self.campaigns}"
+        sql, params = newest_first(select, "campaign_id", str, filters, limit, cursor)
         with pg_errors():
             rows = [dict(r) for r in await self.pool.fetch(sql, *params)]
         return one_page(rows, limit, lambda r: (r["created_at"], r["campaign_id"]))

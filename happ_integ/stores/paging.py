@@ -4,6 +4,7 @@ to the caller, and the next page starts after it.
     cursor = make_cursor(row["created_at"], row["call_id"])       # aware datetimes as ISO text
     created_at, call_id = read_cursor(cursor, datetime, str)      # ValidationFailed for a forged one
     rows, next_cursor = one_page(rows, limit, lambda r: (r["created_at"], r["call_id"]))
+    sql, params = newest_first(f"SELECT … FROM {table}", "call_id", str, [("status = {}", "queued")], 50, cursor)
 
 A listing asks PostgreSQL for `limit + 1` rows: the extra one only says that another page exists.
 """
@@ -58,3 +59,31 @@ def one_page(
     page = list(rows[:limit])
     more = len(rows) > limit and bool(page)
     return page, make_cursor(*position(page[-1])) if more else None
+
+
+def newest_first(
+    select: str,
+    id_column: str,
+    id_kind: type,
+    filters: Sequence[tuple[str, Any]],
+    limit: int,
+    cursor: str | None,
+) -> tuple[str, list[Any]]:
+    """The statement and parameters of one page of a table listed newest first: `select`
+    (`SELECT … FROM …`) narrowed by `filters` (a condition with `{}` where its value goes, and the
+    value), after the cursor's position, ordered by `created_at` then `id_column`, `limit + 1` rows."""
+    params: list[Any] = []
+    where: list[str] = []
+    for condition, value in filters:
+        params.append(value)
+        where.append(condition.format(f"${len(params)}"))
+    if cursor is not None:
+        params += read_cursor(cursor, datetime, id_kind)
+        where.append(f"(created_at, {id_column}) < (${len(params) - 1}, ${len(params)})")
+    params.append(limit + 1)
+    sql = (
+        select
+        + (f" WHERE {' AND '.join(where)}" if where else "")
+        + f" ORDER BY created_at DESC, {id_column} DESC LIMIT ${len(params)}"
+    )
+    return sql, params

@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict
 from happ_integ.calls.phones import mask_phone, normalize_phone
 from happ_integ.errors import Conflict, ValidationFailed
 from happ_integ.stores.db import INTEGRATION_NAME
-from happ_integ.stores.paging import one_page, read_cursor
+from happ_integ.stores.paging import newest_first, one_page
 from happ_integ.stores.schema import with_core_schema
 
 __all__ = [
@@ -223,22 +223,13 @@ class SuppressionStore:
         (its own and the global ones). Pass the returned cursor back for the next page (None: no more)."""
         if not 1 <= limit <= 1000:
             raise ValidationFailed("limit: use 1 to 1000", field="limit")
-        params: builtins.list[Any] = []
-        where = []
+        filters: builtins.list[tuple[str, Any]] = []
         if phone is not None:
-            params.append(normalized_phone(phone, default_region))
-            where.append(f"phone = ${len(params)}")
+            filters.append(("phone = {}", normalized_phone(phone, default_region)))
         if integration is not None:
-            params.append(_integration(integration))
-            where.append(f"(integration = ${len(params)} OR integration IS NULL)")
-        if cursor is not None:
-            params += read_cursor(cursor, datetime, int)
-            where.append(f"(created_at, id) < (${len(params) - 1}, ${len(params)})")
-        params.append(limit + 1)
-        sql = (
-            f"SELECT {_COLUMNS} FROM happ_suppressions"
-            + (f" WHERE {' AND '.join(where)}" if where else "")
-            + f" ORDER BY created_at DESC, id DESC LIMIT ${len(params)}"
+            filters.append(("(integration = {} OR integration IS NULL)", _integration(integration)))
+        sql, params = newest_first(
+            f"SELECT {_COLUMNS} FROM happ_suppressions", "id", int, filters, limit, cursor
         )
         rows = await with_core_schema(self.pool, lambda: self.pool.fetch(sql, *params))
         return one_page([_entry(r) for r in rows], limit, lambda e: (e.created_at, e.id))

@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: dev test fuzz lint format bench install clean
+.PHONY: dev test fuzz lint format bench install clean console-shots
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,11 @@ bench: $(STAMP)
 	status=0; $(BIN)/python -m bench || status=$$?; \
 	HAPP_BENCH_RESULTS=bench/results.md $(BIN)/python -m pytest -q tests/e2e/test_webhook_load.py || status=$$?; \
 	exit $$status
+
+# A screenshot of each console page (docs/console/*.png, linked from the README), from a stack
+# playing a campaign in the simulator; Chromium comes from Debian's packages (installed when missing).
+console-shots: $(STAMP)
+	$(BIN)/python -m tests.console.shots
 
 clean:
 	rm -rf $(VENV) .happ .pytest_cache .mypy_cache .ruff_cache

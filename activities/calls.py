@@ -83,14 +83,23 @@ class CallActivities:
 
     @activity.defn(name="call.may_dial")
     async def may_dial(self, check: DialCheck) -> DialPermit:
-        """Right before a dial: is the number on the do-not-call list (the call ends `suppressed`)?
-        Read here, at each attempt, so an entry added after the call was created still holds."""
+        """Right before a dial: is the number on the do-not-call list (the call ends `suppressed`),
+        or do `contact_policy`'s caps hold it back (the call waits until `next_allowed_at`)? Read
+        here, at each attempt, so an entry added or a cap reached after the call was created holds."""
         with activity_failures():
             entry = await self._res.suppressions().is_suppressed(check.phone_number, check.integration)
             if entry is not None:
                 why = f": {entry.reason}" if entry.reason else ""
                 reason = f"the number is on the do-not-call list of {entry.scope}{why}"
                 return DialPermit(allowed=False, suppressed=True, reason=reason)
+            # The caps, checked and the attempt counted in one step (a retry of this activity
+            # asks with the same attempt number and is counted once).
+            policy = await self._res.contact_policy(check.integration)
+            grant = await self._res.contact_attempts().take_attempt(
+                check.phone_number, check.integration, check.call_id, check.attempt, policy
+            )
+            if not grant.allowed:
+                return DialPermit(allowed=False, next_allowed_at=grant.next_allowed_at, reason=grant.reason)
             return DialPermit()
 
     @activity.defn(name="call.record")

@@ -33,6 +33,8 @@ from happ_integ.temporal import call_workflow_id
 
 # Calls started or cancelled at once by one activity.
 _AT_ONCE = 8
+# A pending recipient's reason while another call to its number is in flight.
+_WAITING = "waiting: another call to the number is in flight"
 
 
 def campaign_call_id(campaign_id: str, recipient_id: str, round_: int) -> str:
@@ -72,8 +74,20 @@ class CampaignActivities:
                     activity.heartbeat()
                     return started
 
-            started = [s for s in await asyncio.gather(*(one(r) for r in rows)) if s is not None]
-            return StartedCalls(started=dict(started), more=len(rows) == arg.limit)
+            # One recipient per number in a batch, the earliest: the others would only race it for
+            # the number and wait anyway; they keep their place in the order.
+            firsts: dict[str, dict[str, Any]] = {}
+            for row in rows:
+                firsts.setdefault(row["phone"], row)
+            started = dict(
+                s for s in await asyncio.gather(*(one(r) for r in firsts.values())) if s is not None
+            )
+            if len(rows) == arg.limit:
+                return StartedCalls(started=started, more=True)
+            # Fewer than asked for: the rest of the pending recipients (if any) wait for another
+            # call to their number to end; each says so, and the campaign is not finished.
+            left = await store.hold_waiting(arg.campaign_id, [*arg.started, *started], _WAITING)
+            return StartedCalls(started=started, more=left > 0)
 
     async def _start_one(self, arg: StartCalls, row: dict[str, Any], share: int) -> tuple[str, str] | None:
         store = self._res.campaigns(arg.integration)
@@ -85,11 +99,11 @@ class CampaignActivities:
         if await calls.get(call_id) is None:
             _, created = await calls.claim(call_id, row["phone"], workflow_id, metadata)
             if not created:
-                # Another call to the number is in flight (a person's, another campaign's): two
-                # calls to one number at once are never made.
-                why = "the number already had a call in flight"
-                await store.link_call(arg.campaign_id, recipient_id, None, RecipientStatus.FAILED, why)
-                activity.logger.info("recipient %s: the number already has a call in flight", recipient_id)
+                # Another call to the number started since it was read (a person's, another
+                # campaign's): two calls to one number at once are never made, so the recipient
+                # stays pending and waits its turn.
+                await store.link_call(arg.campaign_id, recipient_id, None, RecipientStatus.PENDING, _WAITING)
+                activity.logger.info("recipient %s: the number has another call in flight", recipient_id)
                 return None
         # Linked first (still pending): the call's first status then finds its recipient.
         await store.link_call(arg.campaign_id, recipient_id, call_id, RecipientStatus.PENDING)

@@ -1,4 +1,5 @@
-"""`retention.purge_documents`: delete an integration's call documents older than its `retention` config.
+"""`retention.purge_documents`: delete an integration's call documents older than its `retention` config,
+and the record of dials (`happ_contact_attempts`) older than two days.
 
     report = await workflow.execute_activity("retention.purge_documents", RetentionRun(integration="sofa"), ...)
 
@@ -17,6 +18,8 @@ from happ_integ.durable import activity_failures
 from happ_integ.ops import Resources
 from happ_integ.stores.retention import CONFIG_KEY, Retention, RetentionReport, RetentionRun, purge_documents
 
+ATTEMPTS_KEPT = timedelta(days=2)
+
 
 class RetentionActivities:
     def __init__(self, resources: Resources) -> None:
@@ -25,14 +28,23 @@ class RetentionActivities:
     @activity.defn(name="retention.purge_documents")
     async def purge_documents(self, run: RetentionRun) -> RetentionReport:
         with activity_failures():
+            # The record of dials that contact_policy's caps count: kept two days (they look back
+            # one), whatever the documents' retention; each integration's run purges the shared table.
+            attempts = await self._res.contact_attempts().purge(datetime.now(UTC) - ATTEMPTS_KEPT)
             retention = await self._res.config(run.integration).get(CONFIG_KEY, Retention) or Retention()
             days = retention.documents_days
             if days is None:  # kept forever, said out loud in the config
-                return RetentionReport(integration=run.integration, documents_days=None)
+                return RetentionReport(
+                    integration=run.integration, documents_days=None, contact_attempts_deleted=attempts
+                )
             cutoff = datetime.now(UTC) - timedelta(days=days)
             deleted = await purge_documents(
                 self._res.pool, run.integration, cutoff, on_batch=lambda n: activity.heartbeat(n)
             )
             return RetentionReport(
-                integration=run.integration, documents_days=days, cutoff=cutoff, deleted=deleted
+                integration=run.integration,
+                documents_days=days,
+                cutoff=cutoff,
+                deleted=deleted,
+                contact_attempts_deleted=attempts,
             )

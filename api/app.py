@@ -18,6 +18,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
 from api.auth import SenderTokenQuery
+from api.console import console_router
 from api.errors import install_error_handlers
 from api.limits import CAMPAIGN_UPLOADS, SUPPRESSION_IMPORTS, BodySizeLimit
 from api.metrics import GatewayMetrics, MetricsMiddleware
@@ -118,6 +119,7 @@ def create_app(
     app.add_api_route("/metrics", metrics.endpoint, methods=["GET"], include_in_schema=False)
 
     app.include_router(codec_router)
+    app.include_router(console_router)
     app.include_router(suppressions_router)
     for name, integration in integrations.items():
         app.mount(f"/{name}", integration_app(integration, runtime))

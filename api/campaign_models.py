@@ -103,7 +103,11 @@ class RecipientRow(BaseModel):
     outcome: str | None = None
     attempts: int = 0
     call_id: str | None = None
-    summary: str | None = None
+    summary: str | None = Field(default=None, description="the analysis' summary of its call")
+    reason: str | None = Field(
+        default=None,
+        description="why it is where it is: why its call ended so, which cap holds it back, or what it waits for",
+    )
     variables: dict[str, Any] = Field(default_factory=dict)
     metadata: dict[str, Any] = Field(default_factory=dict)
     last_attempt_at: datetime | None = None

@@ -25,6 +25,8 @@ from urllib.parse import urlsplit, urlunsplit
 import uvicorn
 from pydantic import SecretStr
 
+from happ_integ.calls.contact_policy import CONFIG_KEY as CONTACT_POLICY_KEY
+from happ_integ.calls.contact_policy import RELAXED_CONTACT_POLICY
 from happ_integ.codec import require_payload_encryption
 from happ_integ.embedded import EmbeddedPostgres, EmbeddedTemporal
 from happ_integ.embedded.process import die_with_parent, parent_is
@@ -123,7 +125,10 @@ def run_dev(settings: Settings, simulate: bool = False) -> None:
                 codec_endpoint=f"{_api_url(settings)}/codec" if settings.payload_key else None,
             )
             temporal.start()
-            settings = settings.model_copy(update={"temporal_address": temporal.address})
+            ui = settings.temporal_ui_url or temporal.ui_url
+            settings = settings.model_copy(
+                update={"temporal_address": temporal.address, "temporal_ui_url": ui}
+            )
         if simulate:
             base = f"http://127.0.0.1:{settings.dev_simulator_port}"
             settings = settings.model_copy(
@@ -204,6 +209,15 @@ async def _serve(settings: Settings, temporal: EmbeddedTemporal | None, simulate
                 if integration.call_flow is not None and "call_handling" in report.configs_created:
                     # A fresh demo calls at any hour; a real deployment keeps its calling hours.
                     await resources.config(integration.name).set("call_handling", {"calling_hours": None})
+                if integration.call_flow is not None and CONTACT_POLICY_KEY in report.configs_created:
+                    # The simulator has a handful of numbers, called again and again in a demo.
+                    await resources.config(integration.name).set(CONTACT_POLICY_KEY, RELAXED_CONTACT_POLICY)
+                    print(
+                        f"happ dev: {integration.name}: contact_policy relaxed for the simulator "
+                        f"({RELAXED_CONTACT_POLICY}); a real deployment keeps its caps",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                 if filled:
                     print(
                         f"happ dev: {integration.name} talks to the simulator ({', '.join(filled)})",
@@ -287,6 +301,7 @@ def _banner(
     lines = [
         "happ dev: ready",
         f"  API            {api}   (health: {api}/health)",
+        f"  Console        {api}/console   (sign in with the admin token below)",
         *[f"  {name:<14} {api}/{name}/docs" for name in integrations],
         f"  Temporal       {settings.temporal_address}",
         f"  Web UI         {temporal.ui_url if temporal and temporal.ui_url else '(external Temporal)'}",

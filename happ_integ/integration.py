@@ -25,6 +25,8 @@ from croniter import croniter
 from pydantic import BaseModel, ValidationError
 
 from happ_integ.calls.config import CallHandling
+from happ_integ.calls.contact_policy import CONFIG_KEY as CONTACT_POLICY_KEY
+from happ_integ.calls.contact_policy import ContactPolicy
 from happ_integ.calls.models import LookupPayload, LookupResult, PostcallPayload
 from happ_integ.errors import HandlerDefinitionError
 from happ_integ.handler import HandlerDefinition, handler_definition, is_handler
@@ -188,6 +190,8 @@ class Integration:
             self.default_configs.setdefault("call_handling", CallHandling())
             # How long transcripts and audio are kept (a daily Schedule deletes older ones).
             self.default_configs.setdefault(RETENTION_CONFIG_KEY, Retention())
+            # How often one number may be dialled, across every call, campaign and integration.
+            self.default_configs.setdefault(CONTACT_POLICY_KEY, ContactPolicy())
         self.scheduled = tuple(scheduled)
         for entry in self.scheduled:
             self._require_handler(entry.handler, "scheduled")

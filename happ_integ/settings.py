@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
     temporal_address: str | None = Field(default=None, validation_alias="TEMPORAL_ADDRESS")
     temporal_namespace: str = Field(default="default", validation_alias="TEMPORAL_NAMESPACE")
+    # Where operators open the Temporal Web UI (e.g. https://temporal.example.com): the console links
+    # each call to its workflow there. `happ dev` sets it to its own UI; unset, no link is shown.
+    temporal_ui_url: str | None = Field(default=None, validation_alias="HAPP_TEMPORAL_UI_URL")
     # Temporal Cloud or a TLS frontend: a client certificate and its key (PEM files, mTLS), a CA to
     # verify the server with, and/or an API key. Every process connects with them.
     temporal_tls_cert: Path | None = Field(default=None, validation_alias="TEMPORAL_TLS_CERT")

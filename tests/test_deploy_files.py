@@ -43,6 +43,8 @@ SERVICES = (
     "api",
     "worker",
     "gateway",
+    "prometheus",
+    "grafana",
 )
 APP_SERVICES = ("setup", "api", "worker")
 ONE_SHOTS = ("temporal-schema", "temporal-admin-tools", "setup")
@@ -54,12 +56,16 @@ SEARCH_ATTRIBUTES = {
     "CampaignId": "Keyword",
 }
 REQUIRED = ("HAPP_ADMIN_TOKEN", "HAPP_SECRET_KEY")
-# Host ports, exactly: the proxy for webhooks on every interface; the UI and the frontend on
-# loopback only; nothing else (the api replicas and the scaled workers publish none).
+# Required by compose too, for Grafana's admin (tests/test_grafana_dashboard.py checks its service).
+GRAFANA_PASSWORD = "GRAFANA_ADMIN_PASSWORD"
+# Host ports, exactly: the proxy for webhooks on every interface; the UI, the frontend, Prometheus
+# and Grafana on loopback only; nothing else (the api replicas and the scaled workers publish none).
 PUBLISHED = {
     "gateway": ["${HAPP_API_PORT:-3001}:3001"],
     "temporal": ["127.0.0.1:7233:7233"],
     "temporal-ui": ["127.0.0.1:8080:8080"],
+    "prometheus": ["127.0.0.1:9090:9090"],
+    "grafana": ["127.0.0.1:3000:3000"],
 }
 
 
@@ -357,14 +363,16 @@ def run_compose_config(tmp_path: Path, **env: str) -> subprocess.CompletedProces
     # An empty --env-file, so a developer's own .env does not decide the outcome.
     empty = tmp_path / "empty.env"
     empty.write_text("")
-    base = {k: v for k, v in os.environ.items() if k not in REQUIRED}
+    base = {k: v for k, v in os.environ.items() if k not in (*REQUIRED, GRAFANA_PASSWORD)}
     cmd = [*docker_compose(), "--project-directory", str(ROOT), "--env-file", str(empty)]
     cmd += ["-f", str(COMPOSE), "config", "--format", "json"]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=60, env={**base, **env})
 
 
 def test_docker_compose_config_accepts_the_file(tmp_path: Path) -> None:
-    result = run_compose_config(tmp_path, HAPP_ADMIN_TOKEN="test-token", HAPP_SECRET_KEY="test-key")
+    result = run_compose_config(
+        tmp_path, HAPP_ADMIN_TOKEN="test-token", HAPP_SECRET_KEY="test-key", GRAFANA_ADMIN_PASSWORD="test-pw"
+    )
     assert result.returncode == 0, result.stderr
     config = json.loads(result.stdout)
     assert set(SERVICES) <= set(config["services"])

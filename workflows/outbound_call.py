@@ -51,7 +51,8 @@ from workflows.call_steps import CallSteps
 from workflows.conversation import Conversations
 from workflows.slots import Slots
 
-# Each dial is preceded by `call.may_dial` (the do-not-call list); runs from before dial as they did.
+# Each dial is preceded by `call.may_dial` (the do-not-call list, then contact_policy's caps); runs
+# from before dial as they did.
 DIAL_CHECK_PATCH = "dial-checked-against-do-not-call"
 
 
@@ -78,6 +79,7 @@ class OutboundCall:
         self._steps = CallSteps(request, CallFlowHandlers())  # with the handlers call.begin names
         self._attempt: Attempt | None = None  # the attempt dialing or talking
         self._decision: Decision | None = None  # what its end decided
+        self._cap_reason: str | None = None  # the contact cap the call waits for, if any
         self._lookup_failed = False
         self._record = CallRecorder(request, self._state)
         self._slots = Slots(request.integration)
@@ -131,11 +133,23 @@ class OutboundCall:
                 if not held:
                     continue
                 permit = await self._may_dial()
+                if permit.allowed and self._cap_reason is not None:
+                    # The cap that held the call back no longer does: it is not why it ends.
+                    if self._state.reason == self._cap_reason:
+                        self._state.reason = None
+                    self._cap_reason = None
                 decision = await self._dial() if permit.allowed else None
             if permit.suppressed:
                 # The number went on the do-not-call list: the call ends without a dial.
                 await self._record.finish(CallStatus.SUPPRESSED, permit.reason)
                 return False
+            if not permit.allowed and permit.next_allowed_at is not None:
+                # A contact_policy cap holds the number back: no attempt is spent, the call waits
+                # (holding no slot) for the first moment the cap allows, then for its window.
+                self._state.reason = self._cap_reason = permit.reason
+                await self._record.status(CallStatus.SCHEDULED, next_attempt_at=permit.next_allowed_at)
+                await self._sleep_until(permit.next_allowed_at, "contact cap")
+                continue
             if decision is None:
                 return False
             if decision.kind == "postcall":

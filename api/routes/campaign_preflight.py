@@ -10,8 +10,6 @@ Numbers are shown masked.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import asyncpg
 from fastapi import APIRouter
 
@@ -40,25 +38,28 @@ def campaign_preflight_router(integration: Integration) -> APIRouter:
     )
     async def campaign_preflight(body: CampaignCreate, runtime: RuntimeDep, _: AdminDep) -> Preflight:
         """What creating this campaign would do, without creating it: each recipient checked
-        (number, do-not-call list, time zones, required variables, first dial) and the projected
+        (number, do-not-call list, contact caps, time zones, required variables, first dial) and the projected
         end. Nothing is stored and nothing dialled."""
         config = runtime.resources.config(name)
         handling = await runtime.resources.call_handling(name)
         accepted, rejected = check_recipients(body.recipients, handling.default_region)
-        suppressed = await runtime.resources.suppressions().suppressed_among(
-            [r.phone for r in accepted], name
-        )
+        phones = [r.phone for r in accepted]
+        suppressed = await runtime.resources.suppressions().suppressed_among(phones, name)
+        policy = await runtime.resources.contact_policy(name)
+        now, attempts = await runtime.resources.contact_attempts().states_of(phones, policy)
         return preflight(
             body.recipients,
             accepted,
             rejected,
             hours=body.calling_hours if body.calling_hours is not None else handling.calling_hours,
-            now=datetime.now(UTC),
+            now=now,
             start_at=body.start_at,
             suppressed=suppressed,
             required_variables=required_names(await config.get("required_variables")),
             average_call_seconds=await _average_call_seconds(runtime, name),
             concurrency=body.max_concurrency or handling.concurrency_limit,
+            contact_policy=policy,
+            attempts=attempts,
         )
 
     return router

@@ -76,7 +76,17 @@ IdempotencyKey = Annotated[
         "the same key with another body is a 409.",
     ),
 ]
-REPORT_COLUMNS = ("id", "number", "status", "outcome", "attempts", "call_id", "last_attempt_at", "summary")
+REPORT_COLUMNS = (
+    "id",
+    "number",
+    "status",
+    "outcome",
+    "attempts",
+    "call_id",
+    "last_attempt_at",
+    "summary",
+    "reason",
+)
 
 
 def campaigns_router(integration: Integration) -> APIRouter:
@@ -160,7 +170,9 @@ def campaigns_router(integration: Integration) -> APIRouter:
         """Newest first, each with its counts."""
         store = runtime.resources.campaigns(name)
         rows, next_cursor = await store.list(status, limit, cursor)
-        return CampaignPage(campaigns=[await _view(runtime, name, r) for r in rows], next_cursor=next_cursor)
+        return CampaignPage(
+            campaigns=[await campaign_view(runtime, name, r) for r in rows], next_cursor=next_cursor
+        )
 
     @router.get(
         "/campaigns/{campaign_id}", response_model=CampaignView, responses=error_responses(401, 404, 422, 503)
@@ -168,7 +180,7 @@ def campaigns_router(integration: Integration) -> APIRouter:
     async def get_campaign(campaign_id: CampaignId, runtime: RuntimeDep, _: AdminDep) -> CampaignView:
         """The campaign's status and its recipients counted by status and by outcome."""
         row = await runtime.resources.campaigns(name).require(campaign_id)
-        return await _view(runtime, name, row)
+        return await campaign_view(runtime, name, row)
 
     @router.get(
         "/campaigns/{campaign_id}/recipients",
@@ -187,7 +199,7 @@ def campaigns_router(integration: Integration) -> APIRouter:
         store = runtime.resources.campaigns(name)
         await store.require(campaign_id)
         rows, next_cursor = await store.recipients_page(campaign_id, status, limit, cursor)
-        return RecipientPage(recipients=[_recipient(r) for r in rows], next_cursor=next_cursor)
+        return RecipientPage(recipients=[recipient_row(r) for r in rows], next_cursor=next_cursor)
 
     @router.get(
         "/campaigns/{campaign_id}/report.csv",
@@ -197,24 +209,7 @@ def campaigns_router(integration: Integration) -> APIRouter:
     async def report(campaign_id: CampaignId, runtime: RuntimeDep, _: AdminDep) -> StreamingResponse:
         """One row per recipient: id, number (masked), status, outcome, attempts, call id, last
         attempt's time, summary; streamed a few hundred rows at a time."""
-        store = runtime.resources.campaigns(name)
-        await store.require(campaign_id)
-        filename = f"{name}-{campaign_id}.csv"
-        return StreamingResponse(
-            _report_lines(store.report_rows(campaign_id)),
-            media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-        )
-
-    async def _change(campaign_id: str, runtime: ApiRuntime, change: Any) -> CampaignAnswer:
-        row = await runtime.resources.campaigns(name).require(campaign_id)
-        if row["status"] in CLOSED_CAMPAIGN:
-            raise Conflict(f"campaign {campaign_id!r} is {row['status']}")
-        try:
-            answer: CampaignAnswer = await change(await runtime.temporal(), name, campaign_id)
-        except (NotFound, WorkflowFinished):
-            raise Conflict(f"campaign {campaign_id!r} has ended") from None
-        return answer
+        return await campaign_report(runtime, name, campaign_id)
 
     change_responses = error_responses(401, 404, 409, 422, 503)
 
@@ -222,18 +217,18 @@ def campaigns_router(integration: Integration) -> APIRouter:
     async def pause(campaign_id: CampaignId, runtime: RuntimeDep, _: AdminDep) -> CampaignAnswer:
         """Nothing new is dialled once this answers; calls on the line finish, post-call included;
         queued calls give their place back."""
-        return await _change(campaign_id, runtime, pause_campaign)
+        return await change_campaign(runtime, name, campaign_id, pause_campaign)
 
     @router.post("/campaigns/{campaign_id}/resume", response_model=CampaignAnswer, responses=change_responses)
     async def resume(campaign_id: CampaignId, runtime: RuntimeDep, _: AdminDep) -> CampaignAnswer:
         """Go on where it stopped."""
-        return await _change(campaign_id, runtime, resume_campaign)
+        return await change_campaign(runtime, name, campaign_id, resume_campaign)
 
     @router.post("/campaigns/{campaign_id}/cancel", response_model=CampaignAnswer, responses=change_responses)
     async def cancel(campaign_id: CampaignId, runtime: RuntimeDep, _: AdminDep) -> CampaignAnswer:
         """No new dial; every call not yet dialled ends `cancelled`; calls on the line finish. The
         campaign shows `cancelled` once they have."""
-        return await _change(campaign_id, runtime, cancel_campaign)
+        return await change_campaign(runtime, name, campaign_id, cancel_campaign)
 
     @router.post("/campaigns/{campaign_id}/retry", response_model=RetryAnswer, responses=change_responses)
     async def retry(
@@ -244,21 +239,56 @@ def campaigns_router(integration: Integration) -> APIRouter:
     ) -> RetryAnswer:
         """After the campaign finished: a new call for each recipient that ended `exhausted`,
         `failed` or with outcome `no_conversation`, or those the filter names."""
-        store = runtime.resources.campaigns(name)
-        chosen = body or RetryFilter()
-        if chosen.statuses is None and chosen.outcomes is None:
-            statuses, outcomes = [s.value for s in RETRY_STATUSES], list(RETRY_OUTCOMES)
-        else:
-            statuses, outcomes = [s.value for s in chosen.statuses or []], list(chosen.outcomes or [])
-        retried = await store.retry(campaign_id, statuses, outcomes)
-        row = await store.require(campaign_id)
-        if retried:
-            settings = CampaignSettings.model_validate(row["settings"])
-            run = CampaignRun(integration=name, campaign_id=campaign_id, settings=settings)
-            await restart_campaign(await runtime.temporal(), run, row["name"])
-        return RetryAnswer(campaign_id=campaign_id, retried=retried, status=CampaignStatus(row["status"]))
+        return await retry_campaign(runtime, name, campaign_id, body or RetryFilter())
 
     return router
+
+
+# What a route does, callable by the operator console (api/console) too --------------------------
+
+
+async def campaign_report(runtime: ApiRuntime, integration: str, campaign_id: str) -> StreamingResponse:
+    """The report CSV of a campaign (NotFound when there is none)."""
+    store = runtime.resources.campaigns(integration)
+    await store.require(campaign_id)
+    filename = f"{integration}-{campaign_id}.csv"
+    return StreamingResponse(
+        _report_lines(store.report_rows(campaign_id)),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+async def change_campaign(
+    runtime: ApiRuntime, integration: str, campaign_id: str, change: Any
+) -> CampaignAnswer:
+    """Pause, resume or cancel (`change` is one of control.campaigns' functions); Conflict once it ended."""
+    row = await runtime.resources.campaigns(integration).require(campaign_id)
+    if row["status"] in CLOSED_CAMPAIGN:
+        raise Conflict(f"campaign {campaign_id!r} is {row['status']}")
+    try:
+        answer: CampaignAnswer = await change(await runtime.temporal(), integration, campaign_id)
+    except (NotFound, WorkflowFinished):
+        raise Conflict(f"campaign {campaign_id!r} has ended") from None
+    return answer
+
+
+async def retry_campaign(
+    runtime: ApiRuntime, integration: str, campaign_id: str, chosen: RetryFilter
+) -> RetryAnswer:
+    """A new call for each recipient the filter names (its defaults when it names none)."""
+    store = runtime.resources.campaigns(integration)
+    if chosen.statuses is None and chosen.outcomes is None:
+        statuses, outcomes = [s.value for s in RETRY_STATUSES], list(RETRY_OUTCOMES)
+    else:
+        statuses, outcomes = [s.value for s in chosen.statuses or []], list(chosen.outcomes or [])
+    retried = await store.retry(campaign_id, statuses, outcomes)
+    row = await store.require(campaign_id)
+    if retried:
+        settings = CampaignSettings.model_validate(row["settings"])
+        run = CampaignRun(integration=integration, campaign_id=campaign_id, settings=settings)
+        await restart_campaign(await runtime.temporal(), run, row["name"])
+    return RetryAnswer(campaign_id=campaign_id, retried=retried, status=CampaignStatus(row["status"]))
 
 
 def _campaign_id(integration: str, idempotency_key: str | None) -> str:
@@ -280,7 +310,8 @@ async def _wake(runtime: ApiRuntime, integration: str, row: dict[str, Any]) -> N
         await start_campaign(client, run, row["name"])
 
 
-async def _view(runtime: ApiRuntime, integration: str, row: dict[str, Any]) -> CampaignView:
+async def campaign_view(runtime: ApiRuntime, integration: str, row: dict[str, Any]) -> CampaignView:
+    """A campaign's row with its recipients counted by status and outcome."""
     counts, outcomes, total = await runtime.resources.campaigns(integration).counts(row["campaign_id"])
     settings = CampaignSettings.model_validate(row["settings"])
     return CampaignView(
@@ -300,7 +331,8 @@ async def _view(runtime: ApiRuntime, integration: str, row: dict[str, Any]) -> C
     )
 
 
-def _recipient(row: dict[str, Any]) -> RecipientRow:
+def recipient_row(row: dict[str, Any]) -> RecipientRow:
+    """A recipient as the API shows it: the number masked."""
     fields = {k: v for k, v in row.items() if k in RecipientRow.model_fields}
     return RecipientRow(**fields, phone_masked=mask_phone(row["phone"]))
 
@@ -321,6 +353,7 @@ async def _report_lines(rows: AsyncIterator[dict[str, Any]]) -> AsyncIterator[st
                 row["call_id"] or "",
                 last.isoformat() if last else "",
                 row["summary"] or "",
+                row["reason"] or "",
             )
         )
         if buffer.tell() > 64 * 1024:

@@ -50,7 +50,7 @@ _FORM = """<!doctype html><title>happ-integ codec</title>
 router = APIRouter(prefix="/codec", tags=["Codec"], route_class=GuardedRoute)
 
 
-def _secure(request: Request) -> bool:
+def secure_cookie(request: Request) -> bool:
     """Secure, except over plain http to a loopback name (dev): a browser would drop it there."""
     host = (request.url.hostname or "").lower()
     return request.url.scheme == "https" or not (host in _LOOPBACK or host.endswith(".localhost"))
@@ -163,7 +163,7 @@ async def login(request: Request, runtime: RuntimeDep) -> Response:
     if not _matches(await _given_token(request), expected):
         await throttle.failed(_client(request))
         raise Unauthorized("wrong admin token")
-    secure = _secure(request)
+    secure = secure_cookie(request)
     message = "signed in: the Web UI can now decode payloads"
     if secure and request.url.scheme != "https":
         message += " (this page came over plain http: browsers keep the Secure cookie only over https)"
@@ -187,6 +187,6 @@ async def logout(request: Request, runtime: RuntimeDep) -> Response:
     ended = await SessionStore(runtime.resources.pool).end(request.cookies.get(COOKIE, ""))
     response = JSONResponse({"success": True, "message": "signed out" if ended else "no session to end"})
     response.delete_cookie(
-        COOKIE, path=COOKIE_PATH, secure=_secure(request), httponly=True, samesite="strict"
+        COOKIE, path=COOKIE_PATH, secure=secure_cookie(request), httponly=True, samesite="strict"
     )
     return response

@@ -136,14 +136,14 @@ async def add_suppression(
 ) -> SuppressionAnswer:
     """Put a number on the do-not-call list: of every integration, or only of `integration`. 201
     when added, 200 when the number already had an entry of that scope (kept as it was)."""
-    integration = _served(runtime, body.integration)
+    integration = served_integration(runtime, body.integration)
     entry, created = await runtime.resources.suppressions().add(
         body.phone_number,
         integration,
         body.reason,
         body.source,
         body.evidence,
-        default_region=await _region(runtime, integration),
+        default_region=await integration_region(runtime, integration),
     )
     if not created:
         response.status_code = 200
@@ -166,9 +166,13 @@ async def list_suppressions(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> SuppressionPage:
     """The entries, newest first, numbers masked."""
-    integration = _served(runtime, integration)
+    integration = served_integration(runtime, integration)
     rows, next_cursor = await runtime.resources.suppressions().list(
-        phone_number, integration, cursor, limit, default_region=await _region(runtime, integration)
+        phone_number,
+        integration,
+        cursor,
+        limit,
+        default_region=await integration_region(runtime, integration),
     )
     return SuppressionPage(suppressions=[_row(r) for r in rows], next_cursor=next_cursor)
 
@@ -192,8 +196,8 @@ async def remove_suppression(
     """Take the number's entry of this scope off the list (the global one unless `integration` is
     given; an entry of the other scope stays). The removal is logged with the masked number, the
     caller's address and `reason`."""
-    integration = _served(runtime, integration)
-    region = await _region(runtime, integration)
+    integration = served_integration(runtime, integration)
+    region = await integration_region(runtime, integration)
     phone = normalized_phone(phone_number, region)
     client = request.client.host if request.client else "unknown"
     removed = await runtime.resources.suppressions().remove(
@@ -233,11 +237,21 @@ async def import_suppressions(
     are ignored and named in the answer. At most 100,000 rows and HAPP_MAX_BODY_BYTES (else 413;
     `happ dnc import` sends a big file in parts). Rows that cannot be entries are rejected by line;
     the others are added in one statement (source `import`), those already on the list skipped."""
-    integration = _served(runtime, integration)
-    table = await asyncio.to_thread(_read_csv, await request.body())
+    return await import_csv(runtime, await request.body(), integration, reason)
+
+
+# Helpers (the operator console, api/console, calls the public ones too) -------------------------
+
+
+async def import_csv(
+    runtime: ApiRuntime, body: bytes, integration: str | None, reason: str | None
+) -> ImportAnswer:
+    """What `POST /suppressions/import` does with a CSV file's bytes."""
+    integration = served_integration(runtime, integration)
+    table = await asyncio.to_thread(_read_csv, body)
     rows = [ImportRow(r.phone, r.integration or integration, r.reason or reason) for r in table.rows]
     named = {r.integration for r in rows if r.integration in runtime.integrations}
-    regions = {name: await _region(runtime, name) for name in named if name is not None}
+    regions = {name: await integration_region(runtime, name) for name in named if name is not None}
     added, skipped, store_rejected = await runtime.resources.suppressions().import_rows(
         rows, source="import", regions=regions
     )
@@ -256,10 +270,7 @@ async def import_suppressions(
     )
 
 
-# Helpers ----------------------------------------------------------------------------------------
-
-
-def _served(runtime: ApiRuntime, integration: str | None) -> str | None:
+def served_integration(runtime: ApiRuntime, integration: str | None) -> str | None:
     if integration is not None and integration not in runtime.integrations:
         served = ", ".join(sorted(runtime.integrations)) or "none"
         raise ValidationFailed(
@@ -268,7 +279,7 @@ def _served(runtime: ApiRuntime, integration: str | None) -> str | None:
     return integration
 
 
-async def _region(runtime: ApiRuntime, integration: str | None) -> str:
+async def integration_region(runtime: ApiRuntime, integration: str | None) -> str:
     """The scoped integration's call_handling.default_region; "UA" for a global entry."""
     if integration is None or runtime.integrations[integration].call_flow is None:
         return DEFAULT_REGION

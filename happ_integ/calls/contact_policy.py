@@ -50,6 +50,11 @@ class ContactPolicy(BaseModel):
         return timedelta(minutes=self.min_minutes_between_attempts)
 
 
+# What `happ dev --simulate` and the test stacks set: the simulator's few numbers are dialled many
+# times an hour, which the defaults would hold back for a day.
+RELAXED_CONTACT_POLICY = {"max_attempts_per_day": 50, "min_minutes_between_attempts": 0}
+
+
 class AttemptGrant(BaseModel):
     """The answer to "may this number be dialled now?": when not, the first moment it may be, and
     which cap said no (`"3 attempts in 24 h (contact_policy.max_attempts_per_day: 3)"`)."""
@@ -59,6 +64,16 @@ class AttemptGrant(BaseModel):
     allowed: bool
     next_allowed_at: datetime | None = None
     reason: str | None = None
+
+
+class NumberAttempts(BaseModel):
+    """A number's recent attempts, as `decide_attempt` reads them (see there)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    latest_at: datetime | None = None
+    cap_at: datetime | None = None
+    in_window: int = 0
 
 
 def decide_attempt(

@@ -9,14 +9,16 @@
     )
     answer.recipients[0].first_dial_at, answer.counts.suppressed, answer.projected_end_at
 
-Pure: the caller reads the do-not-call list (`SuppressionStore.suppressed_among`), the integration's
-config and its calls' average duration, and passes them in. Numbers are only ever shown masked.
+Pure: the caller reads the do-not-call list (`SuppressionStore.suppressed_among`), the numbers'
+recent attempts (`ContactAttempts.states_of`), the integration's config and its calls' average
+duration, and passes them in. Numbers are only ever shown masked.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,6 +27,7 @@ from pydantic import BaseModel, Field
 
 from happ_integ.calls.clock import ZonesUsed, callee_zones, next_window_start_in
 from happ_integ.calls.config import CallingHours
+from happ_integ.calls.contact_policy import DAY, ContactPolicy, NumberAttempts, decide_attempt
 from happ_integ.calls.phones import mask_phone
 from happ_integ.campaigns.recipients import Recipient, RecipientIn, Rejected
 
@@ -46,6 +49,12 @@ class PreflightRecipient(BaseModel):
     suppressed: bool = Field(
         default=False, description="on the do-not-call list (global or this integration's)"
     )
+    capped: bool = Field(
+        default=False,
+        description="a contact_policy cap holds it back at its first dial: its number's recent "
+        "attempts, or the recipients before it in this list with the same number",
+    )
+    capped_reason: str | None = Field(default=None, description="which cap, and why")
     missing_variables: list[str] = Field(
         default_factory=list,
         description="the integration's `required_variables` this recipient's `variables` lack; only the "
@@ -53,7 +62,8 @@ class PreflightRecipient(BaseModel):
     )
     first_dial_at: datetime | None = Field(
         default=None,
-        description="the first moment it could be dialled (calling window and start_at); null when "
+        description="the first moment it could be dialled (calling window, start_at and the caps; "
+        "an estimate for a number that earlier recipients of the list share); null when "
         "invalid, suppressed, or no window opens within the search",
     )
 
@@ -63,6 +73,7 @@ class PreflightCounts(BaseModel):
     valid: int
     invalid: int
     suppressed: int
+    capped: int
     ambiguous_timezone: int
     missing_variables: int = Field(description="recipients missing at least one required variable")
 
@@ -90,24 +101,39 @@ def preflight(
     required_variables: Iterable[str],
     average_call_seconds: float,
     concurrency: int,
+    contact_policy: ContactPolicy | None = None,
+    attempts: Mapping[str, NumberAttempts] | None = None,
 ) -> Preflight:
     """Each of `items` (checked by `check_recipients` into `accepted` and `rejected`), in order.
     `hours`: the calling hours in force (the campaign's, else the integration's; None: any time);
-    `suppressed`: the E.164 numbers among them on the do-not-call list."""
+    `suppressed`: the E.164 numbers among them on the do-not-call list; `contact_policy` and
+    `attempts` (each number's recent attempts at `now`; a number not there was never dialled):
+    the caps (None: not checked)."""
     required = list(dict.fromkeys(required_variables))
     begin = max(now, start_at) if start_at else now
     rows: dict[int, PreflightRecipient] = {}
+    earlier: Counter[str] = Counter()  # recipients before this one with its number
     for r in rejected:
         rows[r.index] = PreflightRecipient(index=r.index, id=r.id, valid=False, error=r.error)
-    for recipient in accepted:
+    for recipient in sorted(accepted, key=lambda r: r.index):
         used = _zones(hours, recipient)
         is_suppressed = recipient.phone in suppressed
         first = None
+        cap: tuple[datetime | None, str] | None = None
         if not is_suppressed:
             try:
                 first = next_window_start_in(begin, hours, used)
             except ValueError:
                 first = None
+        if first is not None and contact_policy is not None:
+            state = (attempts or {}).get(recipient.phone, NumberAttempts())
+            cap = _cap(contact_policy, now, first, state, earlier[recipient.phone])
+            earlier[recipient.phone] += 1
+            if cap is not None and cap[0] is not None:
+                try:
+                    first = next_window_start_in(cap[0], hours, used)
+                except ValueError:
+                    first = None
         rows[recipient.index] = PreflightRecipient(
             index=recipient.index,
             id=recipient.recipient_id if recipient.recipient_id != recipient.phone else None,
@@ -117,6 +143,8 @@ def preflight(
             timezones=used.zones,
             ambiguous_timezone=used.ambiguous,
             suppressed=is_suppressed,
+            capped=cap is not None,
+            capped_reason=cap[1] if cap else None,
             missing_variables=[name for name in required if name not in recipient.variables],
             first_dial_at=first,
         )
@@ -127,6 +155,7 @@ def preflight(
         valid=sum(r.valid for r in recipients),
         invalid=sum(not r.valid for r in recipients),
         suppressed=sum(r.suppressed for r in recipients),
+        capped=sum(r.capped for r in recipients),
         ambiguous_timezone=sum(r.ambiguous_timezone for r in recipients),
         missing_variables=sum(bool(r.missing_variables) for r in recipients),
     )
@@ -135,6 +164,35 @@ def preflight(
         counts=counts,
         projected_end_at=projected_end(recipients, average_call_seconds, concurrency),
     )
+
+
+def _cap(
+    policy: ContactPolicy, now: datetime, first: datetime, state: NumberAttempts, before: int
+) -> tuple[datetime | None, str] | None:
+    """Whether a cap holds back a recipient whose window opens at `first`: `(the moment it frees
+    the number, why)`, or None. `before`: recipients earlier in the list with the same number,
+    each of which takes at least one attempt first (the moment is then an estimate)."""
+    grant = decide_attempt(
+        policy, now, latest_at=state.latest_at, cap_at=state.cap_at, in_window=state.in_window
+    )
+    held = grant.next_allowed_at if not grant.allowed and grant.next_allowed_at else None
+    if before == 0:
+        return (held, grant.reason or "") if held is not None and held > first else None
+    taken = state.in_window + before
+    if taken >= policy.max_attempts_per_day:
+        days = taken // policy.max_attempts_per_day
+        return (
+            max(first, held or first) + days * DAY,
+            f"{before} earlier recipient{'s' if before != 1 else ''} of the list with this number: "
+            f"{taken} attempts in 24 h (contact_policy.max_attempts_per_day: {policy.max_attempts_per_day})",
+        )
+    if policy.min_gap:
+        return (
+            max(first, held or first) + before * policy.min_gap,
+            f"{before} earlier recipient{'s' if before != 1 else ''} of the list with this number "
+            f"(contact_policy.min_minutes_between_attempts: {policy.min_minutes_between_attempts})",
+        )
+    return (held, grant.reason or "") if held is not None and held > first else None
 
 
 def projected_end(

@@ -238,7 +238,7 @@ def register(commands: Any, command: Callable[..., argparse.ArgumentParser]) -> 
             cmd_report,
             "the campaign's report: one CSV row per recipient",
             description="One CSV row per recipient (id, masked number, status, outcome, attempts, call id, "
-            "last attempt, summary), streamed to the file or to stdout.",
+            "last attempt, summary, reason), streamed to the file or to stdout.",
         )
     )
     report.add_argument("-o", "--output", metavar="FILE", help="write it here (default: stdout)")

@@ -23,6 +23,7 @@ from happ_integ.stores.pool import create_pool
 
 if TYPE_CHECKING:
     from happ_integ.calls.config import CallHandling
+    from happ_integ.calls.contact_policy import ContactPolicy
     from happ_integ.integration import Integration
     from happ_integ.stores.cache import Cache
     from happ_integ.stores.calls import CallStore
@@ -99,6 +100,14 @@ class Resources:
 
         handling = await self.config(integration).get("call_handling", CallHandling)
         return handling or CallHandling()
+
+    async def contact_policy(self, integration: str) -> ContactPolicy:
+        """The integration's `contact_policy` config: what is stored over the defaults (an
+        integration without the default registered gets the defaults too)."""
+        from happ_integ.calls.contact_policy import CONFIG_KEY, ContactPolicy
+
+        policy = await self.config(integration).get(CONFIG_KEY, ContactPolicy)
+        return policy or ContactPolicy()
 
     def calls(self, integration: str) -> CallStore:
         from happ_integ.stores.calls import CallStore

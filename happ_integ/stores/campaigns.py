@@ -33,6 +33,7 @@ from happ_integ.campaigns.models import (
 )
 from happ_integ.campaigns.recipients import Recipient
 from happ_integ.errors import Conflict, NotFound
+from happ_integ.stores.calls import IN_FLIGHT
 from happ_integ.stores.db import quote_ident, table_name
 from happ_integ.stores.migrations import Migration
 from happ_integ.stores.paging import newest_first, one_page, read_cursor
@@ -79,16 +80,27 @@ CAMPAIGN_MIGRATIONS = (
         CREATE INDEX ON {{campaign_recipients}} (call_id) WHERE call_id IS NOT NULL;
         """,
     ),
+    Migration(
+        "happ_campaigns_002",
+        # Why a recipient is where it is: its call's reason (ended, or held back by a cap), or why
+        # it waits for its call (another call to the number is in flight).
+        "ALTER TABLE {{campaign_recipients}} ADD COLUMN reason text;",
+    ),
 )
 
 _CAMPAIGN = (
     "campaign_id, name, status, settings, cancel_requested, created_at, started_at, finished_at, updated_at"
 )
 _RECIPIENT = (
-    "recipient_id, seq, phone, variables, metadata, status, round, call_id, outcome, summary, attempts,"
-    " last_attempt_at, updated_at"
+    "recipient_id, seq, phone, variables, metadata, status, round, call_id, outcome, summary, reason,"
+    " attempts, last_attempt_at, updated_at"
 )
 _FINAL = [s.value for s in FINAL_RECIPIENT]
+# The reason of a recipient whose call had not started when its campaign stopped.
+_STOPPED = {
+    RecipientStatus.CANCELLED: "the campaign was cancelled before its call started",
+    RecipientStatus.EXPIRED: "the campaign's end_at came before its call started",
+}
 # A call stopped because the campaign's end_at came reports `cancelled`; its recipient stays `expired`.
 _KEEP_EXPIRED = "CASE WHEN r.status = 'expired' AND $2 = 'cancelled' THEN 'expired' ELSE $2 END"
 
@@ -101,6 +113,7 @@ class CampaignStore:
         self.integration = integration
         self.campaigns = quote_ident(table_name(integration, "campaigns"))
         self.recipients = quote_ident(table_name(integration, "campaign_recipients"))
+        self.calls = quote_ident(table_name(integration, "calls"))
 
     # Creating and appending -----------------------------------------------------------------------
 
@@ -282,21 +295,56 @@ class CampaignStore:
     async def next_pending(
         self, campaign_id: str, limit: int, skip: builtins.list[str] | None = None
     ) -> builtins.list[dict[str, Any]]:
-        """The first `limit` recipients whose call has not started, in the order they were added;
-        `skip`: call ids started already (their recipient stays pending until the call's first
-        status). A recipient linked to a call that was never started (the start was cut short)
-        comes back, and its call is started then."""
+        """The first `limit` recipients whose call has not started and whose number has no other
+        call in flight (a person's, another campaign's, another recipient's with the same number:
+        they wait their turn), in the order they were added; `skip`: call ids started already
+        (their recipient stays pending until the call's first status). A recipient linked to a
+        call that was never started (the start was cut short) comes back, and its call is
+        started then."""
         with pg_errors():
             rows = await self.pool.fetch(
-                f"""SELECT recipient_id, seq, phone, variables, metadata, round FROM {self.recipients}
-                    WHERE campaign_id = $1 AND status = 'pending'
-                      AND (call_id IS NULL OR NOT call_id = ANY($3::text[]))
-                    ORDER BY seq LIMIT $2""",
+                f"""SELECT recipient_id, seq, phone, variables, metadata, round FROM {self.recipients} r
+                    WHERE r.campaign_id = $1 AND r.status = 'pending'
+                      AND (r.call_id IS NULL OR NOT r.call_id = ANY($3::text[]))
+                      AND NOT {self._number_busy}
+                    ORDER BY r.seq LIMIT $2""",
                 campaign_id,
                 limit,
                 skip or [],
             )
         return [dict(r) for r in rows]
+
+    async def hold_waiting(self, campaign_id: str, skip: builtins.list[str], reason: str) -> int:
+        """Note `reason` on the pending recipients (none of `skip`'s calls) whose number has another
+        call in flight; answer how many pending recipients are left besides `skip`'s, held or not
+        (0: none is left to start)."""
+        with pg_errors():
+            async with self.pool.acquire() as conn, conn.transaction():
+                await conn.execute(
+                    f"""UPDATE {self.recipients} r SET reason = $3, updated_at = now()
+                        WHERE r.campaign_id = $1 AND r.status = 'pending'
+                          AND (r.call_id IS NULL OR NOT r.call_id = ANY($2::text[]))
+                          AND r.reason IS DISTINCT FROM $3 AND {self._number_busy}""",
+                    campaign_id,
+                    skip,
+                    reason,
+                )
+                left: int = await conn.fetchval(
+                    f"""SELECT count(*) FROM {self.recipients} r
+                        WHERE r.campaign_id = $1 AND r.status = 'pending'
+                          AND (r.call_id IS NULL OR NOT r.call_id = ANY($2::text[]))""",
+                    campaign_id,
+                    skip,
+                )
+        return left
+
+    @property
+    def _number_busy(self) -> str:
+        """SQL: recipient `r`'s number has a call in flight other than its own."""
+        return (
+            f"EXISTS (SELECT 1 FROM {self.calls} c WHERE c.phone = r.phone AND c.{IN_FLIGHT}"
+            " AND c.call_id IS DISTINCT FROM r.call_id)"
+        )
 
     async def link_call(
         self,
@@ -304,20 +352,19 @@ class CampaignStore:
         recipient_id: str,
         call_id: str | None,
         status: RecipientStatus,
-        summary: str | None = None,
+        reason: str | None = None,
     ) -> None:
         """The pending recipient's call, about to start (status still `pending`: the call's first
-        status change moves it), or why it gets none (`failed`)."""
+        status change moves it; a note on why it waited is cleared), or why it gets none (`failed`)."""
         with pg_errors():
             await self.pool.execute(
-                f"""UPDATE {self.recipients} SET call_id = $3, status = $4, summary = COALESCE($5, summary),
-                        updated_at = now()
+                f"""UPDATE {self.recipients} SET call_id = $3, status = $4, reason = $5, updated_at = now()
                     WHERE campaign_id = $1 AND recipient_id = $2 AND status = 'pending'""",
                 campaign_id,
                 recipient_id,
                 call_id,
                 status.value,
-                summary,
+                reason,
             )
 
     async def record_call(self, rec: CallRecord) -> None:
@@ -326,7 +373,7 @@ class CampaignStore:
             await self.pool.execute(
                 f"""UPDATE {self.recipients} AS r SET status = {_KEEP_EXPIRED},
                         attempts = r.attempts_before + $3,
-                        outcome = COALESCE($4, r.outcome), summary = COALESCE($5, r.summary),
+                        outcome = COALESCE($4, r.outcome), summary = COALESCE($5, r.summary), reason = $7,
                         last_attempt_at = CASE WHEN $2 = 'dialing' THEN now() ELSE r.last_attempt_at END,
                         updated_at = now()
                     WHERE r.call_id = $1 AND r.campaign_id = $6""",
@@ -336,16 +383,18 @@ class CampaignStore:
                 rec.analysis_outcome,
                 rec.summary,
                 rec.campaign_id,
+                rec.reason,
             )
 
     async def stop_pending(self, campaign_id: str, status: RecipientStatus) -> int:
         """End every recipient whose call has not started as `status` (cancelled, expired)."""
         with pg_errors():
             done = await self.pool.execute(
-                f"""UPDATE {self.recipients} SET status = $2, updated_at = now()
+                f"""UPDATE {self.recipients} SET status = $2, reason = $3, updated_at = now()
                     WHERE campaign_id = $1 AND status = 'pending'""",
                 campaign_id,
                 status.value,
+                _STOPPED.get(status),
             )
         return int(done.split()[-1])
 
@@ -413,7 +462,7 @@ class CampaignStore:
                     )
                 done = await conn.execute(
                     f"""UPDATE {self.recipients} SET status = 'pending', round = round + 1, call_id = NULL,
-                            outcome = NULL, summary = NULL, attempts_before = attempts, updated_at = now()
+                            outcome = NULL, summary = NULL, reason = NULL, attempts_before = attempts, updated_at = now()
                         WHERE campaign_id = $1 AND status = ANY($4::text[])
                           AND (status = ANY($2::text[]) OR outcome = ANY($3::text[]))""",
                     campaign_id,

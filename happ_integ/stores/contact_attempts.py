@@ -25,7 +25,7 @@ from datetime import datetime
 import asyncpg
 from pydantic import BaseModel, ConfigDict
 
-from happ_integ.calls.contact_policy import AttemptGrant, ContactPolicy, decide_attempt
+from happ_integ.calls.contact_policy import AttemptGrant, ContactPolicy, NumberAttempts, decide_attempt
 from happ_integ.errors import ValidationFailed
 from happ_integ.stores.db import check_integration
 from happ_integ.stores.schema import with_core_schema
@@ -57,6 +57,28 @@ FROM t
 _RECORD = """
 INSERT INTO happ_contact_attempts (phone, at, integration, call_id, attempt) VALUES ($1, $2, $3, $4, $5)
 ON CONFLICT (integration, call_id, attempt) DO NOTHING
+"""
+# Each number's state for `decide_attempt`, many numbers in one read (the preflight's).
+_STATES = """
+WITH t AS (SELECT COALESCE($2::timestamptz, clock_timestamp()) AS now),
+recent AS (
+    SELECT a.phone, a.at, row_number() OVER (PARTITION BY a.phone ORDER BY a.at DESC) AS k
+    FROM happ_contact_attempts a, t
+    WHERE a.phone = ANY($1::text[]) AND a.at > t.now - interval '24 hours'
+)
+SELECT p.phone, t.now,
+       (SELECT max(a.at) FROM happ_contact_attempts a WHERE a.phone = p.phone) AS latest_at,
+       (SELECT r.at FROM recent r WHERE r.phone = p.phone AND r.k = $3) AS cap_at,
+       (SELECT count(*) FROM recent r WHERE r.phone = p.phone)::int AS in_window
+FROM unnest($1::text[]) AS p(phone), t
+"""
+_PURGE = """
+WITH doomed AS (
+    SELECT integration, call_id, attempt FROM happ_contact_attempts WHERE at < $1 ORDER BY at LIMIT $2
+    FOR UPDATE SKIP LOCKED
+)
+DELETE FROM happ_contact_attempts a USING doomed
+WHERE (a.integration, a.call_id, a.attempt) = (doomed.integration, doomed.call_id, doomed.attempt)
 """
 _OF = """
 SELECT phone, at, integration, call_id, attempt FROM happ_contact_attempts
@@ -134,6 +156,37 @@ class ContactAttempts:
                 return grant
 
         return await with_core_schema(self.pool, take)
+
+    async def states_of(
+        self, phones: list[str], policy: ContactPolicy, now: datetime | None = None
+    ) -> tuple[datetime, dict[str, NumberAttempts]]:
+        """PostgreSQL's time and each number's recent attempts as `decide_attempt` reads them, in
+        one read and without taking any; numbers never dialled are left out."""
+        for phone in phones:
+            _check_phone(phone)
+        unique = sorted(set(phones))
+        rows = await with_core_schema(
+            self.pool, lambda: self.pool.fetch(_STATES, unique, now, policy.max_attempts_per_day)
+        )
+        at = rows[0]["now"] if rows else (now or await self.pool.fetchval("SELECT clock_timestamp()"))
+        states = {
+            r["phone"]: NumberAttempts(latest_at=r["latest_at"], cap_at=r["cap_at"], in_window=r["in_window"])
+            for r in rows
+            if r["latest_at"] is not None
+        }
+        return at, states
+
+    async def purge(self, older_than: datetime, batch: int = 1000) -> int:
+        """Delete the attempts made before `older_than`, `batch` rows per statement; how many went.
+        The caps look back 24 hours at most (`min_minutes_between_attempts` is at most 1440), so
+        an attempt older than that decides nothing and is only a number kept for no reason."""
+        total = 0
+        while True:
+            status = await with_core_schema(self.pool, lambda: self.pool.execute(_PURGE, older_than, batch))
+            count = int(status.rsplit(" ", 1)[-1])
+            total += count
+            if count < batch:
+                return total
 
     async def attempts_of(self, phone: str, since: datetime) -> list[ContactAttempt]:
         """The attempts on `phone` at or after `since`, oldest first, from every integration."""

@@ -65,6 +65,9 @@ class RetentionReport(BaseModel):
     documents_days: int | None
     cutoff: datetime | None = None
     deleted: int = 0
+    contact_attempts_deleted: int = Field(
+        default=0, description="dials older than two days, which no contact_policy cap reads any more"
+    )
 
 
 def retention_schedule_id(integration: str) -> str:

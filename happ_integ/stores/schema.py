@@ -132,6 +132,8 @@ CREATE TABLE IF NOT EXISTS happ_contact_attempts (
     PRIMARY KEY (integration, call_id, attempt)
 );
 CREATE INDEX IF NOT EXISTS happ_contact_attempts_phone_at_idx ON happ_contact_attempts (phone, at);
+-- The daily purge of attempts no cap looks at any more reads by age alone.
+CREATE INDEX IF NOT EXISTS happ_contact_attempts_at_idx ON happ_contact_attempts (at);
 -- The do-not-call list every integration shares (happ_integ.stores.suppressions): numbers in
 -- E.164, each entry for every integration (integration NULL) or for one; one entry per number and
 -- scope; entries never expire.

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from happ_integ.calls.clock import next_window_start_in
 from happ_integ.calls.config import CallingHours
+from happ_integ.calls.contact_policy import ContactPolicy, NumberAttempts
 from happ_integ.calls.zones import zones_for_number
 from happ_integ.campaigns.preflight import Preflight, preflight, required_names
 from happ_integ.campaigns.recipients import RecipientIn, check_recipients
@@ -76,6 +77,7 @@ def test_a_mixed_list_is_answered_row_by_row_in_order() -> None:
         "valid": 4,
         "invalid": 2,
         "suppressed": 1,
+        "capped": 0,
         "ambiguous_timezone": 1,
         "missing_variables": 1,
     }
@@ -122,3 +124,54 @@ def test_required_names_reads_a_list_or_an_object_holding_one() -> None:
     assert required_names(["name", 3, ""]) == ["name"]
     assert required_names({"variables": ["name", "webinar"]}) == ["name", "webinar"]
     assert required_names({"other": 1}) == []
+
+
+def test_caps_flag_numbers_dialled_recently_and_numbers_the_list_repeats() -> None:
+    """A number with two attempts today under a cap of 2 waits for the older to expire; a number
+    the list holds three times is capped from its third (a day) or second (the gap) recipient."""
+    full, shared, fresh = "+380994829581", "+380994829582", "+380994829583"
+    items = [
+        RecipientIn(phone_number=full, id="full"),
+        RecipientIn(phone_number=shared, id="s1"),
+        RecipientIn(phone_number=shared, id="s2"),
+        RecipientIn(phone_number=shared, id="s3"),
+        RecipientIn(phone_number=fresh, id="fresh"),
+    ]
+    older = NOW - timedelta(hours=20)
+    state = {full: NumberAttempts(latest_at=NOW - timedelta(hours=1), cap_at=older, in_window=2)}
+    no_gap = ContactPolicy(max_attempts_per_day=2, min_minutes_between_attempts=0)
+    answer = run(items, hours=None, start_at=None, contact_policy=no_gap, attempts=state)
+    rows = {r.id: r for r in answer.recipients}
+    assert rows["full"].capped and rows["full"].first_dial_at == older + timedelta(hours=24)
+    assert "max_attempts_per_day: 2" in (rows["full"].capped_reason or "")
+    assert not rows["s1"].capped and not rows["s2"].capped and rows["s1"].first_dial_at == NOW
+    assert rows["s3"].capped and "2 earlier recipients" in (rows["s3"].capped_reason or "")
+    assert rows["s3"].first_dial_at == NOW + timedelta(hours=24)  # an estimate: a day later
+    assert not rows["fresh"].capped and answer.counts.capped == 2
+
+    gap = ContactPolicy(max_attempts_per_day=3, min_minutes_between_attempts=60)
+    rows = {
+        r.id: r for r in run(items, hours=None, start_at=None, contact_policy=gap, attempts={}).recipients
+    }
+    assert [rows[i].capped for i in ("s1", "s2", "s3")] == [False, True, True]
+    assert rows["s2"].first_dial_at == NOW + timedelta(minutes=60)
+    assert rows["s3"].first_dial_at == NOW + timedelta(minutes=120)
+    # Without a policy nothing is capped (the caps are not checked).
+    assert run(items, hours=None, start_at=None).counts.capped == 0
+
+
+def test_a_cap_that_frees_before_the_window_opens_holds_nothing_back() -> None:
+    phone = "+380994829584"
+    state = {
+        phone: NumberAttempts(
+            latest_at=NOW - timedelta(hours=2), cap_at=NOW - timedelta(hours=23), in_window=1
+        )
+    }
+    policy = ContactPolicy(max_attempts_per_day=1, min_minutes_between_attempts=0)
+    # The campaign starts on Wednesday, long after the cap frees the number (an hour from now).
+    (row,) = run([RecipientIn(phone_number=phone)], contact_policy=policy, attempts=state).recipients
+    assert not row.capped and row.first_dial_at == START + timedelta(hours=1)  # 09:00 in Kyiv
+    (row,) = run(
+        [RecipientIn(phone_number=phone)], hours=None, start_at=None, contact_policy=policy, attempts=state
+    ).recipients
+    assert row.capped and row.first_dial_at == NOW + timedelta(hours=1)

@@ -203,7 +203,7 @@ async def test_config_get_and_set_validate_like_the_api(cli: Cli) -> None:
 
     missing = (await cli("config", "get", "sofa", "nope")).error_line()
     assert "integration 'sofa' has no config 'nope'" in missing
-    assert "its configs: call_handling, crm_fields, retention, status_map" in missing
+    assert "its configs: call_handling, contact_policy, crm_fields, retention, status_map" in missing
     assert "is not a config key" in (await cli("config", "get", "sofa", "a/b")).error_line()
     assert "serves no integration 'keycrm'" in (await cli("config", "get", "keycrm", "keycrm")).error_line()
 

@@ -112,7 +112,13 @@ def test_the_integrations_import_with_discover_integrations(generated: dict[str,
     assert found[generated["nethunt"]]["secrets"] == ["NETHUNT_EMAIL", "NETHUNT_API_KEY", "NETHUNT_FOLDER_ID"]
     assert found[generated["keycrm"]]["secrets"] == ["KEYCRM_API_KEY"]
     assert found[generated["none"]]["secrets"] == []
-    assert found[generated["keycrm"]]["configs"] == ["call_handling", "keycrm", "retention", "status_map"]
+    assert found[generated["keycrm"]]["configs"] == [
+        "call_handling",
+        "contact_policy",
+        "keycrm",
+        "retention",
+        "status_map",
+    ]
 
 
 def test_the_generated_tests_pass_and_the_code_is_lint_clean(generated: dict[str, str]) -> None:

@@ -158,7 +158,7 @@ async def test_pause_holds_every_new_dial_and_resume_with_a_killed_worker_loses_
     assert resp.status_code == 200, resp.text
     assert len(resp.text.strip().splitlines()) == RECIPIENTS + 1
     header, *report = list(csv.reader(io.StringIO(resp.text)))
-    assert header == "id,number,status,outcome,attempts,call_id,last_attempt_at,summary".split(",")
+    assert header == "id,number,status,outcome,attempts,call_id,last_attempt_at,summary,reason".split(",")
     assert [row[0] for row in report] == [f"r-{i:03d}" for i in range(RECIPIENTS)]
     assert {(row[2], row[4]) for row in report} == {("completed", "1")}
     assert {row[5] for row in report} == {r["call_id"] for r in rows}

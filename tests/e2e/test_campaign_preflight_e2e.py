@@ -66,6 +66,7 @@ async def test_preflight_answers_each_recipient_and_stores_nothing(stack: CallSt
         "valid": 4,
         "invalid": 1,
         "suppressed": 1,
+        "capped": 0,
         "ambiguous_timezone": 0,
         "missing_variables": 1,
     }

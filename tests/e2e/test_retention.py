@@ -8,6 +8,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from cryptography.fernet import Fernet
@@ -16,6 +17,7 @@ from temporalio.worker import Worker
 
 from activities.retention import RetentionActivities
 from control.schedules import setup_integration
+from happ_integ.calls.contact_policy import ContactPolicy
 from happ_integ.integration import Integration
 from happ_integ.ops import Resources
 from happ_integ.ops.resources import close_resources, open_resources
@@ -120,6 +122,22 @@ async def test_the_daily_schedule_deletes_old_documents_and_keeps_recent_ones(se
     report = await served.fire()
     assert report.documents_days is None and report.deleted == 0
     assert await served.documents() == {"transcript:today", "transcript:ancient"}
+
+
+async def test_the_daily_run_forgets_dials_no_cap_reads_any_more(served: Served) -> None:
+    """contact_policy's caps look back a day: dials older than two days go, younger ones stay,
+    whatever the documents' retention (here: kept forever)."""
+    await served.resources.config(served.name).set("retention", {"documents_days": None})
+    attempts = served.resources.contact_attempts()
+    phone = f"+1555{uuid.uuid4().int % 10**7:07d}"
+    policy = ContactPolicy(max_attempts_per_day=50, min_minutes_between_attempts=0)
+    now = datetime.now(UTC)
+    for n, age in enumerate((timedelta(days=3), timedelta(days=2, minutes=1), timedelta(hours=47))):
+        assert (await attempts.take_attempt(phone, served.name, f"c_{n}", 1, policy, now=now - age)).allowed
+    report = await served.fire()
+    assert report.contact_attempts_deleted >= 2  # other tests' old dials may go too
+    left = await attempts.attempts_of(phone, since=now - timedelta(days=30))
+    assert [a.call_id for a in left] == ["c_2"]
 
 
 async def test_setup_again_keeps_the_schedule(served: Served, temporal_client: Client) -> None:

@@ -323,7 +323,13 @@ def test_config_defaults() -> None:
     settings = KeyCrmSettings()
     assert (settings.pipeline_id, settings.custom_fields, settings.note_field) == (None, {}, None)
     assert settings.requests_per_minute == 60
-    assert set(integration.default_configs) == {"keycrm", "status_map", "call_handling", "retention"}
+    assert set(integration.default_configs) == {
+        "keycrm",
+        "status_map",
+        "call_handling",
+        "retention",
+        "contact_policy",
+    }
     assert integration.secrets == SECRETS
     assert integration.call_flow is not None
     assert (integration.call_flow.lookup, integration.call_flow.postcall) == ("crm-lookup", "crm-postcall")

@@ -244,7 +244,13 @@ async def test_the_gateway_routes_take_the_env_s_tokens(env: IntegrationTestEnv)
 def test_config_defaults() -> None:
     assert set(CrmFields.model_fields) == {"phone", "name", "company", "source", "status"}
     assert CrmFields().status == "Status"
-    assert set(integration.default_configs) == {"crm_fields", "status_map", "call_handling", "retention"}
+    assert set(integration.default_configs) == {
+        "crm_fields",
+        "status_map",
+        "call_handling",
+        "retention",
+        "contact_policy",
+    }
     assert integration.secrets == NETHUNT_SECRETS
 
 

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
-from happ_integ.calls.contact_policy import AttemptGrant, ContactPolicy
+from happ_integ.calls.contact_policy import AttemptGrant, ContactPolicy, NumberAttempts, decide_attempt
 from happ_integ.errors import ValidationFailed
 from happ_integ.stores.contact_attempts import ContactAttempt, ContactAttempts
 from happ_integ.stores.pool import create_pool
@@ -305,3 +305,25 @@ async def test_the_table_is_created_on_first_use(ig: str, fresh_pool: asyncpg.Po
         "SELECT indexdef FROM pg_indexes WHERE tablename = 'happ_contact_attempts'"
     )
     assert any("(phone, at)" in r["indexdef"] for r in indexes)
+
+
+async def test_states_of_reads_many_numbers_as_take_attempt_decides_them(
+    ig: str, attempts: ContactAttempts
+) -> None:
+    """The preflight's read: each number's state, none taken, the same decision take_attempt makes."""
+    busy, once, fresh = new_phone(), new_phone(), new_phone()
+    policy = ContactPolicy(max_attempts_per_day=2, min_minutes_between_attempts=30)
+    for n, hour in enumerate((0, 5)):
+        await attempts.take_attempt(busy, ig, f"b{n}", 1, policy, now=T0 + timedelta(hours=hour))
+    await attempts.take_attempt(once, ig, "o", 1, policy, now=T0 - timedelta(hours=30))
+    at = T0 + timedelta(hours=6)
+    now, states = await attempts.states_of([busy, once, fresh, busy], policy, now=at)
+    assert now == at and set(states) == {busy, once}  # a number never dialled has no state
+    assert states[busy] == NumberAttempts(latest_at=T0 + timedelta(hours=5), cap_at=T0, in_window=2)
+    assert states[once] == NumberAttempts(latest_at=T0 - timedelta(hours=30), cap_at=None, in_window=0)
+    decided = decide_attempt(policy, at, **states[busy].model_dump())
+    taken = await attempts.take_attempt(busy, ig, "b2", 1, policy, now=at)
+    assert decided == taken and decided.next_allowed_at == T0 + timedelta(hours=24)
+    assert await rows(attempts.pool, busy) == 2 and await rows(attempts.pool, fresh) == 0
+    with pytest.raises(ValidationFailed):
+        await attempts.states_of(["12345"], policy)

@@ -9,6 +9,7 @@ activities' behaviour and records their calls; its activities carry the real nam
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -22,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.calls import call_zones
     from happ_integ.calls.analysis import from_elevenlabs
     from happ_integ.calls.config import CallHandling
+    from happ_integ.calls.contact_policy import DAY, ContactPolicy, decide_attempt
     from happ_integ.calls.contracts import (
         AnalysisRequest,
         CallBegin,
@@ -84,6 +86,13 @@ class CallScript:
     callbacks: list[CallRequest] = field(default_factory=list)
     suppressed: set[str] = field(default_factory=set)  # numbers on the do-not-call list
     dial_checks: list[DialCheck] = field(default_factory=list)
+    # contact_policy's caps, decided as `ContactAttempts.take_attempt` decides them, over the
+    # dials held here (number → times), at the test server's time (`clock`). None: no caps.
+    contact_policy: ContactPolicy | None = None
+    contact_attempts: dict[str, list[datetime]] = field(default_factory=dict)
+    clock: Callable[[], Awaitable[datetime]] | None = None
+    # What the analysis answers for calls to one number (over `analysis`).
+    analyses: dict[str, CallAnalysis] = field(default_factory=dict)
 
     @activity.defn(name="call.begin")
     async def begin(self, req: CallRequest) -> CallBegin:
@@ -97,6 +106,22 @@ class CallScript:
         self.dial_checks.append(check)
         if check.phone_number in self.suppressed:
             return DialPermit(allowed=False, suppressed=True, reason="the number is on the do-not-call list")
+        if self.contact_policy is not None:
+            assert self.clock is not None, "caps need the test server's clock"
+            now = await self.clock()
+            taken = self.contact_attempts.setdefault(check.phone_number, [])
+            recent = sorted((t for t in taken if t > now - DAY), reverse=True)
+            cap = self.contact_policy.max_attempts_per_day
+            grant = decide_attempt(
+                self.contact_policy,
+                now,
+                latest_at=max(taken, default=None),
+                cap_at=recent[cap - 1] if len(recent) >= cap else None,
+                in_window=len(recent),
+            )
+            if not grant.allowed:
+                return DialPermit(allowed=False, next_allowed_at=grant.next_allowed_at, reason=grant.reason)
+            taken.append(now)
         return DialPermit()
 
     @activity.defn(name="call.record")
@@ -116,7 +141,11 @@ class CallScript:
     async def analyze(self, req: AnalysisRequest) -> CallAnalysis:
         if self.analysis_fails:
             raise RuntimeError("the analysis model is down")
-        return self.analysis or from_elevenlabs(req.info)
+        phone = next(c.phone_number for c in self.dial_checks if c.call_id == req.call_id)
+        analysis = self.analyses.get(phone) or self.analysis or from_elevenlabs(req.info)
+        if analysis.outcome == "do_not_call":
+            self.suppressed.add(phone)  # as the real analysis.analyze puts the number on the list
+        return analysis
 
     @activity.defn(name="call.schedule_callback")
     async def schedule_callback(self, req: CallRequest) -> str:

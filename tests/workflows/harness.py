@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TypeVar
 
 from temporalio.api.enums.v1 import EventType
@@ -21,6 +22,7 @@ from temporalio.worker import Worker
 from control.client import call_state, send_call_event, send_postcall, start_call
 from happ_integ import CallFlow, Context, Integration, define_handler, registry
 from happ_integ.calls.config import CallHandling
+from happ_integ.calls.contact_policy import ContactPolicy
 from happ_integ.calls.contracts import CallFlowHandlers, CallRequest
 from happ_integ.calls.models import (
     CallEvent,
@@ -170,12 +172,19 @@ async def calls_fixture(
     async def start(
         handling: CallHandling | None = None,
         call_flow: CallFlowHandlers | None = None,
+        contact_policy: ContactPolicy | None = None,
+        dialled_before: dict[str, list[datetime]] | None = None,
         **request_fields: object,
     ) -> Call:
+        """Start a call to +380994829573; `contact_policy` caps its dials, counting the number's
+        `dialled_before` (number → times) as earlier attempts."""
         if handling is not None:
             script.handling = handling
         if call_flow is not None:
             script.call_flow = call_flow
+        if contact_policy is not None:
+            script.contact_policy, script.clock = contact_policy, env.get_current_time
+            script.contact_attempts = {n: list(t) for n, t in (dialled_before or {}).items()}
         call_id = f"c_{uuid.uuid4().hex[:12]}"
         request = CallRequest(
             integration=name,

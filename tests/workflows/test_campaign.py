@@ -43,7 +43,7 @@ from control.campaigns import (
 from control.client import queue_state, start_call
 from happ_integ import registry
 from happ_integ.calls.contracts import CallRequest, QueueState
-from happ_integ.calls.models import CallStatus
+from happ_integ.calls.models import CallAnalysis, CallStatus
 from happ_integ.campaigns.models import CampaignRun, CampaignSettings, CampaignStatus
 from happ_integ.logs import CaptureSink
 from happ_integ.settings import Settings
@@ -289,6 +289,57 @@ async def test_a_paused_campaign_dials_nothing_new_until_resumed(campaigns: Camp
     assert Counter(campaigns.dials()) == dict.fromkeys(r, 1)  # each recipient dialled once
     assert campaigns.script.recipient_statuses(cid) == {f"r{i}": "completed" for i in range(8)}
     assert not (await campaigns.queue()).paused_campaigns
+
+
+async def test_a_do_not_call_outcome_ends_the_numbers_callback_and_other_recipients_suppressed(
+    campaigns: Campaigns,
+) -> None:
+    """r0's callee asks not to be called again: r0's call completes (its outcome goes to the CRM);
+    r2, on the same number, and a callback already scheduled for that number end `suppressed`
+    when their turn comes, never dialled; r1, another number, is called as usual."""
+    script, env = campaigns.script, campaigns.env
+    number, other = "+380991110001", "+380991110002"
+    script.analyses[number] = CallAnalysis(outcome="do_not_call", summary="Просить більше не дзвонити.")
+    callback_id = f"c_{uuid.uuid4().hex[:20]}"
+    at = await env.get_current_time() + timedelta(hours=2)
+    await start_call(
+        env.client,
+        CallRequest(
+            integration=campaigns.integration, call_id=callback_id, phone_number=number, not_before=at
+        ),
+    )
+    campaigns.persons.append(callback_id)
+    callback = campaigns.call(callback_id)
+    await callback.until(lambda s: s.status is CallStatus.SCHEDULED and s.next_attempt_at == at)
+
+    cid = f"cmp_{uuid.uuid4().hex[:8]}"
+    script.add(cid, 3)
+    for recipient_id, phone in (("r0", number), ("r1", other), ("r2", number)):
+        script.recipient(cid, recipient_id)["phone"] = phone
+    await start_campaign(
+        env.client, campaigns.run(cid, settings=CampaignSettings(max_concurrency=1)), "test campaign"
+    )
+    campaigns.campaigns.append(cid)
+    r = recipient_calls(cid, 3)
+    # r0's call ends before r2's could start, as the claim on the number makes it in the real
+    # start_calls (not modelled by the fakes): r0 is played to the end first.
+    assert (await campaigns.until_dials(1)) == [r[0]]
+    await campaigns.answer(r[0])
+    await campaigns.call(r[0]).until(lambda s: s.status is CallStatus.COMPLETED)
+    async with campaigns.playing():
+        assert await campaigns.outcome(cid) is CampaignStatus.FINISHED
+    assert campaigns.script.recipient_statuses(cid) == {
+        "r0": "completed",
+        "r1": "completed",
+        "r2": "suppressed",
+    }
+    assert script.recipient(cid, "r0")["outcome"] == "do_not_call"
+    assert sorted(campaigns.dials()) == sorted(r[:2]), "r2 was never dialled"
+
+    await env.sleep(timedelta(hours=2, seconds=1))
+    state = await callback.until(lambda s: s.status is CallStatus.SUPPRESSED)
+    assert state.attempt == 0 and state.reason == "the number is on the do-not-call list"
+    assert callback_id not in campaigns.dials()
 
 
 async def test_cancel_lets_the_call_on_the_line_finish_and_ends_every_other(campaigns: Campaigns) -> None:

@@ -12,6 +12,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from control.client import cancel_call, queue_state, send_postcall
 from happ_integ.calls.config import CallHandling, CallingHours
+from happ_integ.calls.contact_policy import ContactPolicy
 from happ_integ.calls.contracts import CallFlowHandlers
 from happ_integ.calls.models import CallAnalysis, CallStatus, Outcome, PostcallEvent, PostcallInfo
 from happ_integ.errors import Conflict, UpstreamError, UpstreamRejected
@@ -411,6 +412,70 @@ async def test_a_number_put_on_the_do_not_call_list_between_attempts_is_never_di
     assert len(call.script.originates) == 1  # the second attempt never dialled
     assert [c.attempt for c in call.script.dial_checks] == [1, 2]
     assert not (await queue_state(call.env.client, call.integration)).holders, "its slot went back"
+
+
+NUMBER = "+380994829573"  # what every call of the harness dials
+
+
+async def test_a_capped_number_is_dialled_at_the_first_moment_its_cap_allows(
+    calls: Callable[..., object], time_skipping_env: WorkflowEnvironment
+) -> None:
+    """Two dials in the last 24 hours under `max_attempts_per_day` 2: the call waits, spending no
+    attempt, until the older one is 24 hours old, then dials at once."""
+    now = await time_skipping_env.get_current_time()
+    older, newer = now - timedelta(hours=23), now - timedelta(minutes=10)
+    policy = ContactPolicy(max_attempts_per_day=2, min_minutes_between_attempts=60)
+    call: Call = await calls(  # type: ignore[misc]
+        handling(), contact_policy=policy, dialled_before={NUMBER: [older, newer]}
+    )
+    held = await call.until(lambda s: s.status is CallStatus.SCHEDULED and s.next_attempt_at is not None)
+    assert held.next_attempt_at == older + timedelta(hours=24)  # later than the hour's gap
+    assert held.attempt == 0 and held.attempts == [] and call.script.originates == []
+    assert held.reason is not None and "contact_policy.max_attempts_per_day: 2" in held.reason
+    assert "contact_policy.min_minutes_between_attempts: 60" in held.reason  # both caps hold it
+
+    await time_skipping_env.sleep(
+        older + timedelta(hours=24, seconds=1) - await time_skipping_env.get_current_time()
+    )
+    await call.dialing(1)
+    ((dialled_at, _),) = call.script.originates
+    assert older + timedelta(hours=24) <= dialled_at < older + timedelta(hours=24, minutes=1)
+    state = await call.state()
+    assert state.reason is None, "the cap no longer holds it: it is not why the call is where it is"
+    assert [c.attempt for c in call.script.dial_checks] == [1, 1], "the refused check spent no attempt"
+    assert len(call.script.contact_attempts[NUMBER]) == 3
+
+
+async def test_a_cap_that_frees_the_number_after_hours_waits_for_the_next_window(
+    calls: Callable[..., object], time_skipping_env: WorkflowEnvironment
+) -> None:
+    """At 10:00, with calling hours 09:00–12:00 UTC, the cap frees the number at 13:00: the call is
+    dialled at 09:00 the next day, the first moment both allow."""
+    now = await time_skipping_env.get_current_time()
+    tomorrow = now.date() + timedelta(days=1)
+    at_10 = datetime.combine(tomorrow, datetime.min.time(), tzinfo=UTC).replace(hour=10)
+    await time_skipping_env.sleep(at_10 - now)
+    hours = CallingHours(timezone="UTC", start="09:00", end="12:00", weekdays=list(range(1, 8)))
+    frees_at = at_10.replace(hour=13)
+    call: Call = await calls(  # type: ignore[misc]
+        CallHandling(calling_hours=hours),
+        contact_policy=ContactPolicy(max_attempts_per_day=1, min_minutes_between_attempts=0),
+        dialled_before={NUMBER: [frees_at - timedelta(hours=24)]},
+    )
+    held = await call.until(lambda s: s.status is CallStatus.SCHEDULED and s.reason is not None)
+    assert held.next_attempt_at == frees_at and "max_attempts_per_day: 1" in (held.reason or "")
+    await time_skipping_env.sleep(
+        frees_at + timedelta(seconds=1) - await time_skipping_env.get_current_time()
+    )
+    next_window = at_10.replace(hour=9) + timedelta(days=1)
+    await call.until(lambda s: s.next_attempt_at == next_window)
+    assert call.script.originates == []
+    await time_skipping_env.sleep(
+        next_window + timedelta(seconds=1) - await time_skipping_env.get_current_time()
+    )
+    await call.dialing(1)
+    ((dialled_at, _),) = call.script.originates
+    assert next_window <= dialled_at < next_window + timedelta(minutes=1)
 
 
 async def test_a_call_in_the_callees_own_time_zone_waits_for_their_window(

@@ -25,8 +25,8 @@ from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflow
 with workflow.unsafe.imports_passed_through():
     from activities.calls import CallActivities, registered_handlers
     from happ_integ.calls import attempts
-    from happ_integ.calls.clock import next_window_start, next_window_start_in
-    from happ_integ.calls.config import CallHandling
+    from happ_integ.calls.clock import next_window_start, next_window_start_in, zones_for
+    from happ_integ.calls.config import RECIPIENT, CallHandling
     from happ_integ.calls.contracts import CallFlowHandlers, CallRequest, DialCheck, DialPermit, SlotPriority
     from happ_integ.calls.models import (
         FINAL_STATUSES,
@@ -42,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
     from happ_integ.calls.payloads import postcall_payload
     from happ_integ.calls.phones import mask_phone
     from happ_integ.calls.rules import Decision
+    from happ_integ.calls.zones import is_zone
     from happ_integ.durable import error_from_failure
     from happ_integ.errors import RetryableError
 
@@ -51,6 +52,8 @@ from workflows.call_steps import CallSteps
 from workflows.conversation import Conversations
 from workflows.slots import Slots
 
+# A `timezone` variable from the CRM lookup re-reads the calling window in that zone.
+ZONE_FROM_LOOKUP_PATCH = "calling-window-in-the-crm-zone"
 # Each dial is preceded by `call.may_dial` (the do-not-call list, then contact_policy's caps); runs
 # from before dial as they did.
 DIAL_CHECK_PATCH = "dial-checked-against-do-not-call"
@@ -121,6 +124,8 @@ class OutboundCall:
                 continue
             if not self._record.looked_up:
                 await self._lookup()
+                if self._zone_from_lookup():
+                    continue  # the window is read again, in the zone the CRM gave for the callee
             await self._record.status(CallStatus.QUEUED)
             slot = self._slots.hold(
                 self._state.attempt + 1,
@@ -180,6 +185,26 @@ class OutboundCall:
             return next_window_start_in(earliest, self._handling.calling_hours, self._zones)
         except ValueError:
             return None
+
+    def _zone_from_lookup(self) -> bool:
+        """With `calling_hours.timezone: "recipient"`, a `timezone` variable the CRM lookup found
+        (a CRM field mapped to it) is the callee's own zone and wins over the number's: True when
+        it changed the zones. Runs recorded before this read the window as they did."""
+        hours = self._handling.calling_hours
+        given = self._state.variables.get("timezone")
+        if (
+            self._zones is None
+            or hours is None
+            or hours.timezone != RECIPIENT
+            or not isinstance(given, str)
+            or not is_zone(given)
+            or self._zones.zones == [given]
+            or not workflow.patched(ZONE_FROM_LOOKUP_PATCH)
+        ):
+            return False
+        self._zones = zones_for(hours, self._request.phone_number, given)
+        self._state.timezones = list(self._zones.zones)
+        return True
 
     async def _may_dial(self) -> DialPermit:
         """Right before each dial, with the slot held: the number may not be on the do-not-call

@@ -106,6 +106,16 @@ def callee_zones(hours: CallingHours | None, phone: str, variables: Mapping[str,
         return zones_for(hours, phone)
 
 
+def spoken_zone(hours: CallingHours | None, phone: str | None, variables: Mapping[str, Any]) -> str | None:
+    """The zone the agent tells the date and time in for a call to `phone`: with
+    `calling_hours.timezone: "recipient"`, the callee's own zone when exactly one is known (their
+    `timezone` variable, else the number's); None otherwise (the integration's zone is told)."""
+    if hours is None or hours.timezone != RECIPIENT or not phone:
+        return None
+    used = callee_zones(hours, phone, variables)
+    return used.zones[0] if used.source in ("recipient", "number") and len(used.zones) == 1 else None
+
+
 def next_window_start(now: datetime, hours: CallingHours | None) -> datetime:
     """The first moment at or after `now` (aware) inside the calling window, in UTC (`now`
     itself when it is inside). The window is read in `hours.timezone` (its `fallback_timezone`

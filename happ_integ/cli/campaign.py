@@ -237,13 +237,15 @@ def _dry_run(args: argparse.Namespace, body: dict[str, Any], leads: Leads) -> in
     print(
         f"dry run of {args.name!r} on {args.integration}: {counts['valid']} of {counts['total']} "
         f"recipients callable, {counts['invalid']} invalid, {counts['suppressed']} on the do-not-call "
-        f"list, {counts['ambiguous_timezone']} in several time zones, {counts['missing_variables']} "
+        f"list, {counts.get('capped', 0)} held back by a contact cap, "
+        f"{counts['ambiguous_timezone']} in several time zones, {counts['missing_variables']} "
         "missing variables; nothing was stored or dialled"
     )
     for row in answer["recipients"]:
         problems = [
             row["error"] or "",
             "on the do-not-call list" if row["suppressed"] else "",
+            f"capped: {row.get('capped_reason') or 'a contact cap'}" if row.get("capped") else "",
             f"{len(row['timezones'])} time zones" if row["ambiguous_timezone"] else "",
             f"missing {', '.join(row['missing_variables'])}" if row["missing_variables"] else "",
         ]

@@ -10,7 +10,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from happ_integ.calls.clock import SEARCH_DAYS, ZonesUsed, next_window_start, next_window_start_in, zones_for
+from happ_integ.calls.clock import (
+    SEARCH_DAYS,
+    ZonesUsed,
+    next_window_start,
+    next_window_start_in,
+    spoken_zone,
+    zones_for,
+)
 from happ_integ.calls.config import CallingHours
 
 KYIV, VLADIVOSTOK = "Europe/Kyiv", "Asia/Vladivostok"
@@ -335,3 +342,15 @@ def test_the_overlap_is_the_first_quarter_hour_open_in_every_zone(
             next_window_start_in(now, hours, zones)
     # else: an overlap only at the very end of the search (zones meeting only after a clock
     # change there) may or may not be found.
+
+
+def test_the_agent_tells_the_date_in_the_callees_zone_only_when_it_is_one() -> None:
+    hours = CallingHours(timezone="recipient")
+    assert spoken_zone(hours, "+81312345678", {}) == "Asia/Tokyo"
+    assert spoken_zone(hours, "+380994829573", {}) == "Europe/Kyiv"
+    assert spoken_zone(hours, "+79161234567", {}) is None  # 16 zones: the integration's is told
+    assert spoken_zone(hours, "+79161234567", {"timezone": "Asia/Vladivostok"}) == "Asia/Vladivostok"
+    assert spoken_zone(hours, "+79161234567", {"timezone": "Mars/Olympus"}) is None
+    assert spoken_zone(CallingHours(timezone="Europe/Warsaw"), "+81312345678", {}) is None
+    assert spoken_zone(None, "+81312345678", {}) is None
+    assert spoken_zone(hours, None, {}) is None

@@ -4,10 +4,13 @@ and Temporal out of reach."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -199,6 +202,43 @@ async def test_agent_init_looks_a_cold_number_up_and_never_fails(hooks: CallStac
         "weekday",
     }
     hooks.sims.nethunt._failures.clear()
+
+
+async def test_agent_init_tells_the_date_in_the_callees_own_zone(hooks: CallStack) -> None:
+    """With calling hours in the callee's zone, a Japanese number hears Tokyo's date and time; a
+    Russian mobile (16 zones) and an integration-zone setup hear the integration's (Kyiv)."""
+    config = hooks.resources.config("sofa")
+    saved = await config.get_raw("call_handling")
+    hours = {"timezone": "recipient", "start": "00:00", "end": "23:59", "weekdays": [1, 2, 3, 4, 5, 6, 7]}
+    await config.set("call_handling", {**(saved or {}), "calling_hours": hours})
+    try:
+
+        async def spoken(number: str) -> dict[str, str]:
+            resp = await hooks.http.post(
+                "/sofa/webhook/agent-init", json={"phone_number": number}, headers=HOOK
+            )
+            assert resp.status_code == 200, resp.text
+            return resp.json()["dynamic_variables"]  # type: ignore[no-any-return]
+
+        async def hears(number: str, zone: str) -> None:
+            """The hour told is `zone`'s (polled: the gateway hears of a config change by NOTIFY)."""
+            deadline = time.monotonic() + 10
+            while True:
+                told = int((await spoken(number))["time"][:2])
+                now = datetime.now(ZoneInfo(zone))
+                if told in {now.hour, (now - timedelta(minutes=1)).hour}:
+                    return
+                assert time.monotonic() < deadline, f"{number} hears hour {told}, not {zone}'s"
+                await asyncio.sleep(0.2)
+
+        await hears("+81312345678", "Asia/Tokyo")
+        await hears("+79161234567", "Europe/Kyiv")  # 16 zones: the integration's
+        await config.set(
+            "call_handling", {**(saved or {}), "calling_hours": {**hours, "timezone": "Europe/Kyiv"}}
+        )
+        await hears("+81312345678", "Europe/Kyiv")
+    finally:
+        await config.set("call_handling", saved or {})
 
 
 async def test_call_originate_validates_numbers_and_keeps_one_call_per_number(hooks: CallStack) -> None:

@@ -58,7 +58,10 @@ class FakeHandlerRun:
             again = workflow.info().workflow_id.endswith("-again")
             if inp.payload.get("metadata", {}).get("crm_down_at_dial") and not again:
                 raise ApplicationError("NetHunt answered 503", type="UpstreamError", non_retryable=True)
-            found = LookupResult(found=True, record_id="rec-1", variables={"client_name": "Іван"})
+            variables = {"client_name": "Іван"}
+            if zone := inp.payload.get("metadata", {}).get("crm_timezone"):
+                variables["timezone"] = zone  # a CRM field mapped to the `timezone` variable
+            found = LookupResult(found=True, record_id="rec-1", variables=variables)
             return HandlerRunResult(response=found.model_dump(mode="json"))
         return HandlerRunResult(response={"success": True, "payload": inp.payload})
 

@@ -500,6 +500,27 @@ async def test_a_call_in_the_callees_own_time_zone_waits_for_their_window(
     assert call.script.originates == []
 
 
+async def test_a_zone_the_crm_gives_for_the_callee_wins_over_the_numbers(
+    calls: Callable[..., object], time_skipping_env: WorkflowEnvironment
+) -> None:
+    """At 12:00 UTC a Ukrainian number's window (09:00–18:00) is open in Kyiv, but the CRM says
+    the callee lives in Tokyo (21:00 there): the call waits for 09:00 in Tokyo, 00:00 UTC."""
+    now = await time_skipping_env.get_current_time()
+    noon = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), tzinfo=UTC).replace(hour=12)
+    await time_skipping_env.sleep(noon - now)
+    hours = CallingHours(timezone="recipient", start="09:00", end="18:00", weekdays=list(range(1, 8)))
+    call: Call = await calls(  # type: ignore[misc]
+        CallHandling(calling_hours=hours), metadata={"crm_timezone": "Asia/Tokyo"}
+    )
+    held = await call.until(lambda s: s.status is CallStatus.SCHEDULED and s.next_attempt_at is not None)
+    assert held.timezones == ["Asia/Tokyo"] and held.variables["timezone"] == "Asia/Tokyo"
+    assert held.next_attempt_at == noon.replace(hour=0) + timedelta(days=1)
+    assert call.script.originates == []
+    await time_skipping_env.sleep(timedelta(hours=12, seconds=1))
+    await call.dialing(1)  # looked up once: the variables stay the CRM's
+    assert (await call.state()).variables == {"client_name": "Іван", "timezone": "Asia/Tokyo"}
+
+
 async def test_retries_follow_the_rule_of_the_attempts_outcome_and_say_which(
     calls: Callable[..., object],
 ) -> None:

@@ -18,6 +18,9 @@ class CrmFields(BaseModel):
     company: str = "Company"
     source: str = "Source"
     status: str = "Status"
+    # The lead's own time zone (an IANA name such as Europe/Warsaw), for calling hours read in the
+    # callee's zone (`calling_hours.timezone: "recipient"`): unset, the number's zone is used.
+    timezone: str | None = None
 
 
 _SUCCESS = frozenset({"success", "yes", "true"})

@@ -93,6 +93,24 @@ async def test_lookup_takes_a_list_s_first_item_and_leaves_out_empty_fields(env:
     assert result.variables == {"client_name": "Олена", "lead_source": "Instagram"}
 
 
+async def test_lookup_reads_the_leads_time_zone_from_the_field_the_config_names(
+    env: IntegrationTestEnv,
+) -> None:
+    phone, other = "+380631112244", "+380631112255"
+    here = env.sims.nethunt.add_record(
+        "leads", {"Name": "Марта", "Phone": [phone], "Часовий пояс": "Europe/Warsaw"}
+    )
+    bad = env.sims.nethunt.add_record("leads", {"Name": "Ян", "Phone": [other], "Часовий пояс": "Warsaw"})
+    try:
+        assert "timezone" not in (await lookup(env, phone)).variables  # no field named: none read
+        await env.set_config("crm_fields", {"timezone": "Часовий пояс"})
+        assert (await lookup(env, phone)).variables["timezone"] == "Europe/Warsaw"
+        assert "timezone" not in (await lookup(env, other)).variables  # not a zone: left out
+    finally:
+        await env.set_config("crm_fields", {})
+        del env.sims.nethunt.records[here], env.sims.nethunt.records[bad]
+
+
 async def test_lookup_of_an_unknown_number_finds_nothing(env: IntegrationTestEnv) -> None:
     result = await lookup(env, UNKNOWN_PHONE)
     assert result == LookupResult(found=False, note="no CRM record for this number")
@@ -242,7 +260,7 @@ async def test_the_gateway_routes_take_the_env_s_tokens(env: IntegrationTestEnv)
 
 
 def test_config_defaults() -> None:
-    assert set(CrmFields.model_fields) == {"phone", "name", "company", "source", "status"}
+    assert set(CrmFields.model_fields) == {"phone", "name", "company", "source", "status", "timezone"}
     assert CrmFields().status == "Status"
     assert set(integration.default_configs) == {
         "crm_fields",

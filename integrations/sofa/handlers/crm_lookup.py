@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from happ_integ import Context, LookupPayload, LookupResult, define_handler, mask_phone
+from happ_integ.calls.zones import is_zone
 from integrations.sofa.config import CrmFields
 
 
@@ -51,4 +52,6 @@ async def crm_lookup(ctx: Context[LookupPayload]) -> LookupResult:
         text = field_text(values, field_name)
         if text is not None:
             variables[variable] = text
+    if fields.timezone and (zone := field_text(values, fields.timezone)) and is_zone(zone):
+        variables["timezone"] = zone  # the window is then read in the lead's own zone
     return LookupResult(found=True, record_id=record.get("id"), variables=variables)

@@ -38,6 +38,7 @@ from api.deps import runtime_of
 from api.errors import as_happ_error
 from api.routes.codec import secure_cookie
 from api.runtime import ApiRuntime
+from happ_integ.errors import DependencyUnavailable
 from happ_integ.stores.sessions import SESSION_TTL, SessionStore, SignInThrottle, token_id
 
 COOKIE = "happ_console_session"
@@ -176,7 +177,7 @@ class ConsoleRoute(APIRoute):
                 error = as_happ_error(exc)
                 if error is None:
                     raise
-                return page(
+                shown = page(
                     request,
                     "error.html",
                     error.status_code,
@@ -184,6 +185,10 @@ class ConsoleRoute(APIRoute):
                     message=error.message,
                     back=_back(request),
                 )
+                if error.status_code == 503:
+                    # A database or Temporal out of reach: worth reloading soon, as the API says.
+                    shown.headers["Retry-After"] = "5" if isinstance(error, DependencyUnavailable) else "60"
+                return shown
             return security_headers(response)
 
         return guarded

@@ -64,3 +64,16 @@ async def test_durable_start_is_503_temporal(broken: httpx.AsyncClient) -> None:
 async def test_admin_route_is_503_postgresql(broken: httpx.AsyncClient) -> None:
     resp = await broken.get("/example/secrets", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
     assert resp.status_code == 503 and resp.json()["dependency"] == "PostgreSQL"
+
+
+async def test_the_console_says_the_database_is_down_with_a_page_and_retry_after(
+    broken: httpx.AsyncClient,
+) -> None:
+    """A browser with a session cookie, the database out of reach: a 503 page saying so (never a
+    bare 500, never a sign-in loop), worth reloading in a few seconds."""
+    resp = await broken.get("/console/today", headers={"Cookie": f"happ_console_session={'s' * 43}"})
+    assert resp.status_code == 503, resp.text
+    assert resp.headers["Retry-After"] == "5" and resp.headers["content-type"].startswith("text/html")
+    assert "PostgreSQL" in resp.text
+    signing_in = await broken.post("/console/login", data={"token": ADMIN_TOKEN})
+    assert signing_in.status_code == 503 and signing_in.headers["Retry-After"] == "5"

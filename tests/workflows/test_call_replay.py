@@ -20,6 +20,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
 from happ_integ import registry
+from happ_integ.calls.contact_policy import ContactPolicy
 from happ_integ.calls.contracts import CallRequest
 from happ_integ.calls.models import CallAnalysis, CallState, CallStatus, PostcallInfo
 from happ_integ.logs import CaptureSink
@@ -68,7 +69,9 @@ def served() -> None:
     registry.install({NAME: call_flow_integration(NAME)}, CaptureSink(), Settings())
 
 
-async def test_fresh_call_histories_replay(replay_calls: Callable[..., object]) -> None:
+async def test_fresh_call_histories_replay(
+    replay_calls: Callable[..., object], time_skipping_env: WorkflowEnvironment
+) -> None:
     start = replay_calls
     histories = []
     normal: Call = await start()  # type: ignore[operator]
@@ -107,6 +110,19 @@ async def test_fresh_call_histories_replay(replay_calls: Callable[..., object]) 
     assert (await followed.result()).status is CallStatus.COMPLETED
     histories.append(await keep(followed, "elevenlabs_followed"))
 
+    # Held back by contact_policy's daily cap (no attempt spent), then dialled when it allows.
+    now = await time_skipping_env.get_current_time()
+    capped: Call = await start(  # type: ignore[operator]
+        handling(),
+        contact_policy=ContactPolicy(max_attempts_per_day=1, min_minutes_between_attempts=0),
+        dialled_before={"+380994829573": [now - timedelta(hours=23)]},
+    )
+    await capped.until(lambda s: s.status is CallStatus.SCHEDULED and s.reason is not None)
+    await capped.env.sleep(timedelta(hours=1, seconds=1))
+    await capped.dialing(1)
+    await answered(capped)
+    histories.append(await keep(capped, "capped_then_dialled"))
+
     for history in histories:
         await replayer().replay_workflow(history)
 
@@ -123,6 +139,7 @@ def test_call_histories_are_recorded() -> None:
         "outbound_call_busy_then_answered",
         "outbound_call_postcall_from_the_api",
         "outbound_call_elevenlabs_followed",
+        "outbound_call_capped_then_dialled",
     } <= names
 
 

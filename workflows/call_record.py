@@ -49,7 +49,10 @@ class CallRecorder:
     def retried(self, outcome: Outcome | None) -> None:
         self._metrics.retried(outcome)
 
-    async def status(self, status: CallStatus, *, next_attempt_at: datetime | None = None) -> None:
+    async def status(
+        self, status: CallStatus, *, next_attempt_at: datetime | None = None, held_by_cap: bool = False
+    ) -> None:
+        """`status` written; `held_by_cap`: a scheduled call waits for a contact_policy cap."""
         state = self._state
         self._metrics.status_changed(state.status, status)
         if self._request.campaign_id is not None and status != state.status:
@@ -83,9 +86,9 @@ class CallRecorder:
             summary=status.value,
         )
         if self._request.campaign_id is not None and status in _CAMPAIGN_FOLLOWS:
-            await self._tell_campaign(self._request.campaign_id, status)
+            await self._tell_campaign(self._request.campaign_id, status, held_by_cap)
 
-    async def _tell_campaign(self, campaign_id: str, status: CallStatus) -> None:
+    async def _tell_campaign(self, campaign_id: str, status: CallStatus, held_by_cap: bool) -> None:
         """The `call_progress` signal to the call's `Campaign`, which starts the next recipients'
         calls as its own leave the queue."""
         campaign = workflow.get_external_workflow_handle(
@@ -94,7 +97,12 @@ class CallRecorder:
         try:
             await campaign.signal(
                 CAMPAIGN_PROGRESS,
-                CallProgress(call_id=self._request.call_id, status=status, attempt=self._state.attempt),
+                CallProgress(
+                    call_id=self._request.call_id,
+                    status=status,
+                    attempt=self._state.attempt,
+                    held_by_cap=held_by_cap,
+                ),
             )
         except FailureError:
             pass  # the campaign has ended (cancelled, or terminated by an operator): nobody to tell

@@ -174,7 +174,9 @@ class Campaign:
             1
             for call in self._run.live.values()
             if call.status in _WANTS_A_SLOT
-            or (call.status == RecipientStatus.SCHEDULED and call.attempt == 0)
+            # Waiting for its calling window it still wants a slot soon; held back by a contact
+            # cap (a day, perhaps) it does not, and other recipients go ahead meanwhile.
+            or (call.status == RecipientStatus.SCHEDULED and call.attempt == 0 and not call.held_by_cap)
         )
 
     # Stopping ---------------------------------------------------------------------------------
@@ -293,6 +295,7 @@ class Campaign:
             call = self._run.live[progress.call_id]
             call.status = RecipientStatus(progress.status.value)
             call.attempt = progress.attempt
+            call.held_by_cap = progress.held_by_cap
         self._changed = True
 
     @workflow.signal

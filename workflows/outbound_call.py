@@ -152,7 +152,9 @@ class OutboundCall:
                 # A contact_policy cap holds the number back: no attempt is spent, the call waits
                 # (holding no slot) for the first moment the cap allows, then for its window.
                 self._state.reason = self._cap_reason = permit.reason
-                await self._record.status(CallStatus.SCHEDULED, next_attempt_at=permit.next_allowed_at)
+                await self._record.status(
+                    CallStatus.SCHEDULED, next_attempt_at=permit.next_allowed_at, held_by_cap=True
+                )
                 await self._sleep_until(permit.next_allowed_at, "contact cap")
                 continue
             if decision is None:

@@ -89,6 +89,7 @@ class LiveCall(BaseModel):
     recipient_id: str
     status: RecipientStatus = RecipientStatus.PENDING
     attempt: int = 0
+    held_by_cap: bool = False  # scheduled until a contact_policy cap frees its number
 
 
 class CampaignRun(BaseModel):
@@ -111,6 +112,11 @@ class CallProgress(BaseModel):
     call_id: str
     status: CallStatus
     attempt: int = 0
+    held_by_cap: bool = Field(
+        default=False,
+        description="scheduled because a contact_policy cap holds its number back (hours, maybe a "
+        "day): until then it wants no slot, and the campaign's window goes on to other recipients",
+    )
 
 
 class StartedCalls(BaseModel):

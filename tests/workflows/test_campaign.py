@@ -42,6 +42,7 @@ from control.campaigns import (
 )
 from control.client import queue_state, start_call
 from happ_integ import registry
+from happ_integ.calls.contact_policy import ContactPolicy
 from happ_integ.calls.contracts import CallRequest, QueueState
 from happ_integ.calls.models import CallAnalysis, CallStatus
 from happ_integ.campaigns.models import CampaignRun, CampaignSettings, CampaignStatus
@@ -340,6 +341,35 @@ async def test_a_do_not_call_outcome_ends_the_numbers_callback_and_other_recipie
     state = await callback.until(lambda s: s.status is CallStatus.SUPPRESSED)
     assert state.attempt == 0 and state.reason == "the number is on the do-not-call list"
     assert callback_id not in campaigns.dials()
+
+
+async def test_calls_held_back_by_a_cap_leave_the_window_to_other_recipients(campaigns: Campaigns) -> None:
+    """r0 and r1 were each dialled today under a cap of one a day: their calls wait a day, and
+    the campaign's window (two shares of max_concurrency 1) goes on to r2 and r3 meanwhile."""
+    script, env = campaigns.script, campaigns.env
+    now = await env.get_current_time()
+    cid = f"cmp_{uuid.uuid4().hex[:8]}"
+    script.add(cid, 4)
+    phones = [f"+38099222000{i}" for i in range(4)]
+    for i, phone in enumerate(phones):
+        script.recipient(cid, f"r{i}")["phone"] = phone
+    script.contact_policy = ContactPolicy(max_attempts_per_day=1, min_minutes_between_attempts=0)
+    script.clock = env.get_current_time
+    script.contact_attempts = {phones[0]: [now - timedelta(hours=2)], phones[1]: [now - timedelta(hours=3)]}
+    await start_campaign(
+        env.client, campaigns.run(cid, settings=CampaignSettings(max_concurrency=1)), "test campaign"
+    )
+    campaigns.campaigns.append(cid)
+    r = recipient_calls(cid, 4)
+    async with campaigns.playing():
+        await campaigns.until_recipients(
+            cid, {"r0": "scheduled", "r1": "scheduled", "r2": "completed", "r3": "completed"}
+        )
+    assert sorted(campaigns.dials()) == sorted(r[2:]), "the capped numbers were not dialled"
+    for call_id, dialled in ((r[0], now - timedelta(hours=2)), (r[1], now - timedelta(hours=3))):
+        state = await campaigns.call(call_id).state()
+        assert state.attempt == 0 and state.next_attempt_at == dialled + timedelta(hours=24)
+        assert "max_attempts_per_day: 1" in (state.reason or "")
 
 
 async def test_cancel_lets_the_call_on_the_line_finish_and_ends_every_other(campaigns: Campaigns) -> None:

@@ -7,7 +7,7 @@ rate, talk time), Campaigns (progress, pause / resume / cancel / retry, the repo
 (attempts, CRM variables, transcript, analysis, CRM writes, its workflow in the Web UI) and the
 do-not-call list. Jinja2 templates in `templates/`, htmx and a stylesheet in `static/`, served by
 the gateway itself; signing in and the CSRF tokens are `auth.py`'s. Pages read through the
-stores and the API's own route functions; `queries.py` holds the few reads only the console needs.
+stores and the API's own route functions; the few reads only the console needs are `happ_integ/stores/call_views.py`.
 """
 
 from api.console.routes import console_router

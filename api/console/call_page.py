@@ -19,13 +19,13 @@ from fastapi.responses import HTMLResponse
 
 from api.console.auth import ConsoleRoute
 from api.console.pages import call_flow
-from api.console.queries import handler_writes, transcripts
 from api.console.render import page
 from api.deps import RuntimeDep
 from api.runtime import ApiRuntime
 from control.client import call_state
 from happ_integ.calls.models import CallState
 from happ_integ.errors import HappError, NotFound
+from happ_integ.stores.call_views import handler_writes, transcripts
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
 CallId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.:-]{1,128}$")]

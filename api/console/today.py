@@ -16,10 +16,10 @@ from fastapi.responses import HTMLResponse
 from api.console.auth import ConsoleRoute
 from api.console.charts import bar_chart
 from api.console.pages import call_flow, call_flows
-from api.console.queries import calls_now, period
 from api.console.render import page
 from api.deps import RuntimeDep
 from api.runtime import ApiRuntime
+from happ_integ.stores.call_views import calls_now, period
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
 PERIODS = (("24h", "24 hours", timedelta(hours=24)), ("7d", "7 days", timedelta(days=7)))

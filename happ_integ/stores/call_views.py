@@ -1,12 +1,13 @@
-"""The console's own reads of PostgreSQL: today's figures from `{integration}_calls` and the
-transcripts beside it, a call's transcripts, and the writes its handlers made (`happ_writes`).
+"""Read-only views of an integration's calls that the operator console shows: today's figures from
+`{integration}_calls` and the transcripts beside it, a call's transcripts, and the writes its
+handlers made (`happ_writes`).
 
     now = await calls_now(pool, "sofa")                       # {"queued": 3, "dialing": 1, …}
     day = await period(pool, "sofa", timedelta(hours=24))     # outcomes, answer rate, talk time
     await transcripts(pool, "sofa", "c_…")                    # every stored conversation of a call
     await handler_writes(pool, "sofa", "c_…")                 # the write ledger of its handlers
 
-Everything else the console shows it reads through the stores and routes the API uses.
+Everything else the console (`api/console/`) shows it reads through the stores and routes the API uses.
 """
 
 from __future__ import annotations

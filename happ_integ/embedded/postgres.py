@@ -146,7 +146,7 @@ class EmbeddedPostgres:
         if user:
             entry = pwd.getpwnam(user)
             os.chown(self.data_dir, entry.pw_uid, entry.pw_gid)
-        subprocess.run(
+        done = subprocess.run(
             [
                 str(bin_dir / "initdb"),
                 "-D",
@@ -158,10 +158,13 @@ class EmbeddedPostgres:
                 "UTF8",
                 "--locale=C",
             ],
-            check=True,
             capture_output=True,
             user=user,
         )
+        if done.returncode != 0:
+            # What initdb said is the only clue (no space, no shared memory, a bad locale): shown.
+            said = (done.stderr or done.stdout or b"").decode(errors="replace").strip()[-2000:]
+            raise RuntimeError(f"initdb failed (exit {done.returncode}) in {self.data_dir}: {said}")
 
     def _clear_stale_pidfile(self) -> None:
         # A server killed with SIGKILL leaves postmaster.pid; postgres refuses to start while the

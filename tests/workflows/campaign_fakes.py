@@ -14,8 +14,9 @@ moves its recipient, as the real one does through `CampaignStore.record_call`.
     script.recipient_statuses("cmp_1")           # {"r0": "completed", …}
     script.retry("cmp_1")                        # as CampaignStore.retry: round + 1, pending again
 
-Not modelled: the claim of a number (two calls to one number at once), which the real
-`start_calls` checks against `{integration}_calls`.
+The claim of a number is modelled among the campaigns' own calls: a recipient whose number has
+another campaign call in flight stays pending until that call ends (the real `start_calls` checks
+every call in `{integration}_calls`, a person's and a callback's too).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from activities.campaigns import campaign_call_id
 from control.client import cancel_call, start_call
 from happ_integ.calls.config import CallHandling
 from happ_integ.calls.contracts import CallRecord, CallRequest, OriginateCall, Originated
+from happ_integ.calls.models import FINAL_STATUSES
 from happ_integ.campaigns.models import (
     FINAL_RECIPIENT,
     RETRY_STATUSES,
@@ -58,6 +60,7 @@ class CampaignScript(CallScript):
     log: list[tuple[str, str, str]] = field(default_factory=list)
     started: list[str] = field(default_factory=list)  # call ids `start_calls` started, in order
     answers: list[StartedCalls] = field(default_factory=list)  # what each `start_calls` answered
+    number_busy: dict[str, str] = field(default_factory=dict)  # number → its campaign call in flight
     stops: list[StopCalls] = field(default_factory=list)
     # Recipients the gateway appends just as `finish` is asked (before it looks for pending ones).
     append_on_finish: list[tuple[str, int]] = field(default_factory=list)
@@ -138,6 +141,9 @@ class CampaignScript(CallScript):
         call reports `cancelled`)."""
         await asyncio.sleep(self.slow_first_record.pop(rec.call_id, 0))
         self.records.append(rec)
+        if rec.status in FINAL_STATUSES:
+            for phone in [p for p, c in self.number_busy.items() if c == rec.call_id]:
+                del self.number_busy[phone]
         if rec.campaign_id is None:
             return
         self.log.append(("call", rec.call_id, rec.status.value))
@@ -167,11 +173,15 @@ class CampaignScript(CallScript):
         """Start the calls of up to `limit` pending recipients, in the order they were added: a
         recipient stays `pending` (its call linked) until its call's first status, as in the table,
         and one whose call the campaign follows already (`arg.started`) is skipped."""
-        rows = [
+        pending = [
             r
             for r in self.recipients.get(arg.campaign_id, [])
             if r["status"] == "pending" and r.get("call_id") not in arg.started
         ]
+        # As the real claim on a number: a recipient whose number has another campaign call in
+        # flight waits its turn (calls started otherwise are not counted here).
+        rows = [r for r in pending if self.number_busy.get(r["phone"], r.get("call_id")) == r.get("call_id")]
+        held = len(rows) < len(pending)
         rows = sorted(rows, key=lambda r: r["seq"])[: arg.limit]
         share = arg.settings.max_concurrency or self.handling.concurrency_limit
         started: dict[str, str] = {}
@@ -179,6 +189,7 @@ class CampaignScript(CallScript):
             recipient_id = row["recipient_id"]
             call_id = campaign_call_id(arg.campaign_id, recipient_id, row["round"])
             row["call_id"] = call_id  # linked first, still pending
+            self.number_busy[row["phone"]] = call_id
             await start_call(
                 self.client,
                 CallRequest(
@@ -199,7 +210,7 @@ class CampaignScript(CallScript):
             )
             self.started.append(call_id)
             started[call_id] = recipient_id
-        answer = StartedCalls(started=started, more=len(rows) == arg.limit)
+        answer = StartedCalls(started=started, more=len(rows) == arg.limit or held)
         self.answers.append(answer)
         return answer
 

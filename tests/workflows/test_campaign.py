@@ -297,7 +297,9 @@ async def test_a_do_not_call_outcome_ends_the_numbers_callback_and_other_recipie
 ) -> None:
     """r0's callee asks not to be called again: r0's call completes (its outcome goes to the CRM);
     r2, on the same number, and a callback already scheduled for that number end `suppressed`
-    when their turn comes, never dialled; r1, another number, is called as usual."""
+    when their turn comes, never dialled; r1, another number, is called as usual. (Within one
+    integration the callback would hold the number and r0 would wait for it; the fakes do not
+    count a person's call, which stands here for one whose opt-out comes from elsewhere.)"""
     script, env = campaigns.script, campaigns.env
     number, other = "+380991110001", "+380991110002"
     script.analyses[number] = CallAnalysis(outcome="do_not_call", summary="Просить більше не дзвонити.")
@@ -322,11 +324,7 @@ async def test_a_do_not_call_outcome_ends_the_numbers_callback_and_other_recipie
     )
     campaigns.campaigns.append(cid)
     r = recipient_calls(cid, 3)
-    # r0's call ends before r2's could start, as the claim on the number makes it in the real
-    # start_calls (not modelled by the fakes): r0 is played to the end first.
-    assert (await campaigns.until_dials(1)) == [r[0]]
-    await campaigns.answer(r[0])
-    await campaigns.call(r[0]).until(lambda s: s.status is CallStatus.COMPLETED)
+    # r2 waits for r0's call to end (the claim on the number), then finds the number listed.
     async with campaigns.playing():
         assert await campaigns.outcome(cid) is CampaignStatus.FINISHED
     assert campaigns.script.recipient_statuses(cid) == {

@@ -481,22 +481,18 @@ async def test_a_cap_that_frees_the_number_after_hours_waits_for_the_next_window
 async def test_a_call_in_the_callees_own_time_zone_waits_for_their_window(
     calls: Callable[..., object], time_skipping_env: WorkflowEnvironment
 ) -> None:
-    """`calling_hours.timezone: "recipient"`: a Ukrainian number's window is read in Kyiv."""
+    """`calling_hours.timezone: "recipient"`: a Ukrainian number's window is read in Kyiv. At
+    05:00 UTC (07:00 or 08:00 in Kyiv), with a window from 10:00, the call waits for 10:00 in Kyiv."""
     now = await time_skipping_env.get_current_time()  # the server's clock: earlier tests moved it
-    # A window that is closed now in Kyiv and opens within the day.
-    kyiv = now.astimezone(ZoneInfo("Europe/Kyiv"))
-    opens = kyiv + timedelta(hours=2)
-    if opens.date() != kyiv.date() or opens.hour >= 22:
-        pytest.skip("the two hours ahead in Kyiv cross midnight: the window cannot be drawn today")
-    hours = CallingHours(
-        timezone="recipient", start=f"{opens.hour:02d}:00", end="23:59", weekdays=list(range(1, 8))
-    )
+    at_5 = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), tzinfo=UTC).replace(hour=5)
+    await time_skipping_env.sleep(at_5 - now)
+    hours = CallingHours(timezone="recipient", start="10:00", end="23:59", weekdays=list(range(1, 8)))
     call: Call = await calls(CallHandling(calling_hours=hours))  # type: ignore[misc]
-    state = await call.until(lambda s: s.status is CallStatus.SCHEDULED)
+    state = await call.until(lambda s: s.status is CallStatus.SCHEDULED and s.next_attempt_at is not None)
     assert state.timezones == ["Europe/Kyiv"]
     assert state.next_attempt_at is not None
     local = state.next_attempt_at.astimezone(ZoneInfo("Europe/Kyiv"))
-    assert (local.hour, local.minute) == (opens.hour, 0)
+    assert (local.date(), local.hour, local.minute) == (at_5.date(), 10, 0)
     assert call.script.originates == []
 
 

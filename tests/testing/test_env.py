@@ -10,7 +10,7 @@ import pytest
 
 from happ_integ import NotFound
 from happ_integ.testing import IntegrationTestEnv
-from tests.testing.probe import Answer, integration
+from tests.testing.greeter import Answer, integration
 
 
 @pytest.fixture(scope="module", params=["inline", "durable"])

@@ -208,7 +208,7 @@ def campaigns_router(integration: Integration) -> APIRouter:
     )
     async def report(campaign_id: CampaignId, runtime: RuntimeDep, _: AdminDep) -> StreamingResponse:
         """One row per recipient: id, number (masked), status, outcome, attempts, call id, last
-        attempt's time, summary; streamed a few hundred rows at a time."""
+        attempt's time, summary, reason; streamed a few hundred rows at a time."""
         return await campaign_report(runtime, name, campaign_id)
 
     change_responses = error_responses(401, 404, 409, 422, 503)

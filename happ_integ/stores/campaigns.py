@@ -96,6 +96,18 @@ _RECIPIENT = (
     " attempts, last_attempt_at, updated_at"
 )
 _FINAL = [s.value for s in FINAL_RECIPIENT]
+
+
+def _not_started(skip: str) -> str:
+    """SQL: recipient `r` of campaign $1 is pending and its call is none of those the campaign
+    already follows (the text[] parameter `skip`; their recipients stay pending until their call's
+    first status)."""
+    return (
+        "r.campaign_id = $1 AND r.status = 'pending'"
+        f" AND (r.call_id IS NULL OR NOT r.call_id = ANY({skip}::text[]))"
+    )
+
+
 # The reason of a recipient whose call had not started when its campaign stopped.
 _STOPPED = {
     RecipientStatus.CANCELLED: "the campaign was cancelled before its call started",
@@ -304,9 +316,7 @@ class CampaignStore:
         with pg_errors():
             rows = await self.pool.fetch(
                 f"""SELECT recipient_id, seq, phone, variables, metadata, round FROM {self.recipients} r
-                    WHERE r.campaign_id = $1 AND r.status = 'pending'
-                      AND (r.call_id IS NULL OR NOT r.call_id = ANY($3::text[]))
-                      AND NOT {self._number_busy}
+                    WHERE {_not_started("$3")} AND NOT {self._number_busy}
                     ORDER BY r.seq LIMIT $2""",
                 campaign_id,
                 limit,
@@ -322,17 +332,13 @@ class CampaignStore:
             async with self.pool.acquire() as conn, conn.transaction():
                 await conn.execute(
                     f"""UPDATE {self.recipients} r SET reason = $3, updated_at = now()
-                        WHERE r.campaign_id = $1 AND r.status = 'pending'
-                          AND (r.call_id IS NULL OR NOT r.call_id = ANY($2::text[]))
-                          AND r.reason IS DISTINCT FROM $3 AND {self._number_busy}""",
+                        WHERE {_not_started("$2")} AND r.reason IS DISTINCT FROM $3 AND {self._number_busy}""",
                     campaign_id,
                     skip,
                     reason,
                 )
                 left: int = await conn.fetchval(
-                    f"""SELECT count(*) FROM {self.recipients} r
-                        WHERE r.campaign_id = $1 AND r.status = 'pending'
-                          AND (r.call_id IS NULL OR NOT r.call_id = ANY($2::text[]))""",
+                    f"SELECT count(*) FROM {self.recipients} r WHERE {_not_started('$2')}",
                     campaign_id,
                     skip,
                 )

@@ -23,24 +23,23 @@ from tests.e2e.call_stack import ADMIN, CallStack, start_call_stack
 
 pytestmark = pytest.mark.timeout(300)
 AUTH = {"Authorization": f"Bearer {ADMIN}"}
+
+
+def answering(reply: str, duration: int) -> Play:
+    """An answered call in which the callee answers the agent's question with `reply`: what the
+    simulated analysis model reads."""
+    question = {"role": "agent", "message": "Добрий день! Вас цікавить наш вебінар?", "time_in_call_secs": 0}
+    return Play.answered(
+        duration,
+        talk_seconds=0.3,
+        transcript=[question, {"role": "user", "message": reply, "time_in_call_secs": 3}],
+    )
+
+
 # What the simulated model reads as "interested" (the default transcript asks for a callback,
 # which would be a call of its own holding the number).
-ANSWERED = Play.answered(
-    30,
-    talk_seconds=0.3,
-    transcript=[
-        {"role": "agent", "message": "Добрий день! Вас цікавить наш вебінар?", "time_in_call_secs": 0},
-        {"role": "user", "message": "Так, цікаво, хочу прийти.", "time_in_call_secs": 4},
-    ],
-)
-OPT_OUT = Play.answered(
-    12,
-    talk_seconds=0.3,
-    transcript=[
-        {"role": "agent", "message": "Добрий день! Вас цікавить наш вебінар?", "time_in_call_secs": 0},
-        {"role": "user", "message": "Please do not call me again.", "time_in_call_secs": 3},
-    ],
-)
+ANSWERED = answering("Так, цікаво, хочу прийти.", 30)
+OPT_OUT = answering("Please do not call me again.", 12)
 # Numbers no other test dials (the attempts of every test share one table): +38067 BBB NNNN.
 BLOCK = f"+38067{random.randrange(100, 1000)}"
 PLAYS: dict[str, Play] = {}  # how a number's calls play (others: ANSWERED)

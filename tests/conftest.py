@@ -7,15 +7,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from happ_integ.embedded import EmbeddedPostgres, EmbeddedTemporal, test_server_path
@@ -82,8 +86,40 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
             search_attributes={name: kinds[kind] for name, kind in search_attribute_kinds().items()},
         )
     )
+    env.sleep = _sleep_through_dropped_connections(env)  # type: ignore[method-assign, assignment]
     yield env
     await env.shutdown()
+
+
+def _sleep_through_dropped_connections(
+    env: WorkflowEnvironment,
+) -> Callable[[timedelta | float], Coroutine[Any, Any, None]]:
+    """`env.sleep` that survives the test server dropping its HTTP/2 connection mid-call.
+
+    The test server's skip-time RPC is sent without retries, and once in a few thousand calls on
+    a loaded machine its connection broke ("h2 protocol error") and failed a test that had done
+    nothing wrong. The skip may or may not have happened on the server, so a retry asks the
+    server's clock and skips only what is still missing: the test's clock ends where it asked.
+    """
+    sleep = env.sleep
+
+    async def resilient(duration: timedelta | float) -> None:
+        delta = duration if isinstance(duration, timedelta) else timedelta(seconds=duration)
+        target = await env.get_current_time() + delta
+        remaining = delta
+        for attempt in range(3):
+            try:
+                await sleep(remaining)
+                return
+            except RPCError as err:
+                if attempt == 2 or "h2 protocol error" not in str(err):
+                    raise
+            await asyncio.sleep(0.2)
+            remaining = target - await env.get_current_time()
+            if remaining <= timedelta(0):
+                return
+
+    return resilient
 
 
 @pytest.fixture

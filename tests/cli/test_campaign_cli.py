@@ -582,6 +582,13 @@ async def test_pause_resume_and_cancel(cli: Cli, api: Recorder, tmp_path: Path) 
         await set_hours(cli, None)
 
 
+def ctrl_c_as_on_a_terminal() -> None:
+    """Run in the child before it starts: SIGINT's default action, as under a terminal. A suite
+    started in the background by a shell (`make test &`) passes SIGINT on ignored, and Python then
+    installs no Ctrl-C handler, so the child would never see the Ctrl-C these tests send."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 async def test_append_and_ctrl_c_stops_the_watching_not_the_campaign(
     cli: Cli, api: Recorder, tmp_path: Path
 ) -> None:
@@ -629,6 +636,7 @@ async def test_append_and_ctrl_c_stops_the_watching_not_the_campaign(
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        preexec_fn=ctrl_c_as_on_a_terminal,
     )
     try:
         assert proc.stdout is not None
@@ -814,6 +822,7 @@ async def test_originate_ctrl_c_stops_the_watching_not_the_campaign(
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        preexec_fn=ctrl_c_as_on_a_terminal,
     )
     try:
         assert proc.stdout is not None

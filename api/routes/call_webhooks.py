@@ -40,9 +40,10 @@ from api.responses import error_responses
 from api.runtime import ApiRuntime
 from control.client import OUR_CALL_ID, originate_call, send_call_event, send_postcall
 from happ_integ.calls.clock import spoken_date, spoken_zone
-from happ_integ.calls.config import DEFAULT_TIMEZONE, CallHandling
+from happ_integ.calls.config import DEFAULT_TIMEZONE, CallHandling, CallingHours
 from happ_integ.calls.models import CallEventAnswer, CallStatus, LookupPayload, LookupResult
 from happ_integ.calls.phones import normalize_phone
+from happ_integ.campaigns.models import CampaignSettings
 from happ_integ.errors import (
     HappError,
     NotFound,
@@ -157,10 +158,10 @@ def call_webhooks_router(integration: Integration) -> APIRouter:
                 handling = await runtime.resources.call_handling(name)
                 timezone = handling.timezone
                 if authenticated:
-                    variables, phone = await _agent_variables(runtime, integration, body, handling)
+                    variables, phone, hours = await _agent_variables(runtime, integration, body, handling)
                     # With calling hours in the callee's zone, the agent tells the callee's date
                     # and time when the number (or their `timezone` variable) names one zone.
-                    timezone = spoken_zone(handling.calling_hours, phone, variables) or timezone
+                    timezone = spoken_zone(hours, phone, variables) or timezone
         except Exception as exc:  # the agent is waiting: it gets the date and time, whatever failed
             log.error("agent-init answers without the CRM", exc)
         return AgentInitResponse(dynamic_variables={**variables, **spoken_date(datetime.now(UTC), timezone)})
@@ -232,22 +233,25 @@ async def _originate(
 
 async def _agent_variables(
     runtime: ApiRuntime, integration: Integration, body: AgentInitPayload, handling: CallHandling
-) -> tuple[dict[str, Any], str | None]:
-    """The agent's variables, and the callee's number (E.164) when it is known."""
+) -> tuple[dict[str, Any], str | None, CallingHours | None]:
+    """The agent's variables, the callee's number (E.164) when it is known, and the calling hours
+    the call reads its window by (its campaign's when the campaign overrides them)."""
     calls = runtime.resources.calls(integration.name)
     raw = body.phone_number or body.called_number
     phone = normalize_phone(raw, handling.default_region) if raw else None
     row = await calls.get(body.call_id) if body.call_id else None
     if row is None and phone is not None:
         row = await calls.in_flight_by_phone(phone)
+    hours = handling.calling_hours
     if row is not None:
         phone = row["phone"]
+        hours = await _campaign_hours(runtime, integration.name, row) or hours
     if row is not None and row.get("variables") is not None:
         # A call in flight: what its lookup found, with no new CRM request.
-        return {**row["variables"], "call_id": row["call_id"]}, phone
+        return {**row["variables"], "call_id": row["call_id"]}, phone, hours
     flow = integration.call_flow
     if phone is None or flow is None or flow.lookup is None:
-        return ({"call_id": row["call_id"]} if row else {}), phone
+        return ({"call_id": row["call_id"]} if row else {}), phone, hours
     definition = integration.handler(flow.lookup)
     payload = LookupPayload(call_id=row["call_id"] if row else None, phone_number=phone)
     found = await run_inline(
@@ -256,7 +260,19 @@ async def _agent_variables(
     variables: dict[str, Any] = dict(LookupResult.model_validate(found.model_dump()).variables)
     if row is not None:
         variables["call_id"] = row["call_id"]
-    return variables, phone
+    return variables, phone, hours
+
+
+async def _campaign_hours(runtime: ApiRuntime, integration: str, row: dict[str, Any]) -> CallingHours | None:
+    """The calling hours of the campaign a call belongs to, when the campaign set its own (a
+    campaign's `calling_hours` replace the integration's for its calls): one read by key."""
+    campaign_id = (row.get("metadata") or {}).get("campaign_id")
+    if not isinstance(campaign_id, str):
+        return None
+    campaign = await runtime.resources.campaigns(integration).get(campaign_id)
+    if campaign is None:
+        return None
+    return CampaignSettings.model_validate(campaign["settings"]).calling_hours
 
 
 async def _postcall_call(

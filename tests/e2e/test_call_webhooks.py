@@ -16,6 +16,8 @@ import httpx
 import pytest
 
 from api.app import create_app
+from happ_integ.calls.config import CallingHours
+from happ_integ.campaigns.models import CampaignSettings
 from happ_integ.embedded.process import free_port
 from happ_integ.integration import discover_integrations
 from simulator import sign_elevenlabs
@@ -239,6 +241,30 @@ async def test_agent_init_tells_the_date_in_the_callees_own_zone(hooks: CallStac
         await hears("+81312345678", "Europe/Kyiv")
     finally:
         await config.set("call_handling", saved or {})
+
+
+async def test_agent_init_reads_the_hours_of_the_calls_campaign(hooks: CallStack) -> None:
+    """A campaign's calling hours replace the integration's for its calls, so when the campaign
+    reads its window in the callee's zone, its call's agent tells the callee's date and time: a
+    Japanese number in such a campaign hears Tokyo's hour while the integration's zone is Kyiv."""
+    assert (await hooks.resources.call_handling("sofa")).calling_hours is None  # Kyiv's hours
+    hours = CallingHours(timezone="recipient", start="00:00", end="23:59", weekdays=[1, 2, 3, 4, 5, 6, 7])
+    await hooks.resources.campaigns("sofa").create(
+        "cmp_tokyo_hours", "Tokyo", CampaignSettings(calling_hours=hours), []
+    )
+    calls = hooks.resources.calls("sofa")
+    number = "+81312345670"
+    call_id, _ = await calls.claim("call_tokyo_hours", number, "wf-tokyo", {"campaign_id": "cmp_tokyo_hours"})
+    try:
+        resp = await hooks.http.post(
+            "/sofa/webhook/agent-init", json={"phone_number": number, "call_id": call_id}, headers=HOOK
+        )
+        assert resp.status_code == 200, resp.text
+        told = int(resp.json()["dynamic_variables"]["time"][:2])
+        now = datetime.now(ZoneInfo("Asia/Tokyo"))
+        assert told in {now.hour, (now - timedelta(minutes=1)).hour}, f"hour {told} is not Tokyo's"
+    finally:
+        await hooks.resources.pool.execute(f"DELETE FROM {calls.calls} WHERE call_id = $1", call_id)
 
 
 async def test_call_originate_validates_numbers_and_keeps_one_call_per_number(hooks: CallStack) -> None:

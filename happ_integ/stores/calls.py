@@ -94,6 +94,17 @@ CALL_FLOW_MIGRATIONS = (
         CREATE UNIQUE INDEX ON {{{{calls}}}} (phone) WHERE {IN_FLIGHT};
         """,
     ),
+    Migration(
+        "happ_calls_004",
+        # By time: the console's figures read the calls that ended in the last day or week
+        # (`updated_at`) and the transcripts stored in it; the daily retention run deletes the
+        # oldest documents in batches (`ORDER BY created_at LIMIT`), a whole-table sort per batch
+        # without this index.
+        """
+        CREATE INDEX ON {{calls}} (updated_at);
+        CREATE INDEX ON {{call_documents}} (created_at);
+        """,
+    ),
 )
 # The kinds under which a verified post-call webhook that matched no call is stored.
 UNMATCHED_PREFIX = "unmatched_"

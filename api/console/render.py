@@ -59,7 +59,8 @@ def label(value: object) -> str:
 
 
 def when(value: datetime | str | None) -> str:
-    """A moment in UTC, to the second (console.js shows it in the browser's own zone)."""
+    """A moment in UTC, to the second: what a page shows without script; console.js shows it in
+    the browser's own zone, keeping this text as the tooltip."""
     if value is None or value == "":
         return ""
     if isinstance(value, str):

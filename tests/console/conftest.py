@@ -22,6 +22,7 @@ from tests.e2e.call_stack import ADMIN, CallStack, start_call_stack
 # it holds recipients back.
 PLAY = Play.answered(30, talk_seconds=1.0)
 AUTH = {"Authorization": f"Bearer {ADMIN}"}
+BROWSER_ZONE = "Europe/Kyiv"  # the zone the test browser lives in
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -65,7 +66,10 @@ async def console_stack(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -
 
 @pytest.fixture
 async def page(browser: Any, console_stack: CallStack) -> AsyncIterator[Any]:
-    context = await browser.new_context(base_url=console_stack.base, viewport={"width": 1280, "height": 800})
+    # An operator in Kyiv: the console shows times in the browser's zone, not the server's UTC.
+    context = await browser.new_context(
+        base_url=console_stack.base, viewport={"width": 1280, "height": 800}, timezone_id=BROWSER_ZONE
+    )
     context.set_default_timeout(20_000)
     tab = await context.new_page()
     # Nothing the console serves may break its own Content-Security-Policy or throw.

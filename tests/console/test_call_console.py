@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import re
+from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from tests.console.conftest import sign_in
+from tests.console.conftest import BROWSER_ZONE, sign_in
 from tests.e2e.call_stack import CallStack, phone
 
 
@@ -44,6 +46,13 @@ async def test_open_a_call_and_read_its_transcript_and_analysis(page: Any, conso
     assert "status, call_log, comment" in writes
     assert "crm-postcall" in writes
     assert f"sofa:call:{call_id}" in text
+    # Times are shown in the browser's zone (Kyiv here), the UTC moment kept as the tooltip.
+    first = page.locator("main time[datetime]").first
+    moment = datetime.fromisoformat(await first.get_attribute("datetime"))
+    local = moment.astimezone(ZoneInfo(BROWSER_ZONE))
+    hours = int(local.utcoffset().total_seconds()) // 3600  # type: ignore[union-attr]
+    assert await first.inner_text() == f"{local:%Y-%m-%d %H:%M:%S} GMT+{hours}"
+    assert await first.get_attribute("title") == f"{moment.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
 
     await page.set_viewport_size({"width": 390, "height": 844})
     for path in (None, "/console/today", "/console/campaigns", "/console/do-not-call"):

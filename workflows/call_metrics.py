@@ -88,10 +88,11 @@ class CallMetrics:
         counter = self._counter(CAMPAIGN_RECIPIENTS, "Campaign recipients entering a status")
         counter.add(count, {"status": status})
 
-    def retried(self, outcome: Outcome | None) -> None:
-        """Another attempt is scheduled after one that ended as `outcome` (`short`: a short call)."""
+    def retried(self, outcome: Outcome | str | None) -> None:
+        """Another attempt is scheduled after one that ended as `outcome` (`short`: a short call;
+        `voicemail`: answered, and the analysis heard a voicemail)."""
         counter = self._counter(RETRIES, "Attempts retried, by how the attempt ended")
-        counter.add(1, {"outcome": outcome.value if outcome is not None else "unknown"})
+        counter.add(1, {"outcome": str(outcome) if outcome is not None else "unknown"})
 
     def ended(self, status: CallStatus, attempts: int) -> None:
         """The call reached a final status after `attempts` attempts."""

@@ -46,7 +46,7 @@ class CallRecorder:
     def started(self) -> None:
         self._metrics.started()
 
-    def retried(self, outcome: Outcome | None) -> None:
+    def retried(self, outcome: Outcome | str | None) -> None:
         self._metrics.retried(outcome)
 
     async def status(

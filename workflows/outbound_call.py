@@ -41,7 +41,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from happ_integ.calls.payloads import postcall_payload
     from happ_integ.calls.phones import mask_phone
-    from happ_integ.calls.rules import Decision
+    from happ_integ.calls.rules import Decision, after_analysis
     from happ_integ.calls.zones import is_zone
     from happ_integ.durable import error_from_failure
     from happ_integ.errors import RetryableError
@@ -57,6 +57,9 @@ ZONE_FROM_LOOKUP_PATCH = "calling-window-in-the-crm-zone"
 # Each dial is preceded by `call.may_dial` (the do-not-call list, then contact_policy's caps); runs
 # from before dial as they did.
 DIAL_CHECK_PATCH = "dial-checked-against-do-not-call"
+# An answered call whose analysis says it reached a voicemail is dialled again when
+# `retry_delays_seconds` names "voicemail"; runs from before complete as they did.
+VOICEMAIL_RETRY_PATCH = "voicemail-retried-after-the-analysis"
 
 
 # The framework's own code, no integration's: it runs outside the sandbox, which would rebuild this
@@ -101,8 +104,11 @@ class OutboundCall:
             self._state.timezones = list(begin.zones.zones)
         # Histories recorded before call.begin returned the handlers read them from the registry.
         self._steps = CallSteps(request, begin.call_flow or registered_handlers(request.integration))
-        if await self._attempts():
-            await self._after_the_call()
+        # An answered attempt is followed by its post-call; one that reached a voicemail may be
+        # dialled again (`_voicemail_retry`), and then the attempts go on.
+        while await self._attempts():
+            if not await self._after_the_call():
+                break
         return self._state
 
     # Attempts ---------------------------------------------------------------------------------
@@ -236,6 +242,8 @@ class OutboundCall:
     async def _dial(self) -> Decision | None:
         """One attempt, from originate to its end; None when the call failed for good."""
         self._state.attempt += 1
+        # After a voicemail the call is dialled again: the post-call it waits for is the new one's.
+        self._state.postcall = None
         attempt = Attempt(number=self._state.attempt, started_at=workflow.now())
         self._state.attempts.append(attempt)
         self._attempt, self._decision = attempt, None
@@ -336,7 +344,9 @@ class OutboundCall:
 
     # After the call ---------------------------------------------------------------------------
 
-    async def _after_the_call(self) -> None:
+    async def _after_the_call(self) -> bool:
+        """The answered call's post-call, analysis and CRM update; True when it reached a
+        voicemail and is to be dialled again instead (the CRM is written once, for the call's end)."""
         if not await timers.wait(
             lambda: self._state.postcall is not None,
             timedelta(seconds=self._handling.postcall_timeout_seconds),
@@ -351,9 +361,11 @@ class OutboundCall:
             self._state.postcall = self._state.postcall or info
         if self._state.postcall is None:
             await self._record.finish(CallStatus.FAILED, "postcall_missing")
-            return
+            return False
         await self._record.status(CallStatus.ANALYZING)
         self._state.analysis = await self._steps.analyze(self._state.postcall)
+        if await self._voicemail_retry():
+            return True
         if self._lookup_failed and workflow.patched("lookup-again-before-postcall"):
             await self._lookup(again=True)
         try:
@@ -361,7 +373,7 @@ class OutboundCall:
         except ChildWorkflowError as exc:
             reason = f"postcall failed: {error_from_failure(exc.cause).message}"
             await self._record.finish(CallStatus.FAILED, reason)
-            return
+            return False
         callback_at = self._state.analysis.callback_at
         if self._state.analysis.outcome == "callback" and callback_at is not None:
             self._state.callback_call_id = f"c_{workflow.uuid4().hex[:20]}"
@@ -369,6 +381,30 @@ class OutboundCall:
         if self._state.callback_call_id is not None:
             # After the call is completed: its number is free for the call it asked for.
             await self._steps.schedule_callback(self._state.callback_call_id, callback_at)
+        return False
+
+    async def _voicemail_retry(self) -> bool:
+        """When the analysis says the answered attempt reached a voicemail and the
+        `retry_delays_seconds.voicemail` rule leaves an attempt: the attempt is recorded as
+        retried (its reason names the rule), the call waits `scheduled` for the rule's delay, and
+        True (the attempts go on; no CRM write for a voicemail that will be called again)."""
+        analysis = self._state.analysis
+        if analysis is None:
+            return False
+        decision = after_analysis(
+            self._handling,
+            attempt=self._state.attempt,
+            analysis_outcome=analysis.outcome,
+            now=workflow.now(),
+            cancelled=self._state.cancel_requested,
+        )
+        if decision is None or decision.retry_at is None or not workflow.patched(VOICEMAIL_RETRY_PATCH):
+            return False
+        self._state.attempts[-1].reason = decision.reason or None
+        self._record.retried("voicemail")
+        await self._record.status(CallStatus.SCHEDULED, next_attempt_at=decision.retry_at)
+        await self._sleep_until(decision.retry_at, "retry delay")
+        return True
 
     # Updates and the query --------------------------------------------------------------------
 

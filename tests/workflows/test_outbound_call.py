@@ -236,6 +236,57 @@ async def test_the_analysis_reaches_the_postcall_and_a_callback_schedules_the_ne
     assert state.callback_call_id == follow_up.call_id and follow_up.phone_number == "+380994829573"
 
 
+async def test_a_voicemail_is_dialled_again_when_the_rules_name_it(calls: Callable[..., object]) -> None:
+    """`retry_delays_seconds.voicemail`: an answered call whose analysis heard a voicemail waits
+    the rule's delay and is dialled again, the CRM untouched until the call's real end; late
+    webhooks of the voicemail's conversation change nothing."""
+    rules = handling(retry_delays_seconds={"voicemail": [3600], "default": [60]}, max_attempts=3)
+    call: Call = await calls(rules)  # type: ignore[misc]
+    call.script.analysis = CallAnalysis(outcome="voicemail", summary="Автовідповідач", source="llm")
+    await call.dialing(1)
+    await call.event("call_start", conversation_id="conv-1")
+    await call.event("call_end", 30)
+    await call.transcription(30, "conv-1")
+    waiting = await call.until(lambda s: s.status is CallStatus.SCHEDULED)
+    first = waiting.attempts[0]
+    assert first.outcome is Outcome.ANSWERED and first.reason is not None
+    assert "voicemail" in first.reason and "retry_delays_seconds.voicemail" in first.reason
+    assert waiting.next_attempt_at is not None
+    assert timedelta(seconds=3590) < waiting.next_attempt_at - first.started_at < timedelta(seconds=3700)
+    assert waiting.result is None  # no CRM write for a voicemail that is called again
+    await call.transcription(30, "conv-1")  # a repeated webhook of the voicemail
+    again = await call.state()
+    assert again.status is CallStatus.SCHEDULED and again.attempt == 1 and again.result is None
+
+    call.script.analysis = CallAnalysis(outcome="interested", summary="Так", source="llm")
+    await call.env.sleep(timedelta(seconds=3601))
+    await call.dialing(2)
+    await call.transcription(30, "conv-1")  # late, while the next attempt rings: nothing changes
+    ringing = await call.state()
+    assert ringing.status is CallStatus.DIALING and ringing.postcall is None
+    await call.event("call_start", conversation_id="conv-2")
+    await call.event("call_end", 40)
+    await call.transcription(40, "conv-2")
+    state = await call.result()
+    assert state.status is CallStatus.COMPLETED and state.attempt == 2
+    assert state.analysis is not None and state.analysis.outcome == "interested"
+    assert state.result["payload"]["analysis"]["outcome"] == "interested"  # type: ignore[index]
+    assert state.postcall is not None and state.postcall.conversation_id == "conv-2"
+    assert len(call.script.originates) == 2
+
+
+async def test_a_voicemail_completes_when_the_rules_do_not_name_it(calls: Callable[..., object]) -> None:
+    call: Call = await calls(handling(retry_delays_seconds={"no_answer": [60]}))  # type: ignore[misc]
+    call.script.analysis = CallAnalysis(outcome="voicemail", summary="Автовідповідач", source="llm")
+    await call.dialing(1)
+    await call.event("call_start")
+    await call.event("call_end", 30)
+    await call.transcription(30)
+    state = await call.result()
+    assert state.status is CallStatus.COMPLETED and state.attempt == 1
+    assert state.result["payload"]["analysis"]["outcome"] == "voicemail"  # type: ignore[index]
+
+
 async def test_when_the_analysis_model_fails_the_call_still_completes_with_elevenlabs_analysis(
     calls: Callable[..., object],
 ) -> None:

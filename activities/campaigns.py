@@ -27,6 +27,7 @@ from happ_integ.campaigns.models import (
     StartedCalls,
     StopCalls,
 )
+from happ_integ.campaigns.recipients import shown_id
 from happ_integ.durable import activity_failures
 from happ_integ.ops import Resources
 from happ_integ.temporal import call_workflow_id
@@ -103,7 +104,10 @@ class CampaignActivities:
                 # campaign's): two calls to one number at once are never made, so the recipient
                 # stays pending and waits its turn.
                 await store.link_call(arg.campaign_id, recipient_id, None, RecipientStatus.PENDING, _WAITING)
-                activity.logger.info("recipient %s: the number has another call in flight", recipient_id)
+                activity.logger.info(
+                    "recipient %s: the number has another call in flight",
+                    shown_id(recipient_id, row["phone"]),
+                )
                 return None
         # Linked first (still pending): the call's first status then finds its recipient.
         await store.link_call(arg.campaign_id, recipient_id, call_id, RecipientStatus.PENDING)

@@ -60,7 +60,7 @@ from happ_integ.campaigns.models import (
     CampaignStatus,
     RecipientStatus,
 )
-from happ_integ.campaigns.recipients import Rejected, check_recipients
+from happ_integ.campaigns.recipients import Rejected, check_recipients, shown_id
 from happ_integ.errors import Conflict, HappError, NotFound, ValidationFailed, WorkflowFinished
 from happ_integ.integration import Integration
 
@@ -334,6 +334,7 @@ async def campaign_view(runtime: ApiRuntime, integration: str, row: dict[str, An
 def recipient_row(row: dict[str, Any]) -> RecipientRow:
     """A recipient as the API shows it: the number masked."""
     fields = {k: v for k, v in row.items() if k in RecipientRow.model_fields}
+    fields["recipient_id"] = shown_id(row["recipient_id"], row["phone"])
     return RecipientRow(**fields, phone_masked=mask_phone(row["phone"]))
 
 
@@ -345,7 +346,7 @@ async def _report_lines(rows: AsyncIterator[dict[str, Any]]) -> AsyncIterator[st
         last = row["last_attempt_at"]
         writer.writerow(
             (
-                row["recipient_id"],
+                shown_id(row["recipient_id"], row["phone"]),
                 mask_phone(row["phone"]),
                 row["status"],
                 row["outcome"] or "",

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from happ_integ.calls.phones import normalize_phone
+from happ_integ.calls.phones import mask_phone, normalize_phone
 from happ_integ.errors import ValidationFailed
 
 RECIPIENT_ID = re.compile(r"^[A-Za-z0-9_.:@+-]{1,128}$")
@@ -99,3 +99,9 @@ def check_recipients(
             )
         )
     return accepted, rejected
+
+
+def shown_id(recipient_id: str, phone: str) -> str:
+    """A recipient's id as the API, the report, the console and the logs show it: a recipient sent
+    without an id has its number as its id, and that is shown masked, as the number is."""
+    return mask_phone(phone) if recipient_id == phone else recipient_id

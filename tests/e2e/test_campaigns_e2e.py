@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from control.client import queue_state
+from happ_integ.calls.phones import mask_phone
 from happ_integ.temporal import connect_settings
 from simulator.calls import Play, SimCall
 from tests.e2e.call_stack import ADMIN, CallStack, phone, start_call_stack
@@ -221,7 +222,12 @@ async def test_recipients_are_checked_by_index_and_their_variables_and_metadata_
     await until_campaign(stack, campaign_id, "finished", 60)
 
     rows = await recipients(stack, campaign_id)
-    assert [r["recipient_id"] for r in rows] == ["a", "b", numbers[2]]
+    # A recipient sent without an id has its number as its id: shown masked, as the number is.
+    assert [r["recipient_id"] for r in rows] == ["a", "b", mask_phone(numbers[2])]
+    assert numbers[2] not in str(rows)
+    report = await stack.http.get(f"/{stack.integration}/campaigns/{campaign_id}/report.csv", headers=AUTH)
+    assert report.status_code == 200 and mask_phone(numbers[2]) in report.text
+    assert not [n for n in numbers if n in report.text]
     first = rows[0]
     assert first["metadata"] == metadata
     assert first["variables"] == variables

@@ -60,6 +60,9 @@ DIAL_CHECK_PATCH = "dial-checked-against-do-not-call"
 # An answered call whose analysis says it reached a voicemail is dialled again when
 # `retry_delays_seconds` names "voicemail"; runs from before complete as they did.
 VOICEMAIL_RETRY_PATCH = "voicemail-retried-after-the-analysis"
+# A call held back by a contact cap waits, and shows it waits, for the first moment that both the
+# cap and its calling window allow; runs from before waited for the cap, then for the window.
+CAP_WAITS_FOR_THE_WINDOW_PATCH = "contact-cap-waits-for-the-window"
 
 
 # The framework's own code, no integration's: it runs outside the sandbox, which would rebuild this
@@ -158,10 +161,11 @@ class OutboundCall:
                 # A contact_policy cap holds the number back: no attempt is spent, the call waits
                 # (holding no slot) for the first moment the cap allows, then for its window.
                 self._state.reason = self._cap_reason = permit.reason
-                await self._record.status(
-                    CallStatus.SCHEDULED, next_attempt_at=permit.next_allowed_at, held_by_cap=True
-                )
-                await self._sleep_until(permit.next_allowed_at, "contact cap")
+                until = permit.next_allowed_at
+                if workflow.patched(CAP_WAITS_FOR_THE_WINDOW_PATCH):
+                    until = self._window_opens(until) or until
+                await self._record.status(CallStatus.SCHEDULED, next_attempt_at=until, held_by_cap=True)
+                await self._sleep_until(until, "contact cap")
                 continue
             if decision is None:
                 return False

@@ -170,13 +170,14 @@ class CallStore:
             )
 
     async def record(self, rec: CallRecord) -> None:
-        """Write one status change; ids, variables and result are kept when not given."""
+        """Write one status change; ids, variables and result are kept when not given, and the
+        reason is the call's current one (None clears it: a cap's reason once the cap let it through)."""
         with pg_errors():
             await self.pool.execute(
                 f"""UPDATE {self.calls} SET status = $2, attempt = $3, next_attempt_at = $4,
                         provider_call_id = COALESCE($5, provider_call_id),
                         conversation_id = COALESCE($6, conversation_id),
-                        outcome = COALESCE($7, outcome), reason = COALESCE($8, reason),
+                        outcome = COALESCE($7, outcome), reason = $8,
                         variables = COALESCE($9, variables), result = COALESCE($10, result),
                         updated_at = now()
                     WHERE call_id = $1""",

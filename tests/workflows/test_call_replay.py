@@ -123,6 +123,22 @@ async def test_fresh_call_histories_replay(
     await answered(capped)
     histories.append(await keep(capped, "capped_then_dialled"))
 
+    # Reached a voicemail, dialled again after the voicemail rule's delay, then answered.
+    rules = handling(retry_delays_seconds={"voicemail": [600], "default": [60]}, max_attempts=3)
+    roomy = ContactPolicy(max_attempts_per_day=50, min_minutes_between_attempts=0)  # no cap in the way
+    voicemail: Call = await start(rules, contact_policy=roomy, dialled_before={})  # type: ignore[operator]
+    voicemail.script.analysis = CallAnalysis(outcome="voicemail", summary="Автовідповідач", source="llm")
+    await voicemail.dialing(1)
+    await voicemail.event("call_start", conversation_id="conv-vm")
+    await voicemail.event("call_end", 20)
+    await voicemail.transcription(20, "conv-vm")
+    await voicemail.until(lambda s: s.status is CallStatus.SCHEDULED)
+    voicemail.script.analysis = CallAnalysis(outcome="interested", summary="Так", source="llm")
+    await voicemail.env.sleep(timedelta(seconds=601))
+    await voicemail.dialing(2)
+    await answered(voicemail, 30, "conv-vm-2")
+    histories.append(await keep(voicemail, "voicemail_then_answered"))
+
     for history in histories:
         await replayer().replay_workflow(history)
 
@@ -140,6 +156,7 @@ def test_call_histories_are_recorded() -> None:
         "outbound_call_postcall_from_the_api",
         "outbound_call_elevenlabs_followed",
         "outbound_call_capped_then_dialled",
+        "outbound_call_voicemail_then_answered",
     } <= names
 
 

@@ -181,11 +181,7 @@ class OutboundCall:
             if decision.kind == "cancelled":
                 await self._record.finish(CallStatus.CANCELLED, "cancelled: no further attempt")
                 return False
-            assert decision.retry_at is not None
-            self._state.attempts[-1].reason = decision.reason or None  # which retry rule applied
-            self._record.retried(self._state.attempts[-1].outcome)
-            await self._record.status(CallStatus.SCHEDULED, next_attempt_at=decision.retry_at)
-            await self._sleep_until(decision.retry_at, "retry delay")
+            await self._wait_to_retry(decision, self._state.attempts[-1].outcome)
 
     def _window_opens(self, earliest: datetime) -> datetime | None:
         """The calling window's next opening at or after `earliest`: in the zones call.begin named
@@ -404,11 +400,17 @@ class OutboundCall:
         )
         if decision is None or decision.retry_at is None or not workflow.patched(VOICEMAIL_RETRY_PATCH):
             return False
+        await self._wait_to_retry(decision, "voicemail")
+        return True
+
+    async def _wait_to_retry(self, decision: Decision, outcome: Outcome | str | None) -> None:
+        """A retry rule decided: the last attempt notes which rule applied, and the call waits
+        `scheduled` until the rule's moment (or a cancel request)."""
+        assert decision.retry_at is not None
         self._state.attempts[-1].reason = decision.reason or None
-        self._record.retried("voicemail")
+        self._record.retried(outcome)
         await self._record.status(CallStatus.SCHEDULED, next_attempt_at=decision.retry_at)
         await self._sleep_until(decision.retry_at, "retry delay")
-        return True
 
     # Updates and the query --------------------------------------------------------------------
 

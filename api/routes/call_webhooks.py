@@ -245,7 +245,7 @@ async def _agent_variables(
     hours = handling.calling_hours
     if row is not None:
         phone = row["phone"]
-        hours = await _campaign_hours(runtime, integration.name, row) or hours
+        hours = (await _call_handling(runtime, integration.name, row, handling)).calling_hours
     if row is not None and row.get("variables") is not None:
         # A call in flight: what its lookup found, with no new CRM request.
         return {**row["variables"], "call_id": row["call_id"]}, phone, hours
@@ -263,16 +263,20 @@ async def _agent_variables(
     return variables, phone, hours
 
 
-async def _campaign_hours(runtime: ApiRuntime, integration: str, row: dict[str, Any]) -> CallingHours | None:
-    """The calling hours of the campaign a call belongs to, when the campaign set its own (a
-    campaign's `calling_hours` replace the integration's for its calls): one read by key."""
+async def _call_handling(
+    runtime: ApiRuntime, integration: str, row: dict[str, Any], handling: CallHandling
+) -> CallHandling:
+    """The `call_handling` a call runs by: the integration's, with its campaign's overrides (as
+    the call itself applies them) when it belongs to one: one read by key."""
     campaign_id = (row.get("metadata") or {}).get("campaign_id")
-    if not isinstance(campaign_id, str):
-        return None
-    campaign = await runtime.resources.campaigns(integration).get(campaign_id)
+    campaign = (
+        await runtime.resources.campaigns(integration).get(campaign_id)
+        if isinstance(campaign_id, str)
+        else None
+    )
     if campaign is None:
-        return None
-    return CampaignSettings.model_validate(campaign["settings"]).calling_hours
+        return handling
+    return CampaignSettings.model_validate(campaign["settings"]).handling(handling)
 
 
 async def _postcall_call(
